@@ -1,0 +1,1 @@
+"""The run's coordinator: prediction service, process registry and control plane (gRPC)."""

@@ -1,0 +1,102 @@
+"""The `emulate` command line.
+
+    emulate [--gpu KEY] [--gpus N] [--predictor NAME] [--out DIR] -- CMD ...
+    emulate report DIR
+    emulate validate --real TRACE [--gpu KEY] -- CMD ...
+    emulate gpus
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from predictors import catalog
+
+PREDICTORS = ("auto", "roofline", "table", "xgb")
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emulate", description="Run a CUDA program on a host without a GPU, in virtual time.",
+        epilog="subcommands: `emulate report DIR`, `emulate validate --real TRACE -- CMD`, `emulate gpus`")
+    parser.add_argument("--gpu", default="h100", help="GPU kind from the catalog (see `emulate gpus`)")
+    parser.add_argument("--gpus", type=int, default=1, help="number of GPUs the program sees")
+    parser.add_argument("--predictor", default="auto", choices=PREDICTORS)
+    parser.add_argument("--predictor-option", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--out", type=Path, help="run directory (default runs/<time>-<gpu>)")
+    parser.add_argument("--log-level", type=int, choices=range(4), help="shim log level 0..3")
+    parser.add_argument("--quiet", action="store_true", help="no summary on stderr")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
+    return parser
+
+
+def _options(pairs: list[str]) -> dict[str, str]:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"emulate: --predictor-option wants KEY=VALUE, got {pair!r}")
+        options[key] = value
+    return options
+
+
+def _print_brief(summary: dict, run_dir: Path) -> None:
+    if not summary:
+        return
+    kernels = summary.get("kernels", {})
+    print(
+        f"timewarp: {summary.get('gpu', {}).get('name', '?')}: virtual {summary.get('virtual_time_s', 0):.6f} s, "
+        f"wall {summary.get('wall_time_s', 0):.3f} s, {kernels.get('count', 0)} kernels; outputs in {run_dir}",
+        file=sys.stderr)
+    unimplemented = summary.get("unimplemented") or []
+    if unimplemented:
+        names = ", ".join(f"{u['name']} x{u['count']}" for u in unimplemented[:10])
+        print(f"timewarp: unimplemented calls: {names}", file=sys.stderr)
+
+
+def run_main(argv: list[str]) -> int:
+    args = _run_parser().parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        print("emulate: no command given (emulate [options] -- CMD ...)", file=sys.stderr)
+        return 2
+    if args.gpus < 1:
+        print("emulate: --gpus must be at least 1", file=sys.stderr)
+        return 2
+    from emulator.run import run_command
+
+    try:
+        result = run_command(command, gpu=args.gpu, gpus=args.gpus, predictor=args.predictor, out=args.out,
+                             predictor_options=_options(args.predictor_option), log_level=args.log_level)
+    except catalog.UnknownGpuError as err:
+        print(f"emulate: {err}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        _print_brief(result.summary, result.run_dir)
+    return result.exit_status
+
+
+def gpus_main(argv: list[str]) -> int:
+    for spec in catalog.list_specs():
+        print(f"{spec.key:12s} {spec.name}  ({spec.memory_bytes / 2**30:.0f} GiB, {spec.sm_count} SMs, "
+              f"sm_{spec.cc_major}{spec.cc_minor})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="emulate: %(message)s")
+    if argv[:1] == ["report"]:
+        from emulator import report
+
+        return report.main(argv[1:])
+    if argv[:1] == ["validate"]:
+        from emulator import validate
+
+        return validate.main(argv[1:])
+    if argv[:1] == ["gpus"]:
+        return gpus_main(argv[1:])
+    return run_main(argv)

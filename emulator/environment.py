@@ -1,0 +1,63 @@
+"""The environment a program runs in under emulate (DESIGN §1 step 2)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from shim import build
+
+BIN_DIR = Path(__file__).resolve().parent / "bin"
+
+# Sonames that code may dlopen by name or find by scanning: each names the shim.
+SHIM_SONAMES = (
+    "libcuda.so.1", "libcuda.so", "libnvidia-ml.so.1", "libnvidia-ml.so",
+    "libcudart.so.13", "libcudart.so", "libcublas.so.13", "libcublasLt.so.13",
+    "libcudnn.so.9", "libnccl.so.2", "libnccl.so", "libcufft.so.12", "libcusolver.so.12",
+    "libcusparse.so.12", "libcupti.so.13",
+)
+
+
+def library_dir(shim_library: Path) -> Path:
+    """A directory of symlinks, one per soname, all to the shim."""
+    lib_dir = shim_library.parent / "lib"
+    lib_dir.mkdir(parents=True, exist_ok=True)
+    for soname in SHIM_SONAMES:
+        link = lib_dir / soname
+        target = os.path.relpath(shim_library, lib_dir)
+        if link.is_symlink() and os.readlink(link) == target:
+            continue
+        tmp = lib_dir / f".{soname}.tmp{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(target)
+        tmp.replace(link)
+    return lib_dir
+
+
+def _prepend(value: str, existing: str | None, sep: str = ":") -> str:
+    return value if not existing else f"{value}{sep}{existing}"
+
+
+def program_environment(base: dict[str, str], *, shim_library: Path, run_dir: Path, coordinator: str | None,
+                        spec_path: Path, gpus: int, log_level: int | None = None) -> dict[str, str]:
+    """The program's environment: the caller's plus the shim and its switches."""
+    env = dict(base)
+    lib_dir = library_dir(shim_library)
+    env["LD_PRELOAD"] = _prepend(str(shim_library), env.get("LD_PRELOAD"), " ")
+    env["LD_LIBRARY_PATH"] = _prepend(str(lib_dir), env.get("LD_LIBRARY_PATH"))
+    env["PATH"] = _prepend(str(BIN_DIR), env.get("PATH"))
+    env["TIMEWARP_RUN_DIR"] = str(run_dir)
+    env["TIMEWARP_SPEC"] = str(spec_path)
+    env["TIMEWARP_GPUS"] = str(gpus)
+    if coordinator:
+        env["TIMEWARP_COORDINATOR"] = coordinator
+    if log_level is not None:
+        env["TIMEWARP_LOG_LEVEL"] = str(log_level)
+    # Documented switches frameworks read to find libraries by path.
+    env.setdefault("TRITON_LIBCUDA_PATH", str(lib_dir))
+    env.setdefault("VLLM_NCCL_SO_PATH", str(lib_dir / "libnccl.so.2"))
+    return env
+
+
+def ensure_shim() -> Path:
+    return build.build()

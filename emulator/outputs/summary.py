@@ -1,0 +1,137 @@
+"""summary.json: the run in numbers (schema in docs/internals.md)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emulator.outputs.ops import NON_KERNEL_KINDS
+from emulator.outputs.records import RunRecords, rec
+
+MAX_KERNEL_NAMES = 200
+
+
+def _record_time(r: np.ndarray) -> np.ndarray:
+    return np.where(r["begin_ns"] != 0, r["begin_ns"], r["issue_ns"])
+
+
+def memory_peaks(run: RunRecords) -> dict[int, int]:
+    """Peak bytes in use per device, summed over processes at each moment. Each ALLOC/FREE
+    record carries the process's bytes in use on that device after the call."""
+    times, devices, deltas = [], [], []
+    for proc in run.processes:
+        r = proc.records[np.isin(proc.records["kind"], [rec("ALLOC"), rec("FREE")])]
+        for device in np.unique(r["device"]).tolist():
+            d = r[r["device"] == device]
+            values = d["value"].astype(np.int64)
+            deltas.append(np.diff(values, prepend=0))
+            times.append(_record_time(d))
+            devices.append(np.full(len(d), device, dtype=np.int64))
+    peaks: dict[int, int] = {}
+    if not times:
+        return peaks
+    t, dev, delta = np.concatenate(times), np.concatenate(devices), np.concatenate(deltas)
+    for device in np.unique(dev).tolist():
+        sel = dev == device
+        order = np.argsort(t[sel], kind="stable")
+        in_use = np.cumsum(delta[sel][order])
+        peaks[int(device)] = int(max(in_use.max(), 0))
+    return peaks
+
+
+def unique_jumps(run: RunRecords) -> np.ndarray:
+    """(from_ns, to_ns) of every clock jump; the same jump seen by several processes counts once."""
+    jumps = [p.of_kind("JUMP")[["begin_ns", "end_ns"]] for p in run.processes]
+    if not jumps:
+        return np.zeros((0, 2), dtype=np.int64)
+    j = np.concatenate(jumps)
+    pairs = np.stack([j["begin_ns"], j["end_ns"]], axis=1).astype(np.int64) if len(j) else \
+        np.zeros((0, 2), dtype=np.int64)
+    return np.unique(pairs, axis=0)
+
+
+def _int_or_none(value: Any) -> int | None:  # noqa: ANN401 - json value
+    return None if value is None else int(value)
+
+
+def build_summary(run: RunRecords, ops: pd.DataFrame) -> dict[str, Any]:
+    info = run.run_info
+    t0 = run.start_virtual_ns
+    virtual_s = max(run.end_virtual_ns - t0, 0) / 1e9
+    wall_s = float(info.get("wall_time_s") or 0.0)
+    gpu = info.get("gpu") or {}
+    spec = run.spec
+    gpu_out = {
+        "key": str(gpu.get("key", spec.get("key", ""))),
+        "name": str(gpu.get("name", spec.get("name", ""))),
+        "count": int(gpu.get("count", spec.get("device_count", 0)) or 0),
+    }
+
+    processes = []
+    for p in run.processes:
+        exited = p.exit_virtual_ns != 0
+        processes.append({
+            "pid": p.pid, "ppid": p.ppid,
+            "exit_status": p.exit_status if exited and not p.exit_signal else None,
+            "exit_signal": p.exit_signal or None,
+            "virtual_start_s": (p.start_virtual_ns - t0) / 1e9,
+            "virtual_end_s": (p.end_virtual_ns - t0) / 1e9,
+            "records": int(len(p.records)),
+        })
+
+    peaks = memory_peaks(run)
+    total_bytes = int(spec.get("memory_bytes", "0") or 0)
+    device_ids = set(range(gpu_out["count"])) | set(peaks) | set(ops["device"].unique().tolist())
+    devices = [{"device": d, "memory_peak_bytes": peaks.get(d, 0), "memory_total_bytes": total_bytes}
+               for d in sorted(device_ids)]
+
+    kernels = ops[~ops["kind"].isin(NON_KERNEL_KINDS)]
+    by_name = []
+    if len(kernels):
+        dur = kernels["end_ns"] - kernels["begin_ns"]
+        grouped = dur.groupby(kernels["name"], sort=False).agg(["count", "sum"])
+        grouped = grouped.sort_values("sum", ascending=False, kind="stable").head(MAX_KERNEL_NAMES)
+        models = kernels.groupby(["name", "model"], sort=False).size()
+        for name, row in grouped.iterrows():
+            count, total_ns = int(row["count"]), int(row["sum"])
+            by_name.append({
+                "name": name, "count": count, "total_s": total_ns / 1e9,
+                "mean_us": total_ns / count / 1e3,
+                "models": {str(m): int(c) for m, c in models.loc[name].items()},
+            })
+
+    op_dur = ops["end_ns"] - ops["begin_ns"]
+    ops_by_kind = {str(kind): {"count": int(g.size), "total_s": int(g.sum()) / 1e9}
+                   for kind, g in op_dur.groupby(ops["kind"], sort=True)}
+
+    unimplemented: Counter[str] = Counter()
+    for p in run.processes:
+        u = p.of_kind("UNIMPLEMENTED")
+        ids, counts = np.unique(u["name_id"], return_counts=True)
+        for name_id, count in zip(ids.tolist(), counts.tolist(), strict=True):
+            unimplemented[p.name(name_id, f"<name {name_id}>")] += count
+
+    jumps = unique_jumps(run)
+    return {
+        "timewarp_version": str(info.get("timewarp_version", "")),
+        "gpu": gpu_out,
+        "predictor": str(info.get("predictor", "")),
+        "command": [str(c) for c in info.get("command", [])],
+        "exit_status": _int_or_none(info.get("exit_status")),
+        "exit_signal": _int_or_none(info.get("exit_signal")),
+        "virtual_time_s": virtual_s,
+        "wall_time_s": wall_s,
+        "speedup": virtual_s / wall_s if wall_s > 0 else 0.0,
+        "processes": processes,
+        "devices": devices,
+        "kernels": {"count": int(len(kernels)), "gpu_time_s": int((kernels["end_ns"] - kernels["begin_ns"]).sum()) / 1e9,
+                    "by_name": by_name},
+        "ops_by_kind": ops_by_kind,
+        "predictions_by_model": {str(m): int(c) for m, c in ops["model"].value_counts().items()},
+        "unimplemented": [{"name": n, "count": c} for n, c in unimplemented.most_common()],
+        "waits": {"count": int(sum(len(p.of_kind("WAIT")) for p in run.processes)),
+                  "jumped_s": int((jumps[:, 1] - jumps[:, 0]).sum()) / 1e9},
+    }

@@ -1,0 +1,135 @@
+"""One emulated run: spec, clock page, coordinator, the program, the outputs."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from emulator import environment
+from predictors import catalog
+from shim import abi
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    exit_status: int
+    run_dir: Path
+    summary: dict = field(default_factory=dict)
+
+
+def default_run_dir(gpu_key: str) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{stamp}-{gpu_key}"
+
+
+def write_clock_page(run_dir: Path) -> Path:
+    """The shared clock page every shim maps: offset 0, realtime fixed to the host's now."""
+    ffi = abi.ffi()
+    page = ffi.new("tw_clock_page *")
+    page.magic = abi.constant("TW_CLOCK_MAGIC")
+    page.abi_version = abi.constant("TW_ABI_VERSION")
+    page.cpu_scale_ppm = 1_000_000
+    mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    page.realtime_minus_mono_ns = time.clock_gettime_ns(time.CLOCK_REALTIME) - mono
+    page.run_start_mono_ns = mono
+    path = run_dir / "clock.page"
+    path.write_bytes(bytes(ffi.buffer(page)))
+    return path
+
+
+def _exit_status(returncode: int) -> tuple[int, int | None]:
+    """Shell-style status (128 + signal for a signalled child) and the signal."""
+    if returncode < 0:
+        return 128 - returncode, -returncode
+    return returncode, None
+
+
+def run_command(cmd: list[str], *, gpu: str = "h100", gpus: int = 1, predictor: str = "auto",
+                out: Path | None = None, predictor_options: dict | None = None, log_level: int | None = None,
+                write_outputs: bool = True) -> RunResult:
+    """Run CMD emulated on `gpus` GPUs of kind `gpu`; returns its status and run directory.
+
+    Raises catalog.UnknownGpuError for an unknown GPU name.
+    """
+    spec = catalog.get_spec(gpu)
+    run_dir = Path(out) if out is not None else default_run_dir(spec.key)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "proc").mkdir(exist_ok=True)
+    for stale in (run_dir / "proc").iterdir():
+        stale.unlink()
+    spec_path = run_dir / "spec.env"
+    spec_path.write_text(catalog.spec_env_text(spec, gpus))
+    write_clock_page(run_dir)
+    shim_library = environment.ensure_shim()
+
+    from coordinator import launch as coordinator_launch
+
+    coordinator = coordinator_launch.start(run_dir, spec.key, gpus, predictor, predictor_options or {})
+    env = environment.program_environment(
+        dict(os.environ), shim_library=shim_library, run_dir=run_dir.resolve(), coordinator=coordinator.address,
+        spec_path=spec_path.resolve(), gpus=gpus, log_level=log_level)
+    started_at = _dt.datetime.now(_dt.timezone.utc).isoformat()
+    wall_start = time.monotonic()
+    exit_status: int
+    exit_signal: int | None = None
+    try:
+        try:
+            child = subprocess.Popen(cmd, env=env)
+        except FileNotFoundError:
+            log.error("%s: command not found", cmd[0])
+            exit_status = 127
+        except PermissionError:
+            log.error("%s: permission denied", cmd[0])
+            exit_status = 126
+        else:
+            exit_status, exit_signal = _wait_forwarding_signals(child)
+    finally:
+        wall_time_s = time.monotonic() - wall_start
+        coordinator.stop()
+    run_info = {
+        "command": list(cmd),
+        "exit_status": exit_status if exit_signal is None else None,
+        "exit_signal": exit_signal,
+        "shell_status": exit_status,
+        "wall_time_s": wall_time_s,
+        "gpu": {"key": spec.key, "name": spec.name, "count": gpus},
+        "predictor": predictor,
+        "timewarp_version": _version(),
+        "started_at": started_at,
+    }
+    (run_dir / "run.json").write_text(json.dumps(run_info, indent=2))
+    summary: dict = {}
+    if write_outputs:
+        from emulator.outputs import write_outputs as render
+
+        summary = render(run_dir)
+    return RunResult(exit_status, run_dir, summary)
+
+
+def _wait_forwarding_signals(child: subprocess.Popen) -> tuple[int, int | None]:
+    """Wait for the child; SIGINT/SIGTERM to emulate go to the program."""
+    def forward(signum: int, _frame: object) -> None:
+        child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        returncode = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return _exit_status(returncode)
+
+
+def _version() -> str:
+    from emulator import __version__
+
+    return __version__

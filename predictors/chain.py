@@ -1,0 +1,51 @@
+"""The auto predictor: the first member that can answer does (table -> xgb -> roofline)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from predictors import Prediction
+from predictors.catalog import GpuSpec
+from predictors.descriptors import Descriptor
+from predictors.roofline import RooflinePredictor
+from predictors.table import TablePredictor
+from predictors.xgb import XgbPredictor
+
+log = logging.getLogger(__name__)
+
+
+class ChainPredictor:
+    name = "auto"
+
+    def __init__(self, spec: GpuSpec, members: list[object]) -> None:
+        self.spec = spec
+        self.members = members
+        self.roofline = RooflinePredictor(spec)
+        self.version = "+".join(f"{getattr(m, 'name', '?')}:{getattr(m, 'version', '?')}" for m in members)
+
+    @classmethod
+    def auto(cls, spec: GpuSpec, data_dir: str | Path | None = None, table_path: str | Path | None = None,
+             model_path: str | Path | None = None, model_dir: str | Path | None = None,
+             label: str = "table", **ignored: object) -> ChainPredictor:
+        table = TablePredictor.from_options(spec, data_dir=data_dir, table_path=table_path, label=label)
+        xgb = XgbPredictor.from_options(spec, model_path=model_path, model_dir=model_dir)
+        members: list[object] = []
+        if len(table):
+            members.append(table)
+        if xgb.booster is not None:
+            members.append(xgb)
+        members.append(RooflinePredictor(spec))
+        log.info("auto predictor for %s: %s", spec.key, [getattr(m, "name", "?") for m in members])
+        return cls(spec, members)
+
+    def member_names(self) -> list[str]:
+        return [str(getattr(m, "name", "?")) for m in self.members]
+
+    def predict(self, desc: Descriptor) -> Prediction:
+        for member in self.members:
+            answer = getattr(member, "predict_or_none", None)
+            found = answer(desc) if answer is not None else member.predict(desc)  # type: ignore[attr-defined]
+            if found is not None:
+                return found
+        return self.roofline.predict(desc)

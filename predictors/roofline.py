@@ -1,0 +1,261 @@
+"""Roofline predictor: durations from FLOPs and bytes against the spec's peaks. Needs no data.
+
+Every rule is in docs/predictors.md. In short: an op takes max(compute time, memory time) plus
+a fixed per-op overhead, and never less than the spec's kernel floor; GEMMs (and convolutions as
+implicit GEMMs) count whole output tiles in whole waves over the SMs; memory time is never below
+bytes / HBM bandwidth, so a prediction is never faster than physically possible.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from predictors import Prediction
+from predictors.catalog import GpuSpec
+from predictors.descriptors import (
+    DTYPE_BYTES,
+    AttentionDesc,
+    CollectiveDesc,
+    ConvDesc,
+    CopyDesc,
+    CopyKind,
+    Descriptor,
+    DType,
+    FftDesc,
+    GemmDesc,
+    KernelDesc,
+    LibraryDesc,
+    MarkerDesc,
+    MemsetDesc,
+    SolverDesc,
+    peak_class,
+)
+
+# Achievable fractions of the datasheet peaks (assumptions, stated in docs/predictors.md).
+HBM_EFFICIENCY = 0.85          # streaming kernels reach ~85-90% of HBM peak
+PCIE_EFFICIENCY = 0.80         # pinned DMA over PCIe
+LINK_EFFICIENCY = 0.80         # NVLink / PCIe bus bandwidth NCCL reaches
+HOST_MEMCPY_BYTES_PER_S = 20e9  # one host thread's memcpy (pageable staging, H2H)
+COPY_OVERHEAD_NS = 1000        # DMA setup per copy
+COLLECTIVE_BASE_NS = 5000      # NCCL kernel launch + handshake
+COLLECTIVE_STEP_NS = 1000      # per ring step
+ATTENTION_EFFICIENCY = 0.5     # fused attention vs tensor peak (fwd); bwd gets 0.8 of it
+CONV_EFFICIENCY = 0.85         # implicit GEMM vs a plain GEMM of the same shape
+FFT_EFFICIENCY = 0.6
+SOLVER_EFFICIENCY = 0.3
+
+# Output tiles (rows, cols) and the fraction of the peak a full tile reaches, per arch and math
+# class. The first entry is the library's default tile for large problems; the others are what it
+# falls back to when the default leaves SMs idle.
+_TILES_TENSOR_SM90 = ((128, 256, 0.80), (128, 128, 0.72), (64, 128, 0.60), (64, 64, 0.45))
+_TILES_TENSOR_SM80 = ((256, 128, 0.80), (128, 128, 0.75), (64, 128, 0.62), (64, 64, 0.48))
+_TILES_SIMT = ((128, 128, 0.80), (64, 128, 0.70), (64, 64, 0.60), (32, 32, 0.45))
+_SPLIT_K = (1, 2, 4, 8, 16)
+_MIN_K_PER_SPLIT = 256
+
+
+@dataclass(frozen=True)
+class GemmPlan:
+    """How the roofline thinks a GEMM runs: for docs, tests and `emulate` explanations."""
+    tile_m: int
+    tile_n: int
+    split_k: int
+    tiles: int
+    waves: int
+    efficiency: float
+    compute_ns: float
+    memory_ns: float
+    duration_ns: int
+
+
+def _tiles_for(spec: GpuSpec, math_class: str) -> tuple[tuple[int, int, float], ...]:
+    if math_class in ("fp32",) or (math_class == "fp64" and spec.cc_major < 8):
+        return _TILES_SIMT
+    return _TILES_TENSOR_SM90 if spec.cc_major >= 9 else _TILES_TENSOR_SM80
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class RooflinePredictor:
+    name = "roofline"
+    version = "1"
+
+    def __init__(self, spec: GpuSpec) -> None:
+        self.spec = spec
+        self.floor_ns = spec.kernel_floor_ns
+
+    # ---------------------------------------------------------------- helpers
+    def memory_ns(self, nbytes: float) -> float:
+        return nbytes / (self.spec.hbm_bytes_per_s * HBM_EFFICIENCY) * 1e9
+
+    def _finish(self, ns: float) -> Prediction:
+        return Prediction(duration_ns=int(math.ceil(max(ns, self.floor_ns))), model="roofline")
+
+    # ---------------------------------------------------------------- GEMM
+    def gemm_plan(self, m: int, n: int, k: int, batch: int, math_class: str, nbytes: float,
+                  efficiency_scale: float = 1.0) -> GemmPlan:
+        spec = self.spec
+        m, n, k, batch = max(m, 1), max(n, 1), max(k, 1), max(batch, 1)
+        peak_per_sm = spec.peak_flops(math_class) / spec.sm_count
+        memory = self.memory_ns(nbytes)
+        best: GemmPlan | None = None
+        candidates = _tiles_for(spec, math_class)
+        default_tiles = _ceil_div(m, candidates[0][0]) * _ceil_div(n, candidates[0][1]) * batch
+        # The default tile serves every problem that fills the GPU: wave quantisation stays visible.
+        if default_tiles >= spec.sm_count:
+            candidates = candidates[:1]
+        for tile_m, tile_n, efficiency in candidates:
+            for split in _SPLIT_K:
+                if split > 1 and (k // split < _MIN_K_PER_SPLIT or default_tiles >= spec.sm_count):
+                    continue
+                tiles = _ceil_div(m, tile_m) * _ceil_div(n, tile_n) * batch * split
+                waves = _ceil_div(tiles, spec.sm_count)
+                tile_flops = 2.0 * tile_m * tile_n * _ceil_div(k, split)
+                compute = waves * tile_flops / (peak_per_sm * efficiency * efficiency_scale) * 1e9
+                # split-K writes and re-reads fp32 partial sums
+                extra = (split - 1) * m * n * batch * 4 * 2 if split > 1 else 0
+                mem = memory + self.memory_ns(extra)
+                total = max(compute, mem) + self.floor_ns
+                if best is None or total < best.duration_ns:
+                    best = GemmPlan(tile_m, tile_n, split, tiles, waves, efficiency * efficiency_scale,
+                                    compute, mem, int(math.ceil(total)))
+        assert best is not None
+        return best
+
+    def _gemm(self, desc: GemmDesc) -> Prediction:
+        math_class = peak_class(desc.dtype_a, desc.dtype_compute)
+        nbytes = desc.byte_count()
+        plan = self.gemm_plan(desc.m, desc.n, desc.k, desc.batch, math_class, nbytes)
+        return self._finish(plan.duration_ns)
+
+    def _conv(self, desc: ConvDesc) -> Prediction:
+        m, n, k = desc.implicit_gemm()
+        math_class = peak_class(desc.dtype, desc.dtype_compute)
+        plan = self.gemm_plan(m, n, k, 1, math_class, desc.byte_count(), efficiency_scale=CONV_EFFICIENCY)
+        flops = desc.flop_count()
+        if desc.flops and flops > 2 * m * n * k:  # caller knows better (strides, dilation): scale
+            return self._finish(plan.duration_ns * flops / (2 * m * n * k))
+        return self._finish(plan.duration_ns)
+
+    # ---------------------------------------------------------------- other kinds
+    def _attention(self, desc: AttentionDesc) -> Prediction:
+        efficiency = ATTENTION_EFFICIENCY * (0.8 if desc.backward else 1.0)
+        peak = self.spec.peak_flops(peak_class(desc.dtype))
+        compute = desc.flop_count() / (peak * efficiency) * 1e9
+        return self._finish(max(compute, self.memory_ns(desc.byte_count())) + self.floor_ns)
+
+    def _copy(self, desc: CopyDesc) -> Prediction:
+        spec = self.spec
+        pinned = spec.pcie_bytes_per_s * PCIE_EFFICIENCY
+        if desc.copy_kind in (CopyKind.H2D_PINNED, CopyKind.D2H_PINNED):
+            rate = pinned
+        elif desc.copy_kind in (CopyKind.H2D_PAGEABLE, CopyKind.D2H_PAGEABLE):
+            rate = 1.0 / (1.0 / pinned + 1.0 / HOST_MEMCPY_BYTES_PER_S)  # staged through a pinned buffer
+        elif desc.copy_kind == CopyKind.D2D:
+            return self._finish(self.memory_ns(2 * desc.bytes) + COPY_OVERHEAD_NS)  # read + write
+        elif desc.copy_kind == CopyKind.H2H:
+            rate = HOST_MEMCPY_BYTES_PER_S
+        else:  # PEER
+            rate = self.link_bytes_per_s()
+        return self._finish(desc.bytes / rate * 1e9 + COPY_OVERHEAD_NS)
+
+    def link_bytes_per_s(self) -> float:
+        """GPU-to-GPU bandwidth per direction: NVLink when the part has it, else PCIe."""
+        spec = self.spec
+        raw = spec.nvlink_bytes_per_s if spec.nvlink_links > 0 and spec.nvlink_bytes_per_s > 0 \
+            else spec.pcie_bytes_per_s
+        return raw * LINK_EFFICIENCY
+
+    def _memset(self, desc: MemsetDesc) -> Prediction:
+        return self._finish(self.memory_ns(desc.bytes))
+
+    def _kernel(self, desc: KernelDesc) -> Prediction:
+        nbytes = desc.bytes if desc.bytes > 0 else desc.threads * 8  # unknown: one load + one store of 4 B
+        ns = self.memory_ns(nbytes)
+        if desc.flops:
+            ns = max(ns, desc.flops / (self.spec.peak_fp32_flops * 0.5) * 1e9)
+        return self._finish(ns)
+
+    def _fft(self, desc: FftDesc) -> Prediction:
+        points = desc.points
+        element = DTYPE_BYTES.get(desc.dtype, 8)
+        flops = 5.0 * points * math.log2(max(points, 2)) * desc.batch
+        peak = self.spec.peak_fp64_flops if desc.dtype in (DType.C128, DType.F64) else self.spec.peak_fp32_flops
+        compute = flops / (peak * FFT_EFFICIENCY) * 1e9
+        passes = max(1, math.ceil(math.log2(max(points, 2)) / 12))  # one pass per ~4096-point radix stage
+        memory = self.memory_ns(desc.bytes or 2 * passes * points * desc.batch * element)
+        return self._finish(max(compute, memory) + self.floor_ns)
+
+    _SOLVER_FLOPS = (("potrf", 1 / 3), ("getrf", 2 / 3), ("geqrf", 4 / 3), ("syevd", 9.0), ("syev", 9.0),
+                     ("gesvd", 22.0), ("getrs", 0.0), ("potrs", 0.0))
+
+    def _solver(self, desc: SolverDesc) -> Prediction:
+        n = max(min(desc.m, desc.n), 1)
+        lowered = desc.name.lower()
+        coef = next((c for key, c in self._SOLVER_FLOPS if key in lowered), 2 / 3)
+        flops = desc.flops or (coef * n ** 3 + 2 * n * n * max(desc.nrhs, 0)) * desc.batch
+        math_class = "fp64" if desc.dtype in (DType.F64, DType.C128) else "fp32"
+        compute = flops / (self.spec.peak_flops(math_class) * SOLVER_EFFICIENCY) * 1e9
+        element = DTYPE_BYTES.get(desc.dtype, 4)
+        memory = self.memory_ns(desc.m * desc.n * element * 2 * desc.batch)
+        # panel factorisations launch ~n/32 dependent kernels
+        latency = max(1, n // 32) * self.floor_ns
+        return self._finish(max(compute, memory) + latency)
+
+    def collective_ns(self, kind: str, ranks: int, nbytes: float) -> float:
+        """Ring model: data each rank sends over one link direction, plus per-step latency."""
+        p = max(ranks, 1)
+        if p == 1:
+            return float(self.floor_ns)
+        bandwidth = self.link_bytes_per_s()
+        kind = _collective_kind(kind)
+        if kind == "all_reduce":
+            sent, steps = 2 * (p - 1) / p * nbytes, 2 * (p - 1)
+        elif kind in ("all_gather", "reduce_scatter"):
+            sent, steps = (p - 1) * nbytes, p - 1
+        elif kind == "all_to_all":
+            sent, steps = (p - 1) / p * nbytes, p - 1
+        elif kind in ("broadcast", "reduce"):
+            sent, steps = nbytes, p - 1
+        else:  # send / recv / unknown point-to-point
+            sent, steps = nbytes, 1
+        return COLLECTIVE_BASE_NS + steps * COLLECTIVE_STEP_NS + sent / bandwidth * 1e9
+
+    def _collective(self, desc: CollectiveDesc) -> Prediction:
+        return self._finish(self.collective_ns(desc.name, desc.ranks, desc.byte_count()))
+
+    def _library(self, desc: LibraryDesc) -> Prediction:
+        ns = self.memory_ns(desc.bytes)
+        if desc.flops:
+            ns = max(ns, desc.flops / (self.spec.peak_fp32_flops * 0.5) * 1e9)
+        return self._finish(ns)
+
+    # ---------------------------------------------------------------- entry
+    def predict(self, desc: Descriptor) -> Prediction:
+        if isinstance(desc, MarkerDesc):
+            return Prediction(duration_ns=0, model="roofline")
+        handler = {KernelDesc: self._kernel, GemmDesc: self._gemm, CopyDesc: self._copy, MemsetDesc: self._memset,
+                   ConvDesc: self._conv, AttentionDesc: self._attention, FftDesc: self._fft,
+                   SolverDesc: self._solver, CollectiveDesc: self._collective,
+                   LibraryDesc: self._library}.get(type(desc))
+        if handler is None:
+            raise TypeError(f"roofline has no rule for {type(desc).__name__}")
+        return handler(desc)  # type: ignore[operator]
+
+
+_COLLECTIVE_ALIASES = {
+    "allreduce": "all_reduce", "allgather": "all_gather", "reducescatter": "reduce_scatter",
+    "alltoall": "all_to_all", "bcast": "broadcast", "broadcast": "broadcast", "reduce": "reduce",
+    "send": "send", "recv": "recv", "sendrecv": "send",
+}
+
+
+def _collective_kind(name: str) -> str:
+    """ncclAllReduce, all_reduce, allreduce, ... -> all_reduce."""
+    text = re.sub(r"^nccl", "", name.strip(), flags=re.I)
+    text = re.sub(r"[^a-z]", "", text.lower())
+    return _COLLECTIVE_ALIASES.get(text, text)

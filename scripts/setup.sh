@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine for timewarp: a virtualenv in .venv with a CUDA build of torch from
+# PyPI (no GPU needed), the project and its test tools, and the shim built with the system C
+# compiler. Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TORCH_VERSION="${TIMEWARP_TORCH_VERSION:-2.13.0}"
+PYTHON="${PYTHON:-python3}"
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+# The build machines' pip configuration offers a CPU-only torch through a local find-links
+# folder; --isolated and an unset PIP_FIND_LINKS keep pip on PyPI's CUDA wheels.
+pipi() { env -u PIP_FIND_LINKS -u PIP_CONFIG_FILE .venv/bin/python -m pip install --isolated -q "$@"; }
+pipi --upgrade pip
+pipi "torch==${TORCH_VERSION}"
+pipi -e '.[test]'
+.venv/bin/python - <<'PY'
+import sys, torch
+if torch.version.cuda is None:
+    sys.exit(f"setup: torch {torch.__version__} is a CPU-only build; timewarp needs a CUDA build from PyPI")
+print(f"setup: torch {torch.__version__} (CUDA {torch.version.cuda})")
+PY
+.venv/bin/python -m shim.build

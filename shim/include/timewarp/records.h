@@ -1,0 +1,199 @@
+/* timewarp shared structures: the run's clock page, the per-process trace file and the
+ * prediction wire messages. One definition for C (the shim) and Python (cffi reads this file:
+ * keep it to fixed-width integer fields, enums and integer #defines; the loader drops the
+ * include guard and #include lines). */
+#ifndef TIMEWARP_RECORDS_H
+#define TIMEWARP_RECORDS_H
+#include <stdint.h>
+
+#define TW_ABI_VERSION 1
+
+/* ---- clock page: <run>/clock.page, mmap'd MAP_SHARED by every process of a host ---- */
+#define TW_CLOCK_MAGIC 0x4b434c4357544954
+typedef struct tw_clock_page {
+    uint64_t magic;
+    uint32_t abi_version;
+    uint32_t cpu_scale_ppm;          /* CPU time scale, parts per million (1000000 = 1.0) */
+    int64_t offset_ns;               /* virtual_mono = host_mono * scale + offset_ns; only grows */
+    int64_t realtime_minus_mono_ns;  /* virtual realtime = virtual mono + this (fixed at run start) */
+    int64_t run_start_mono_ns;       /* host CLOCK_MONOTONIC when the run started */
+    uint64_t jump_count;             /* number of forward jumps taken */
+    int64_t jumped_ns_total;         /* sum of all jumps */
+    uint64_t reserved[8];
+} tw_clock_page;
+
+/* ---- operation kinds: what a GPU-timeline op or a prediction descriptor is ---- */
+enum tw_op_kind {
+    TW_OP_NONE = 0,
+    TW_OP_KERNEL = 1,        /* a __global__ function launch (runtime or driver API) */
+    TW_OP_MEMCPY = 2,        /* dims[0] = copy kind (TW_COPY_*) */
+    TW_OP_MEMSET = 3,
+    TW_OP_GEMM = 4,          /* cuBLAS / cuBLASLt: dims = m, n, k, batch, lda, ldb, ldc */
+    TW_OP_CONV = 5,          /* cuDNN conv: dims = n, c, h, w, k, r, s, groups; flags: TW_CONV_* */
+    TW_OP_ATTENTION = 6,     /* cuDNN SDPA: dims = batch, heads_q, heads_kv, seq_q, seq_kv, head_dim */
+    TW_OP_FFT = 7,           /* dims = n0, n1, n2, batch, rank */
+    TW_OP_SOLVER = 8,        /* dims = m, n, nrhs, batch; name says the routine */
+    TW_OP_COLLECTIVE = 9,    /* dims = ranks, count; name says the collective */
+    TW_OP_LIBRARY = 10,      /* any other library call recorded by name and bytes */
+    TW_OP_EVENT_RECORD = 11, /* timeline markers: zero duration */
+    TW_OP_EVENT_WAIT = 12,
+    TW_OP_HOST_FUNC = 13,    /* cudaLaunchHostFunc / stream callbacks */
+    TW_OP_KIND_COUNT = 14
+};
+
+enum tw_copy_kind {
+    TW_COPY_H2D_PAGEABLE = 1,
+    TW_COPY_H2D_PINNED = 2,
+    TW_COPY_D2H_PAGEABLE = 3,
+    TW_COPY_D2H_PINNED = 4,
+    TW_COPY_D2D = 5,
+    TW_COPY_H2H = 6,
+    TW_COPY_PEER = 7
+};
+
+/* element types as predictors see them (independent of each vendor's enum numbering) */
+enum tw_dtype {
+    TW_DT_UNKNOWN = 0, TW_DT_F64 = 1, TW_DT_F32 = 2, TW_DT_TF32 = 3, TW_DT_F16 = 4,
+    TW_DT_BF16 = 5, TW_DT_F8E4M3 = 6, TW_DT_F8E5M2 = 7, TW_DT_I8 = 8, TW_DT_I32 = 9,
+    TW_DT_C64 = 10, TW_DT_C128 = 11, TW_DT_I64 = 12, TW_DT_F4 = 13
+};
+
+#define TW_FLAG_TRANS_A 0x1
+#define TW_FLAG_TRANS_B 0x2
+#define TW_FLAG_CAUSAL 0x4
+#define TW_FLAG_BACKWARD_DATA 0x8
+#define TW_FLAG_BACKWARD_FILTER 0x10
+#define TW_FLAG_BIAS_EPILOGUE 0x20
+#define TW_FLAG_GELU_EPILOGUE 0x40
+#define TW_FLAG_COOPERATIVE 0x80
+#define TW_FLAG_BACKWARD 0x100
+
+/* A prediction descriptor: everything a predictor may use. Canonical (no pointers, no
+ * addresses) so that it can key a cache. The kernel or routine name travels beside it. */
+typedef struct tw_desc {
+    uint32_t kind;            /* enum tw_op_kind */
+    uint32_t device;          /* device ordinal (predictors may ignore) */
+    uint32_t dtype_a;         /* enum tw_dtype: input element type */
+    uint32_t dtype_b;
+    uint32_t dtype_out;
+    uint32_t dtype_compute;
+    uint32_t flags;           /* TW_FLAG_* */
+    uint32_t smem_bytes;      /* dynamic shared memory of a launch */
+    uint32_t grid[3];
+    uint32_t block[3];
+    uint32_t param_bytes;     /* size of the kernel's parameter block, when known */
+    uint32_t pointer_params;  /* parameters that point into device allocations */
+    int64_t dims[8];          /* per-kind meaning, see enum tw_op_kind */
+    uint64_t bytes;           /* bytes moved (copies, memsets) or referenced (kernels) */
+    uint64_t flops;           /* when the caller knows it (libraries); 0 = derive */
+    uint32_t name_id;         /* process-local name id; the name itself travels on the wire */
+    uint32_t reserved;
+} tw_desc;
+
+/* Which model answered a prediction. */
+enum tw_model {
+    TW_MODEL_NONE = 0,
+    TW_MODEL_ROOFLINE = 1,
+    TW_MODEL_TABLE = 2,
+    TW_MODEL_XGB = 3,
+    TW_MODEL_FLOOR = 4,       /* no coordinator reachable: the spec's per-launch floor */
+    TW_MODEL_REAL = 5         /* a real duration substituted (validate's ablation) */
+};
+
+/* ---- per-process trace: <run>/proc/<pid>.trace, a header then fixed-size records ---- */
+#define TW_TRACE_MAGIC 0x4543415254575457
+enum tw_record_kind {
+    TW_REC_EMPTY = 0,         /* slot claimed but not written (crash mid-write): skip */
+    TW_REC_GPU_OP = 1,        /* an op on a virtual stream: op_kind says which */
+    TW_REC_API = 2,           /* a CPU-side API call span on a thread */
+    TW_REC_JUMP = 3,          /* virtual time jumped: begin = from, end = to */
+    TW_REC_ALLOC = 4,         /* device memory: bytes, addr; value = bytes in use after */
+    TW_REC_FREE = 5,
+    TW_REC_UNIMPLEMENTED = 6, /* a call to an API the shim does not implement */
+    TW_REC_STREAM = 7,        /* stream created: stream_id, value = priority */
+    TW_REC_GRAPH_LAUNCH = 8,  /* graph_id launched: begin/end of its replay on the stream */
+    TW_REC_WAIT = 9,          /* a thread blocked on the GPU or a sleep: begin = issue, end = wake */
+    TW_REC_MARK = 10          /* a named instant (process start/exit, phase markers) */
+};
+
+typedef struct tw_record {
+    uint16_t kind;            /* enum tw_record_kind; written last */
+    uint16_t op_kind;         /* enum tw_op_kind for GPU ops; API id for TW_REC_API */
+    uint16_t device;
+    uint16_t model;           /* enum tw_model that predicted the duration */
+    uint32_t tid;             /* OS thread id of the issuing thread */
+    uint32_t stream_id;       /* process-local stream id: 0 = legacy default, 1 = per-thread default */
+    uint32_t name_id;         /* into <pid>.names */
+    uint32_t graph_id;        /* nonzero: op replayed from this graph */
+    uint64_t seq;             /* per-process issue order (correlation id) */
+    int64_t issue_ns;         /* virtual time the CPU issued it */
+    int64_t begin_ns;         /* GPU ops: start; API/wait: entry */
+    int64_t end_ns;
+    uint32_t grid[3];
+    uint32_t block[3];
+    uint32_t smem_bytes;
+    uint32_t flags;
+    uint64_t bytes;
+    uint64_t flops;
+    uint64_t addr;            /* allocation address, or the stream handle */
+    int64_t value;            /* kind-specific: bytes in use, priority, copy kind, ... */
+    int64_t dims[4];          /* first dims of the descriptor (m, n, k, batch for GEMMs) */
+} tw_record;                  /* 152 bytes */
+
+typedef struct tw_trace_header {
+    uint64_t magic;
+    uint32_t abi_version;
+    uint32_t record_bytes;    /* sizeof(tw_record) */
+    uint64_t record_count;    /* slots claimed; readers skip TW_REC_EMPTY */
+    int32_t pid;
+    int32_t ppid;
+    int64_t start_virtual_ns;
+    int64_t start_wall_ns;    /* host CLOCK_REALTIME at process start */
+    int64_t exit_virtual_ns;  /* 0 while running or after a crash */
+    int32_t exit_status;
+    int32_t exit_signal;      /* nonzero if a fatal signal ended it */
+    uint64_t reserved[6];
+} tw_trace_header;
+
+#define TW_TRACE_HEADER_BYTES 4096
+
+/* ---- prediction wire (shim <-> coordinator over the run's unix socket) ----
+ * request:  tw_wire_header{type=TW_MSG_PREDICT, count=N} then N x (tw_wire_desc, name bytes[name_len]),
+ *           packed back to back (no padding after the name)
+ * reply:    tw_wire_header{type=TW_MSG_PREDICTIONS, count=N} then N x tw_prediction */
+#define TW_WIRE_MAGIC 0x57544d47
+enum tw_msg_type {
+    TW_MSG_HELLO = 1,         /* count = 1; payload: tw_hello; no reply */
+    TW_MSG_PREDICT = 2,
+    TW_MSG_PREDICTIONS = 3,
+    TW_MSG_BYE = 4,
+    TW_MSG_ERROR = 5          /* payload: utf-8 text; per batch, the connection stays open */
+};
+
+typedef struct tw_wire_header {
+    uint32_t magic;
+    uint32_t type;            /* enum tw_msg_type */
+    uint32_t count;
+    uint32_t payload_bytes;   /* bytes following this header */
+} tw_wire_header;
+
+typedef struct tw_wire_desc {
+    tw_desc desc;
+    uint32_t name_len;        /* bytes of name following (not NUL-terminated) */
+    uint32_t reserved;
+} tw_wire_desc;
+
+typedef struct tw_hello {
+    int32_t pid;
+    int32_t ppid;
+    uint32_t abi_version;
+    uint32_t reserved;
+} tw_hello;
+
+typedef struct tw_prediction {
+    int64_t duration_ns;
+    uint32_t model;           /* enum tw_model */
+    uint32_t reserved;
+} tw_prediction;
+
+#endif

@@ -1,0 +1,499 @@
+/* CUDA runtime: allocation, host memory, pointer attributes, IPC handles, stream-ordered
+ * allocation and memory pools. Copies and memsets live with the timeline (not here).
+ * Stream-ordered allocations take effect at once: capacity is what matters to the emulation. */
+#include <cuda_runtime_api.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tw_core.h"
+
+/* memory.c and device.c, beyond tw_core.h */
+int tw_mem_map_foreign(int device, uint64_t size, void **out_ptr);
+int tw_mem_set_flags(const void *ptr, uint32_t flags);
+bool tw_mem_get_flags(const void *ptr, uint32_t *flags);
+void tw_ctx_primary_activate(int device);
+
+static cudaError_t rt_status(int rc)
+{
+    switch (rc) {
+    case TW_OK: return cudaSuccess;
+    case TW_ERR_NOMEM: return cudaErrorMemoryAllocation;
+    default: return cudaErrorInvalidValue;
+    }
+}
+
+static bool is_device_kind(int kind)
+{
+    return kind == TW_MEM_DEVICE || kind == TW_MEM_MANAGED || kind == TW_MEM_VMM_PHYSICAL;
+}
+
+static cudaError_t device_alloc(void **devPtr, size_t size, int device, int kind)
+{
+    if (devPtr == NULL)
+        return cudaErrorInvalidValue;
+    tw_ctx_primary_activate(device);
+    int rc = tw_mem_alloc(device, size, kind, devPtr);
+    if (rc == TW_ERR_NOMEM)
+        TW_INFO("out of device memory on device %d: %zu bytes requested, %llu in use", device,
+                size, (unsigned long long)tw_mem_used(device));
+    return rt_status(rc);
+}
+
+TW_EXPORT cudaError_t cudaMalloc(void **devPtr, size_t size)
+{
+    return device_alloc(devPtr, size, tw_device_current(), TW_MEM_DEVICE);
+}
+
+TW_EXPORT cudaError_t cudaFree(void *devPtr)
+{
+    tw_ctx_primary_activate(tw_device_current());  /* cudaFree(0) is the classic init */
+    if (devPtr == NULL)
+        return cudaSuccess;
+    tw_alloc a;
+    if (!tw_mem_lookup(devPtr, &a) || a.base != (uint64_t)devPtr ||
+        (a.kind != TW_MEM_DEVICE && a.kind != TW_MEM_MANAGED))
+        return cudaErrorInvalidValue;
+    return rt_status(tw_mem_free(devPtr));
+}
+
+TW_EXPORT cudaError_t cudaMallocManaged(void **devPtr, size_t size, unsigned int flags)
+{
+    if (flags & ~(unsigned)(cudaMemAttachGlobal | cudaMemAttachHost))
+        return cudaErrorInvalidValue;
+    return device_alloc(devPtr, size, tw_device_current(), TW_MEM_MANAGED);
+}
+
+TW_EXPORT cudaError_t cudaMallocPitch(void **devPtr, size_t *pitch, size_t width, size_t height)
+{
+    if (pitch == NULL)
+        return cudaErrorInvalidValue;
+    size_t p = (width + 511) / 512 * 512;  /* the texture pitch the hardware wants */
+    cudaError_t err = device_alloc(devPtr, p * height, tw_device_current(), TW_MEM_DEVICE);
+    if (err == cudaSuccess)
+        *pitch = p;
+    return err;
+}
+
+TW_EXPORT cudaError_t cudaMalloc3D(struct cudaPitchedPtr *pitchedDevPtr, struct cudaExtent extent)
+{
+    if (pitchedDevPtr == NULL)
+        return cudaErrorInvalidValue;
+    size_t p = (extent.width + 511) / 512 * 512;
+    void *ptr = NULL;
+    cudaError_t err = device_alloc(&ptr, p * extent.height * extent.depth, tw_device_current(),
+                                   TW_MEM_DEVICE);
+    if (err == cudaSuccess)
+        *pitchedDevPtr = (struct cudaPitchedPtr){ptr, p, extent.width, extent.height};
+    return err;
+}
+
+TW_EXPORT cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
+{
+    uint64_t f, t;
+    int d = tw_device_current();
+    tw_ctx_primary_activate(d);
+    tw_mem_info(d, &f, &t);
+    if (free_bytes)
+        *free_bytes = f;
+    if (total_bytes)
+        *total_bytes = t;
+    return cudaSuccess;
+}
+
+/* ---- host memory ---- */
+TW_EXPORT cudaError_t cudaHostAlloc(void **pHost, size_t size, unsigned int flags)
+{
+    if (pHost == NULL || flags & ~(unsigned)(cudaHostAllocPortable | cudaHostAllocMapped |
+                                             cudaHostAllocWriteCombined))
+        return cudaErrorInvalidValue;
+    int rc = tw_mem_alloc(tw_device_current(), size, TW_MEM_HOST_PINNED, pHost);
+    if (rc == TW_OK && *pHost)
+        tw_mem_set_flags(*pHost, flags);
+    return rt_status(rc);
+}
+
+TW_EXPORT cudaError_t cudaMallocHost(void **ptr, size_t size)
+{
+    return cudaHostAlloc(ptr, size, cudaHostAllocDefault);
+}
+
+TW_EXPORT cudaError_t cudaFreeHost(void *ptr)
+{
+    if (ptr == NULL)
+        return cudaSuccess;
+    tw_alloc a;
+    if (!tw_mem_lookup(ptr, &a) || a.base != (uint64_t)ptr || a.kind != TW_MEM_HOST_PINNED)
+        return cudaErrorInvalidValue;
+    return rt_status(tw_mem_free(ptr));
+}
+
+TW_EXPORT cudaError_t cudaHostRegister(void *ptr, size_t size, unsigned int flags)
+{
+    if (ptr == NULL || size == 0)
+        return cudaErrorInvalidValue;
+    tw_alloc a;
+    if (tw_mem_lookup(ptr, &a))
+        return cudaErrorHostMemoryAlreadyRegistered;
+    int rc = tw_mem_host_register(ptr, size);
+    if (rc == TW_OK)
+        tw_mem_set_flags(ptr, flags);
+    return rc == TW_OK ? cudaSuccess : cudaErrorHostMemoryAlreadyRegistered;
+}
+
+TW_EXPORT cudaError_t cudaHostUnregister(void *ptr)
+{
+    return tw_mem_host_unregister(ptr) == TW_OK ? cudaSuccess : cudaErrorHostMemoryNotRegistered;
+}
+
+/* Unified addressing: a pinned or registered host pointer is its own device pointer. */
+TW_EXPORT cudaError_t cudaHostGetDevicePointer(void **pDevice, void *pHost, unsigned int flags)
+{
+    tw_alloc a;
+    if (pDevice == NULL || flags != 0 || !tw_mem_lookup(pHost, &a) ||
+        (a.kind != TW_MEM_HOST_PINNED && a.kind != TW_MEM_HOST_REGISTERED))
+        return cudaErrorInvalidValue;
+    *pDevice = pHost;
+    return cudaSuccess;
+}
+
+TW_EXPORT cudaError_t cudaHostGetFlags(unsigned int *pFlags, void *pHost)
+{
+    tw_alloc a;
+    uint32_t flags = 0;
+    if (pFlags == NULL || !tw_mem_lookup(pHost, &a) || a.kind != TW_MEM_HOST_PINNED)
+        return cudaErrorInvalidValue;
+    tw_mem_get_flags(pHost, &flags);
+    *pFlags = flags | cudaHostAllocMapped;  /* always mapped under unified addressing */
+    return cudaSuccess;
+}
+
+/* Host memory the runtime never saw reports "unregistered" without an error (CUDA >= 11). */
+TW_EXPORT cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *attributes,
+                                               const void *ptr)
+{
+    if (attributes == NULL)
+        return cudaErrorInvalidValue;
+    memset(attributes, 0, sizeof(*attributes));
+    tw_alloc a;
+    if (!tw_mem_lookup(ptr, &a)) {
+        attributes->type = cudaMemoryTypeUnregistered;
+        attributes->device = -2;
+        return cudaSuccess;
+    }
+    void *p = (void *)ptr;
+    switch (a.kind) {
+    case TW_MEM_HOST_PINNED:
+    case TW_MEM_HOST_REGISTERED:
+        attributes->type = cudaMemoryTypeHost;
+        attributes->device = tw_device_current();
+        attributes->devicePointer = p;
+        attributes->hostPointer = p;
+        break;
+    case TW_MEM_MANAGED:
+        attributes->type = cudaMemoryTypeManaged;
+        attributes->device = a.device;
+        attributes->devicePointer = p;
+        attributes->hostPointer = p;
+        break;
+    default:
+        attributes->type = cudaMemoryTypeDevice;
+        attributes->device = a.device;
+        attributes->devicePointer = p;
+        break;
+    }
+    return cudaSuccess;
+}
+
+/* ---- IPC: the 64-byte handle names (pid, base, size, device) of the exporter's allocation.
+ * Opening it in another process maps an unbacked range of that size on the same device: the
+ * bytes themselves are not shared (documented), their address, size and kind are. ---- */
+#define TW_IPC_MAGIC 0x43504954u
+typedef struct tw_ipc_handle {
+    uint32_t magic;
+    int32_t pid;
+    uint64_t base;
+    uint64_t size;
+    int32_t device;
+    uint32_t reserved;
+} tw_ipc_handle;
+_Static_assert(sizeof(tw_ipc_handle) <= CUDA_IPC_HANDLE_SIZE, "IPC handle too large");
+
+int tw_ipc_get(const void *ptr, void *out_handle_bytes)
+{
+    tw_alloc a;
+    if (!tw_mem_lookup(ptr, &a) || !is_device_kind(a.kind))
+        return TW_ERR_INVALID;
+    tw_ipc_handle h = {TW_IPC_MAGIC, getpid(), a.base, a.size, a.device, 0};
+    memset(out_handle_bytes, 0, CUDA_IPC_HANDLE_SIZE);
+    memcpy(out_handle_bytes, &h, sizeof(h));
+    return TW_OK;
+}
+
+int tw_ipc_open(const void *handle_bytes, void **out_ptr)
+{
+    tw_ipc_handle h;
+    memcpy(&h, handle_bytes, sizeof(h));
+    if (h.magic != TW_IPC_MAGIC || h.size == 0)
+        return TW_ERR_INVALID;
+    if (h.pid == getpid()) {
+        TW_WARN("cudaIpcOpenMemHandle: a handle cannot be opened by the process that made it");
+        return TW_ERR_INVALID;
+    }
+    return tw_mem_map_foreign(h.device, h.size, out_ptr);
+}
+
+TW_EXPORT cudaError_t cudaIpcGetMemHandle(cudaIpcMemHandle_t *handle, void *devPtr)
+{
+    if (handle == NULL)
+        return cudaErrorInvalidValue;
+    return tw_ipc_get(devPtr, handle->reserved) == TW_OK ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+TW_EXPORT cudaError_t cudaIpcOpenMemHandle(void **devPtr, cudaIpcMemHandle_t handle,
+                                           unsigned int flags)
+{
+    if (devPtr == NULL)
+        return cudaErrorInvalidValue;
+    int rc = tw_ipc_open(handle.reserved, devPtr);
+    return rc == TW_ERR_NOMEM ? cudaErrorMemoryAllocation
+           : rc == TW_OK      ? cudaSuccess
+                              : cudaErrorInvalidResourceHandle;
+}
+
+TW_EXPORT cudaError_t cudaIpcCloseMemHandle(void *devPtr)
+{
+    return tw_mem_free(devPtr) == TW_OK ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+/* ---- memory pools: a default pool per device plus created ones. Allocation is immediate;
+ * usage attributes report the device's numbers (pools are not accounted apart). ---- */
+#define TW_POOL_MAGIC 0x4c4f4f50u
+typedef struct tw_pool {
+    uint32_t magic;
+    int device;
+    _Atomic uint64_t release_threshold;
+    _Atomic int reuse[3];   /* follow event deps, opportunistic, internal deps */
+} tw_pool;
+
+#define TW_MAX_POOL_DEVICES 256
+static tw_pool g_default_pools[TW_MAX_POOL_DEVICES];
+static tw_pool *_Atomic g_current_pools[TW_MAX_POOL_DEVICES];
+
+static tw_pool *default_pool(int device)
+{
+    if (!tw_device_valid(device) || device >= TW_MAX_POOL_DEVICES)
+        return NULL;
+    tw_pool *p = &g_default_pools[device];
+    if (p->magic != TW_POOL_MAGIC) {
+        /* benign race: every writer stores the same values */
+        p->device = device;
+        for (int i = 0; i < 3; i++)
+            p->reuse[i] = 1;
+        p->magic = TW_POOL_MAGIC;
+    }
+    return p;
+}
+
+int tw_mem_pool_default(int device, void **out_pool)
+{
+    *out_pool = default_pool(device);
+    return *out_pool ? TW_OK : TW_ERR_INVALID;
+}
+
+static tw_pool *as_pool(cudaMemPool_t pool)
+{
+    tw_pool *p = (tw_pool *)pool;
+    return p && p->magic == TW_POOL_MAGIC ? p : NULL;
+}
+
+TW_EXPORT cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t *memPool, int device)
+{
+    if (memPool == NULL)
+        return cudaErrorInvalidValue;
+    tw_pool *p = default_pool(device);
+    if (p == NULL)
+        return cudaErrorInvalidDevice;
+    *memPool = (cudaMemPool_t)p;
+    return cudaSuccess;
+}
+
+TW_EXPORT cudaError_t cudaDeviceGetMemPool(cudaMemPool_t *memPool, int device)
+{
+    if (memPool == NULL)
+        return cudaErrorInvalidValue;
+    tw_pool *p = default_pool(device);
+    if (p == NULL)
+        return cudaErrorInvalidDevice;
+    tw_pool *cur = g_current_pools[device];
+    *memPool = (cudaMemPool_t)(cur ? cur : p);
+    return cudaSuccess;
+}
+
+TW_EXPORT cudaError_t cudaDeviceSetMemPool(int device, cudaMemPool_t memPool)
+{
+    tw_pool *p = as_pool(memPool);
+    if (default_pool(device) == NULL)
+        return cudaErrorInvalidDevice;
+    if (p == NULL || p->device != device)
+        return cudaErrorInvalidValue;
+    g_current_pools[device] = p;
+    return cudaSuccess;
+}
+
+TW_EXPORT cudaError_t cudaMemPoolCreate(cudaMemPool_t *memPool, const struct cudaMemPoolProps *props)
+{
+    if (memPool == NULL || props == NULL || props->location.type != cudaMemLocationTypeDevice ||
+        !tw_device_valid(props->location.id))
+        return cudaErrorInvalidValue;
+    tw_pool *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return cudaErrorMemoryAllocation;
+    p->device = props->location.id;
+    for (int i = 0; i < 3; i++)
+        p->reuse[i] = 1;
+    p->magic = TW_POOL_MAGIC;
+    *memPool = (cudaMemPool_t)p;
+    return cudaSuccess;
+}
+
+TW_EXPORT cudaError_t cudaMemPoolDestroy(cudaMemPool_t memPool)
+{
+    tw_pool *p = as_pool(memPool);
+    if (p == NULL || p == default_pool(p->device))
+        return cudaErrorInvalidValue;
+    if (g_current_pools[p->device] == p)
+        g_current_pools[p->device] = NULL;
+    p->magic = 0;
+    free(p);
+    return cudaSuccess;
+}
+
+TW_EXPORT cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t memPool, enum cudaMemPoolAttr attr,
+                                              void *value)
+{
+    tw_pool *p = as_pool(memPool);
+    if (p == NULL || value == NULL)
+        return cudaErrorInvalidValue;
+    switch (attr) {
+    case cudaMemPoolReuseFollowEventDependencies:
+    case cudaMemPoolReuseAllowOpportunistic:
+    case cudaMemPoolReuseAllowInternalDependencies:
+        p->reuse[attr - cudaMemPoolReuseFollowEventDependencies] = *(int *)value;
+        return cudaSuccess;
+    case cudaMemPoolAttrReleaseThreshold: p->release_threshold = *(uint64_t *)value; return cudaSuccess;
+    case cudaMemPoolAttrReservedMemHigh:
+    case cudaMemPoolAttrUsedMemHigh:
+        return *(uint64_t *)value == 0 ? cudaSuccess : cudaErrorInvalidValue;  /* reset only */
+    default: return cudaErrorInvalidValue;
+    }
+}
+
+TW_EXPORT cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t memPool, enum cudaMemPoolAttr attr,
+                                              void *value)
+{
+    tw_pool *p = as_pool(memPool);
+    if (p == NULL || value == NULL)
+        return cudaErrorInvalidValue;
+    switch (attr) {
+    case cudaMemPoolReuseFollowEventDependencies:
+    case cudaMemPoolReuseAllowOpportunistic:
+    case cudaMemPoolReuseAllowInternalDependencies:
+        *(int *)value = p->reuse[attr - cudaMemPoolReuseFollowEventDependencies];
+        return cudaSuccess;
+    case cudaMemPoolAttrReleaseThreshold: *(uint64_t *)value = p->release_threshold; return cudaSuccess;
+    case cudaMemPoolAttrReservedMemCurrent:
+    case cudaMemPoolAttrUsedMemCurrent: *(uint64_t *)value = tw_mem_used(p->device); return cudaSuccess;
+    case cudaMemPoolAttrReservedMemHigh:
+    case cudaMemPoolAttrUsedMemHigh: *(uint64_t *)value = tw_mem_peak(p->device); return cudaSuccess;
+    default: return cudaErrorInvalidValue;
+    }
+}
+
+TW_EXPORT cudaError_t cudaMemPoolTrimTo(cudaMemPool_t memPool, size_t minBytesToKeep)
+{
+    return as_pool(memPool) ? cudaSuccess : cudaErrorInvalidValue;  /* frees are immediate */
+}
+
+TW_EXPORT cudaError_t cudaMemPoolSetAccess(cudaMemPool_t memPool,
+                                           const struct cudaMemAccessDesc *descList, size_t count)
+{
+    return as_pool(memPool) ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+TW_EXPORT cudaError_t cudaMemPoolGetAccess(enum cudaMemAccessFlags *flags, cudaMemPool_t memPool,
+                                           struct cudaMemLocation *location)
+{
+    if (flags == NULL || as_pool(memPool) == NULL)
+        return cudaErrorInvalidValue;
+    *flags = cudaMemAccessFlagsProtReadWrite;
+    return cudaSuccess;
+}
+
+TW_EXPORT cudaError_t cudaMallocFromPoolAsync(void **ptr, size_t size, cudaMemPool_t memPool,
+                                              cudaStream_t stream)
+{
+    tw_pool *p = as_pool(memPool);
+    if (p == NULL)
+        return cudaErrorInvalidValue;
+    return device_alloc(ptr, size, p->device, TW_MEM_DEVICE);
+}
+
+TW_EXPORT cudaError_t cudaMallocAsync(void **devPtr, size_t size, cudaStream_t hStream)
+{
+    int device = tw_stream_device(tw_stream_resolve(hStream));
+    return device_alloc(devPtr, size, device, TW_MEM_DEVICE);
+}
+
+TW_EXPORT cudaError_t cudaFreeAsync(void *devPtr, cudaStream_t hStream)
+{
+    if (devPtr == NULL)
+        return cudaSuccess;
+    return tw_mem_free(devPtr) == TW_OK ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+/* Per-thread-default-stream spellings (nvcc --default-stream per-thread). */
+cudaError_t cudaMallocAsync_ptsz(void **devPtr, size_t size, cudaStream_t hStream);
+cudaError_t cudaFreeAsync_ptsz(void *devPtr, cudaStream_t hStream);
+cudaError_t cudaMallocFromPoolAsync_ptsz(void **ptr, size_t size, cudaMemPool_t memPool,
+                                         cudaStream_t stream);
+TW_EXPORT cudaError_t cudaMallocAsync_ptsz(void **devPtr, size_t size, cudaStream_t hStream)
+{
+    return cudaMallocAsync(devPtr, size, hStream);
+}
+
+TW_EXPORT cudaError_t cudaFreeAsync_ptsz(void *devPtr, cudaStream_t hStream)
+{
+    return cudaFreeAsync(devPtr, hStream);
+}
+
+TW_EXPORT cudaError_t cudaMallocFromPoolAsync_ptsz(void **ptr, size_t size, cudaMemPool_t memPool,
+                                                   cudaStream_t stream)
+{
+    return cudaMallocFromPoolAsync(ptr, size, memPool, stream);
+}
+
+/* Managed-memory hints: no migration to model, so they only validate. */
+TW_EXPORT cudaError_t cudaMemAdvise(const void *devPtr, size_t count, enum cudaMemoryAdvise advice,
+                                    struct cudaMemLocation location)
+{
+    return devPtr ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+TW_EXPORT cudaError_t cudaMemPrefetchAsync(const void *devPtr, size_t count,
+                                           struct cudaMemLocation location, unsigned int flags,
+                                           cudaStream_t stream)
+{
+    return devPtr ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+cudaError_t cudaMemPrefetchAsync_ptsz(const void *devPtr, size_t count,
+                                      struct cudaMemLocation location, unsigned int flags,
+                                      cudaStream_t stream);
+TW_EXPORT cudaError_t cudaMemPrefetchAsync_ptsz(const void *devPtr, size_t count,
+                                                struct cudaMemLocation location,
+                                                unsigned int flags, cudaStream_t stream)
+{
+    return cudaMemPrefetchAsync(devPtr, count, location, flags, stream);
+}

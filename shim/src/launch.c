@@ -1,0 +1,402 @@
+/* Kernel registry and launch. Fat binaries and __cudaRegisterFunction map host stubs to
+ * mangled names; driver modules (Triton, JIT) give names through cuModuleGetFunction. A
+ * launch builds the kernel's descriptor once per (grid, block, shared memory) — the bytes
+ * its pointer parameters reference come from the memory core — and submits it. */
+#define _GNU_SOURCE
+#include <elf.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "timeline_internal.h"
+
+#define KERNEL_MAGIC 0x4b524e4c
+#define SHAPE_CACHE 4
+#define BYTES_PER_THREAD_CAP 128
+
+typedef struct shape_entry {
+    uint32_t grid[3];
+    uint32_t block[3];
+    uint32_t smem_bytes;
+    uint32_t flags;
+    tw_prediction_slot *slot;
+} shape_entry;
+
+struct tw_kernel {
+    uint32_t magic;
+    const void *stub;          /* host stub, NULL for module kernels */
+    const char *mangled;
+    const void *image;         /* fatbin data or cubin: parameter layouts */
+    uint32_t name_id;          /* interned at first launch */
+    int layout_state;          /* 0 not parsed, 1 parsed, -1 unavailable */
+    tw_param_layout layout;
+    shape_entry shapes[SHAPE_CACHE];
+    uint32_t next_shape;
+};
+
+typedef struct fatbin_handle {
+    const void *wrapper;
+    const void *image;
+} fatbin_handle;
+
+typedef struct module {
+    void *image;               /* owned copy */
+    uint64_t image_bytes;
+    tw_kernel **kernels;
+    uint32_t kernel_count;
+} module;
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static tw_kernel **by_stub;    /* open addressing on the stub address */
+static uint64_t by_stub_capacity;
+static uint64_t stub_count;
+
+/* ---- fat binaries and host stubs ---- */
+
+void **tw_register_fatbin(void *fatbin_wrapper)
+{
+    fatbin_handle *handle = calloc(1, sizeof *handle);
+    if (handle == NULL)
+        abort();
+    handle->wrapper = fatbin_wrapper;
+    /* __fatBinC_Wrapper_t: int magic, int version, const unsigned long long *data, ... */
+    const struct { int magic; int version; const void *data; } *wrapper = fatbin_wrapper;
+    handle->image = wrapper != NULL ? wrapper->data : NULL;
+    return (void **)handle;
+}
+
+void tw_unregister_fatbin(void **handle)
+{
+    (void)handle; /* kernels registered from it may still be referenced by queued launches */
+}
+
+static uint64_t stub_hash(const void *stub)
+{
+    uint64_t h = (uint64_t)(uintptr_t)stub;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    return h ^ (h >> 33);
+}
+
+static void grow_stubs(void)
+{
+    uint64_t capacity = by_stub_capacity ? by_stub_capacity * 2 : 65536;
+    tw_kernel **fresh = calloc(capacity, sizeof *fresh);
+    if (fresh == NULL)
+        abort();
+    for (uint64_t i = 0; i < by_stub_capacity; i++) {
+        tw_kernel *k = by_stub[i];
+        if (k == NULL)
+            continue;
+        uint64_t at = stub_hash(k->stub) & (capacity - 1);
+        while (fresh[at] != NULL)
+            at = (at + 1) & (capacity - 1);
+        fresh[at] = k;
+    }
+    /* readers take registry_lock too, so the old table can go */
+    free(by_stub);
+    by_stub = fresh;
+    by_stub_capacity = capacity;
+}
+
+void tw_register_function(void **fatbin_handle_ptr, const void *host_stub, const char *mangled_name)
+{
+    tw_kernel *k = calloc(1, sizeof *k);
+    if (k == NULL)
+        abort();
+    k->magic = KERNEL_MAGIC;
+    k->stub = host_stub;
+    k->mangled = mangled_name; /* lives in the registering binary's rodata */
+    k->image = fatbin_handle_ptr ? ((fatbin_handle *)fatbin_handle_ptr)->image : NULL;
+    pthread_mutex_lock(&registry_lock);
+    if ((stub_count + 1) * 2 > by_stub_capacity)
+        grow_stubs();
+    uint64_t at = stub_hash(host_stub) & (by_stub_capacity - 1);
+    while (by_stub[at] != NULL && by_stub[at]->stub != host_stub)
+        at = (at + 1) & (by_stub_capacity - 1);
+    if (by_stub[at] == NULL)
+        stub_count++;
+    by_stub[at] = k;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+tw_kernel *tw_kernel_from_stub(const void *host_stub)
+{
+    tw_kernel *found = NULL;
+    pthread_mutex_lock(&registry_lock);
+    if (by_stub_capacity > 0) {
+        uint64_t at = stub_hash(host_stub) & (by_stub_capacity - 1);
+        for (tw_kernel *k; (k = by_stub[at]) != NULL; at = (at + 1) & (by_stub_capacity - 1))
+            if (k->stub == host_stub) {
+                found = k;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&registry_lock);
+    if (found == NULL && host_stub != NULL && ((const tw_kernel *)host_stub)->magic == KERNEL_MAGIC)
+        found = (tw_kernel *)host_stub; /* a cudaKernel_t handed back to us */
+    return found;
+}
+
+const char *tw_kernel_name(const tw_kernel *k) { return k->mangled; }
+
+uint32_t tw_kernel_name_id(const tw_kernel *k)
+{
+    return k->name_id ? k->name_id : tw_name_intern(k->mangled);
+}
+
+/* ---- driver modules ---- */
+
+/* Size of an image handed to cuModuleLoadData (which carries no length). */
+static uint64_t image_size(const void *image)
+{
+    const unsigned char *bytes = image;
+    if (memcmp(bytes, ELFMAG, SELFMAG) == 0 && bytes[EI_CLASS] == ELFCLASS64) {
+        const Elf64_Ehdr *eh = image;
+        uint64_t end = eh->e_shoff + (uint64_t)eh->e_shnum * eh->e_shentsize;
+        uint64_t ph_end = eh->e_phoff + (uint64_t)eh->e_phnum * eh->e_phentsize;
+        if (ph_end > end)
+            end = ph_end;
+        const Elf64_Shdr *sh = (const Elf64_Shdr *)(bytes + eh->e_shoff);
+        for (unsigned i = 0; i < eh->e_shnum; i++)
+            if (sh[i].sh_type != SHT_NOBITS && sh[i].sh_offset + sh[i].sh_size > end)
+                end = sh[i].sh_offset + sh[i].sh_size;
+        return end;
+    }
+    uint32_t magic;
+    memcpy(&magic, bytes, sizeof magic);
+    if (magic == 0xBA55ED50u) {
+        uint16_t header_bytes;
+        uint64_t fat_bytes;
+        memcpy(&header_bytes, bytes + 6, sizeof header_bytes);
+        memcpy(&fat_bytes, bytes + 8, sizeof fat_bytes);
+        return header_bytes + fat_bytes;
+    }
+    if (magic == 0x466243b1u) { /* fatbin C wrapper: look through to its data */
+        const struct { int magic; int version; const void *data; } *wrapper = image;
+        return image_size(wrapper->data);
+    }
+    return strlen((const char *)image) + 1; /* PTX text */
+}
+
+void *tw_module_load(const void *image, uint64_t image_bytes)
+{
+    if (image == NULL)
+        return NULL;
+    uint32_t magic;
+    memcpy(&magic, image, sizeof magic);
+    if (magic == 0x466243b1u)
+        image = ((const struct { int magic; int version; const void *data; } *)image)->data;
+    if (image_bytes == 0)
+        image_bytes = image_size(image);
+    module *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return NULL;
+    m->image = malloc(image_bytes);
+    if (m->image == NULL) {
+        free(m);
+        return NULL;
+    }
+    memcpy(m->image, image, image_bytes); /* the caller may free its buffer after loading */
+    m->image_bytes = image_bytes;
+    return m;
+}
+
+void tw_module_unload(void *handle)
+{
+    (void)handle; /* functions of the module may still be queued */
+}
+
+typedef struct name_search {
+    const char *wanted;
+    bool found;
+    bool any;
+} name_search;
+
+static void match_name(const char *name, void *user)
+{
+    name_search *search = user;
+    search->any = true;
+    if (strcmp(name, search->wanted) == 0)
+        search->found = true;
+}
+
+tw_kernel *tw_module_get_function(void *handle, const char *name)
+{
+    module *m = handle;
+    if (m == NULL || name == NULL)
+        return NULL;
+    pthread_mutex_lock(&registry_lock);
+    for (uint32_t i = 0; i < m->kernel_count; i++)
+        if (strcmp(m->kernels[i]->mangled, name) == 0) {
+            tw_kernel *k = m->kernels[i];
+            pthread_mutex_unlock(&registry_lock);
+            return k;
+        }
+    pthread_mutex_unlock(&registry_lock);
+    name_search search = {name, false, false};
+    tw_fatbin_kernel_names(m->image, match_name, &search);
+    if (search.any && !search.found)
+        return NULL; /* the image lists its kernels and this is not one of them */
+    tw_kernel *k = calloc(1, sizeof *k);
+    char *copy = strdup(name);
+    if (k == NULL || copy == NULL)
+        abort();
+    k->magic = KERNEL_MAGIC;
+    k->mangled = copy;
+    k->image = m->image;
+    pthread_mutex_lock(&registry_lock);
+    tw_kernel **grown = realloc(m->kernels, (m->kernel_count + 1) * sizeof *grown);
+    if (grown == NULL)
+        abort();
+    m->kernels = grown;
+    m->kernels[m->kernel_count++] = k;
+    pthread_mutex_unlock(&registry_lock);
+    return k;
+}
+
+/* ---- launch ---- */
+
+static void load_layout(tw_kernel *k)
+{
+    const tw_gpu_spec *spec = tw_spec();
+    bool ok = k->image != NULL &&
+              tw_fatbin_param_layout(k->image, k->mangled, spec->cc_major, spec->cc_minor, &k->layout);
+    k->layout_state = ok ? 1 : -1;
+    if (!ok)
+        TW_DEBUG("no parameter layout for %s: its pointer arguments are not sized", k->mangled);
+}
+
+/* Bytes of device memory the launch's pointer parameters reach, each capped by what the
+ * launch's threads could touch (a tensor inside a large caching-allocator segment must not
+ * count the whole segment). */
+static void measure_params(tw_kernel *k, void **args, uint64_t threads, tw_desc *desc)
+{
+    if (k->layout_state == 0)
+        load_layout(k);
+    if (k->layout_state != 1 || args == NULL)
+        return;
+    desc->param_bytes = k->layout.param_bytes;
+    uint64_t cap = threads * BYTES_PER_THREAD_CAP;
+    uint64_t seen[TW_MAX_PARAMS];
+    uint32_t seen_count = 0;
+    for (uint32_t i = 0; i < k->layout.count; i++) {
+        if (k->layout.size[i] != sizeof(uint64_t) || args[i] == NULL)
+            continue;
+        uint64_t pointer;
+        memcpy(&pointer, args[i], sizeof pointer);
+        if (pointer == 0)
+            continue;
+        tw_alloc alloc;
+        if (!tw_mem_lookup((const void *)(uintptr_t)pointer, &alloc) || alloc.kind == TW_MEM_HOST_PINNED ||
+            alloc.kind == TW_MEM_HOST_REGISTERED)
+            continue;
+        bool duplicate = false;
+        for (uint32_t s = 0; s < seen_count; s++)
+            duplicate |= seen[s] == pointer;
+        if (duplicate)
+            continue;
+        seen[seen_count++] = pointer;
+        uint64_t reach = alloc.base + alloc.size - pointer;
+        desc->bytes += reach < cap ? reach : cap;
+        desc->pointer_params++;
+    }
+}
+
+int tw_launch_kernel(tw_kernel *k, tw_dim3 grid, tw_dim3 block, uint32_t smem_bytes, void **args,
+                     tw_stream *s, uint32_t flags)
+{
+    if (TW_UNLIKELY(k->name_id == 0))
+        k->name_id = tw_name_intern(k->mangled);
+    pthread_mutex_lock(&tw_timeline_lock);
+    tw_prediction_slot *slot = NULL;
+    for (uint32_t i = 0; i < SHAPE_CACHE; i++) {
+        shape_entry *e = &k->shapes[i];
+        if (e->slot != NULL && e->grid[0] == grid.x && e->grid[1] == grid.y && e->grid[2] == grid.z &&
+            e->block[0] == block.x && e->block[1] == block.y && e->block[2] == block.z &&
+            e->smem_bytes == smem_bytes && e->flags == flags && e->slot->desc.device == (uint32_t)tw_stream_device(s)) {
+            slot = e->slot;
+            break;
+        }
+    }
+    if (TW_UNLIKELY(slot == NULL)) {
+        tw_desc desc;
+        memset(&desc, 0, sizeof desc);
+        desc.kind = TW_OP_KERNEL;
+        desc.device = (uint32_t)tw_stream_device(s);
+        desc.grid[0] = grid.x, desc.grid[1] = grid.y, desc.grid[2] = grid.z;
+        desc.block[0] = block.x, desc.block[1] = block.y, desc.block[2] = block.z;
+        desc.smem_bytes = smem_bytes;
+        desc.flags = flags;
+        desc.name_id = k->name_id;
+        uint64_t threads = (uint64_t)grid.x * grid.y * grid.z * block.x * block.y * block.z;
+        measure_params(k, args, threads, &desc);
+        slot = tw_predict_slot_locked(&desc);
+        shape_entry *e = &k->shapes[k->next_shape++ % SHAPE_CACHE];
+        memcpy(e->grid, desc.grid, sizeof e->grid);
+        memcpy(e->block, desc.block, sizeof e->block);
+        e->smem_bytes = smem_bytes;
+        e->flags = flags;
+        e->slot = slot;
+    }
+    tw_submit_slot_locked(s, slot, 0);
+    pthread_mutex_unlock(&tw_timeline_lock);
+    return TW_OK;
+}
+
+const tw_param_layout *tw_kernel_layout(tw_kernel *k)
+{
+    pthread_mutex_lock(&tw_timeline_lock);
+    if (k->layout_state == 0)
+        load_layout(k);
+    pthread_mutex_unlock(&tw_timeline_lock);
+    return k->layout_state == 1 ? &k->layout : NULL;
+}
+
+/* ---- device variables (__cudaRegisterVar): backed on first use ---- */
+
+typedef struct device_var {
+    const void *host_var;
+    const char *name;
+    uint64_t size;
+    void *device_ptr;
+} device_var;
+
+static device_var *vars;
+static uint64_t var_count;
+static uint64_t var_capacity;
+
+void tw_register_var(const void *host_var, const char *name, uint64_t size)
+{
+    pthread_mutex_lock(&registry_lock);
+    if (var_count == var_capacity) {
+        uint64_t capacity = var_capacity ? var_capacity * 2 : 1024;
+        device_var *grown = realloc(vars, capacity * sizeof *grown);
+        if (grown == NULL)
+            abort();
+        vars = grown;
+        var_capacity = capacity;
+    }
+    vars[var_count++] = (device_var){host_var, name, size, NULL};
+    pthread_mutex_unlock(&registry_lock);
+}
+
+void *tw_symbol_address(const void *host_var, uint64_t *size)
+{
+    void *found = NULL;
+    pthread_mutex_lock(&registry_lock);
+    for (uint64_t i = var_count; i-- > 0;) {
+        device_var *v = &vars[i];
+        if (v->host_var != host_var)
+            continue;
+        if (v->device_ptr == NULL && tw_mem_alloc(tw_device_current(), v->size ? v->size : 1,
+                                                  TW_MEM_DEVICE, &v->device_ptr) != TW_OK)
+            v->device_ptr = NULL;
+        found = v->device_ptr;
+        if (size != NULL)
+            *size = v->size;
+        break;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return found;
+}

@@ -1,0 +1,67 @@
+/* Shared between timeline.c, graph.c and predict.c: the op queue entry and graph nodes. */
+#ifndef TW_TIMELINE_INTERNAL_H
+#define TW_TIMELINE_INTERNAL_H
+
+#include <pthread.h>
+
+#include "tw_core.h"
+
+struct tw_prediction_slot {
+    tw_desc desc;
+    uint64_t hash;
+    int64_t duration_ns;
+    uint32_t model;          /* enum tw_model */
+    uint32_t ready;          /* 0 = pending in the next batch */
+    struct tw_prediction_slot *next_pending;
+};
+
+enum tw_node_kind { TW_NODE_OP = 1, TW_NODE_EMPTY = 2, TW_NODE_HOST_FUNC = 3 };
+
+typedef struct tw_graph_node {
+    uint32_t kind;           /* enum tw_node_kind */
+    uint32_t dep_count;
+    uint32_t *deps;          /* indexes of earlier nodes */
+    tw_prediction_slot *slot;
+    void (*host_fn)(void *);
+    void *host_data;
+} tw_graph_node;
+
+#define TW_MAX_CAPTURE_STREAMS 64
+struct tw_graph {
+    tw_graph_node *nodes;
+    uint32_t node_count;
+    uint32_t node_capacity;
+    uint32_t id;
+    tw_stream *capture_streams[TW_MAX_CAPTURE_STREAMS]; /* origin first, then joined ones */
+    uint32_t capture_stream_count;
+};
+
+struct tw_graph_exec {
+    tw_graph_node *nodes;    /* frozen copy */
+    uint32_t node_count;
+    uint32_t graph_id;
+    int64_t *node_end_ns;    /* scratch for one replay */
+};
+
+/* The single lock of the timeline; held by tw_submit, launches and flushes. */
+extern pthread_mutex_t tw_timeline_lock;
+
+/* predict.c (callers hold tw_timeline_lock) */
+tw_prediction_slot *tw_predict_slot_locked(const tw_desc *desc);
+void tw_predict_resolve_locked(void);
+
+/* graph.c: append a node while capturing (lock held); returns its index. */
+uint32_t tw_graph_add_node_locked(tw_graph *g, uint32_t kind, tw_prediction_slot *slot,
+                                  const uint32_t *deps, uint32_t dep_count);
+
+/* timeline.c: queue a whole graph replay (lock held). */
+uint64_t tw_submit_graph_locked(tw_stream *s, tw_graph_exec *x);
+/* timeline.c: submit with a known prediction slot (launch path; lock held). */
+uint64_t tw_submit_slot_locked(tw_stream *s, tw_prediction_slot *slot, uint32_t flags_extra);
+
+/* capture bookkeeping kept on streams and events (timeline.c), used by graph.c */
+void tw_stream_capture_set(tw_stream *s, tw_graph *g, int mode, uint64_t capture_id);
+bool tw_stream_capture_tail(const tw_stream *s, uint32_t *deps, uint32_t *dep_count);
+void tw_stream_capture_set_tail(tw_stream *s, const uint32_t *deps, uint32_t dep_count);
+
+#endif

@@ -1,0 +1,281 @@
+/* The shim's semantic core: the internal API every API-family adapter translates onto.
+ * One section per core file. Adapters (api_*.c) include this and the vendor headers they
+ * mirror; the core files include only this. Times are virtual nanoseconds unless named
+ * otherwise. */
+#ifndef TW_CORE_H
+#define TW_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "timewarp/records.h"
+
+#define TW_EXPORT __attribute__((visibility("default")))
+#define TW_LIKELY(x) __builtin_expect(!!(x), 1)
+#define TW_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---------------------------------------------------------------- config.c
+ * Every TIMEWARP_* environment variable is read here, once, at load. */
+typedef struct tw_config {
+    const char *run_dir;          /* TIMEWARP_RUN_DIR: where proc/<pid>.trace goes; NULL = no trace */
+    const char *coordinator;      /* TIMEWARP_COORDINATOR: "unix:/path"; NULL = floor predictions */
+    const char *spec_path;        /* TIMEWARP_SPEC: key=value GPU spec file written by emulate */
+    int log_level;                /* TIMEWARP_LOG_LEVEL: 0 error .. 3 debug (default 1) */
+    const char *log_path;         /* TIMEWARP_LOG: file for the log (%p = pid); default stderr */
+    uint64_t backed_threshold;    /* TIMEWARP_BACKED_BYTES: allocations up to this are host-backed (4 MiB) */
+    int device_count;             /* TIMEWARP_GPUS (default from spec, else 1) */
+    bool trace_api;               /* TIMEWARP_TRACE_API: record CPU API spans (default on) */
+} tw_config;
+
+const tw_config *tw_config_get(void);
+
+/* ---------------------------------------------------------------- log.c */
+enum { TW_LOG_ERROR = 0, TW_LOG_WARN = 1, TW_LOG_INFO = 2, TW_LOG_DEBUG = 3 };
+void tw_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define TW_ERROR(...) tw_log(TW_LOG_ERROR, __VA_ARGS__)
+#define TW_WARN(...) tw_log(TW_LOG_WARN, __VA_ARGS__)
+#define TW_INFO(...) tw_log(TW_LOG_INFO, __VA_ARGS__)
+#define TW_DEBUG(...) tw_log(TW_LOG_DEBUG, __VA_ARGS__)
+
+/* Every generated stub calls this: logs the name once per process (warn level) and records
+ * a TW_REC_UNIMPLEMENTED record per call so the summary can count them. */
+void tw_unimplemented(const char *name);
+
+/* ---------------------------------------------------------------- names.c
+ * Interned strings (kernel names, library routine names, API names). Ids are stable for the
+ * process and written to <run>/proc/<pid>.names as "id\tname" lines on first use. */
+uint32_t tw_name_intern(const char *name);
+const char *tw_name_get(uint32_t name_id);
+
+/* ---------------------------------------------------------------- device.c
+ * The virtual GPUs: properties from the spec file, current device per thread. */
+typedef struct tw_gpu_spec {
+    char name[96];                /* e.g. "NVIDIA H100 80GB HBM3" */
+    char key[32];                 /* catalog key, e.g. "h100" */
+    int cc_major, cc_minor;
+    int sm_count;
+    uint64_t memory_bytes;        /* total device memory */
+    uint64_t reserved_bytes;      /* taken by the driver/context: free = total - reserved - used */
+    int l2_bytes;
+    int smem_per_sm_bytes;
+    int smem_per_block_bytes;     /* default per-block limit (48 KiB) */
+    int smem_per_block_optin_bytes;
+    int regs_per_sm;
+    int regs_per_block;
+    int max_threads_per_sm;
+    int max_threads_per_block;
+    int max_blocks_per_sm;
+    int warp_size;
+    int clock_khz;
+    int mem_clock_khz;
+    int mem_bus_width_bits;
+    int pcie_gen;
+    int pcie_width;
+    int nvlink_links;             /* per GPU, 0 = PCIe only */
+    double hbm_bytes_per_s;
+    double pcie_bytes_per_s;
+    int64_t launch_latency_ns;    /* issue -> earliest start on an idle stream */
+    int64_t kernel_floor_ns;      /* shortest kernel: used when no coordinator answers */
+    int tdp_watts;
+} tw_gpu_spec;
+
+const tw_gpu_spec *tw_spec(void);
+/* api_runtime_exec.c: the runtime's per-thread last error. Every cudart adapter returns
+ * through this so cudaGetLastError / cudaPeekAtLastError see failures. */
+int tw_runtime_status(int status);
+int tw_device_count(void);
+int tw_device_current(void);          /* per thread; default 0 */
+int tw_device_set_current(int device); /* 0 or the runtime's invalid-device status as -1 */
+bool tw_device_valid(int device);
+void tw_device_uuid(int device, unsigned char out_uuid[16]); /* stable per (spec key, device) */
+int tw_device_pci_bus(int device);    /* PCI bus id of the device (domain 0, device 0) */
+
+/* ---------------------------------------------------------------- memory.c
+ * Split-state device memory. Allocations up to backed_threshold are host-backed (RW), larger
+ * ones are reserved PROT_NONE so a host dereference faults (the SIGSEGV handler names the
+ * allocation). Capacity per device from the spec. Host pinned and managed memory is real. */
+enum tw_mem_kind {
+    TW_MEM_DEVICE = 1,       /* cudaMalloc / cuMemAlloc / async pools */
+    TW_MEM_HOST_PINNED = 2,  /* cudaHostAlloc / cudaMallocHost: real host memory */
+    TW_MEM_HOST_REGISTERED = 3, /* cudaHostRegister: caller's memory, tracked only */
+    TW_MEM_MANAGED = 4,      /* cudaMallocManaged: real host memory, counts as device memory */
+    TW_MEM_VMM_RESERVE = 5,  /* cuMemAddressReserve: VA only */
+    TW_MEM_VMM_PHYSICAL = 6  /* cuMemCreate: capacity only, mapped into reserves */
+};
+
+typedef struct tw_alloc {
+    uint64_t base;
+    uint64_t size;
+    int device;
+    int kind;                /* enum tw_mem_kind */
+    bool backed;             /* host dereference is valid */
+    uint64_t id;             /* allocation serial, for messages */
+} tw_alloc;
+
+/* Status codes of the memory core (adapters translate to their library's codes). */
+enum { TW_OK = 0, TW_ERR_NOMEM = 1, TW_ERR_INVALID = 2, TW_ERR_NOT_FOUND = 3 };
+
+int tw_mem_alloc(int device, uint64_t size, int kind, void **out_ptr);
+int tw_mem_free(void *ptr);                       /* any kind but VMM */
+/* The allocation containing ptr (device, pinned, managed or mapped VMM range): copies *out
+ * and returns true. Lock-light; safe from any thread. */
+bool tw_mem_lookup(const void *ptr, tw_alloc *out);
+void tw_mem_info(int device, uint64_t *free_bytes, uint64_t *total_bytes);
+uint64_t tw_mem_used(int device);
+uint64_t tw_mem_peak(int device);
+int tw_mem_host_register(void *ptr, uint64_t size);
+int tw_mem_host_unregister(void *ptr);
+/* Copy kind for a (dst, src) pair from what the pointers are (cudaMemcpyDefault semantics). */
+int tw_mem_copy_kind(const void *dst, const void *src); /* enum tw_copy_kind */
+/* Move the bytes for real where both sides are host-addressable (backed device, host);
+ * an unbacked side makes it a no-op (unbacked D2H leaves the destination untouched). */
+void tw_mem_copy_data(void *dst, const void *src, uint64_t bytes);
+void tw_mem_set_data(void *dst, int value, uint64_t bytes);
+/* VMM (cuMem*): physical handles are opaque nonzero ids. */
+int tw_vmm_reserve(uint64_t size, uint64_t alignment, uint64_t addr_hint, void **out_ptr);
+int tw_vmm_release(void *ptr, uint64_t size);
+int tw_vmm_create(int device, uint64_t size, uint64_t *out_handle);
+int tw_vmm_release_handle(uint64_t handle);
+int tw_vmm_map(void *ptr, uint64_t size, uint64_t offset, uint64_t handle);
+int tw_vmm_unmap(void *ptr, uint64_t size);
+uint64_t tw_vmm_granularity(void);                /* 2 MiB */
+
+/* ---------------------------------------------------------------- clock.c
+ * Virtual time (DESIGN §3). virtual_mono = host_mono * scale + offset (offset in the shared
+ * clock page). The libc time and sleep entry points are interposed in clock.c. */
+int64_t tw_now_ns(void);                   /* virtual CLOCK_MONOTONIC in ns */
+int64_t tw_realtime_ns(void);              /* virtual CLOCK_REALTIME in ns */
+/* Block the calling thread until virtual time reaches target_ns: a jump, not a real wait,
+ * under the process-local rule (docs/virtual-time.md). Records a TW_REC_WAIT span. */
+enum tw_wait_reason { TW_WAIT_GPU = 1, TW_WAIT_SLEEP = 2, TW_WAIT_EVENT = 3 };
+void tw_wait_until(int64_t target_ns, int reason, uint32_t what_name_id);
+/* Real (host) monotonic time, for wall-time accounting only. */
+int64_t tw_host_mono_ns(void);
+
+/* ---------------------------------------------------------------- trace.c
+ * The per-process record file. Claim a slot, fill it, commit (writes kind last). */
+tw_record *tw_trace_claim(void);           /* zeroed slot, or NULL when tracing is off */
+void tw_trace_commit(tw_record *rec, uint16_t kind);
+void tw_trace_api(uint32_t api_name_id, int64_t begin_ns, int64_t end_ns);
+void tw_trace_mark(const char *what);
+void tw_trace_set_exit(int status, int signal_number); /* at exit / fatal signal */
+uint32_t tw_thread_id(void);               /* cached gettid() */
+
+/* ---------------------------------------------------------------- timeline.c
+ * Streams, events and the ops on them. cudaStream_t / CUstream values handed to the program
+ * are tw_stream pointers; 0, cudaStreamLegacy (0x1) and cudaStreamPerThread (0x2) resolve to
+ * the current device's legacy / per-thread default streams. */
+typedef struct tw_stream tw_stream;
+typedef struct tw_event tw_event;
+typedef struct tw_graph tw_graph;
+typedef struct tw_graph_exec tw_graph_exec;
+
+#define TW_STREAM_NON_BLOCKING 0x1
+
+tw_stream *tw_stream_resolve(const void *handle);  /* never NULL */
+tw_stream *tw_stream_create(int device, unsigned flags, int priority);
+void tw_stream_destroy(tw_stream *s);
+int tw_stream_device(const tw_stream *s);
+uint32_t tw_stream_id(const tw_stream *s);
+int tw_stream_priority(const tw_stream *s);
+unsigned tw_stream_flags(const tw_stream *s);
+void tw_stream_synchronize(tw_stream *s);          /* jumps to the stream's tail */
+bool tw_stream_query_done(tw_stream *s);           /* tail <= now */
+void tw_device_synchronize(int device);            /* every stream of the device */
+
+tw_event *tw_event_create(unsigned flags);
+void tw_event_destroy(tw_event *e);
+void tw_event_record(tw_event *e, tw_stream *s);
+void tw_stream_wait_event(tw_stream *s, tw_event *e);
+void tw_event_synchronize(tw_event *e);
+bool tw_event_query_done(tw_event *e);
+bool tw_event_recorded(const tw_event *e);
+int64_t tw_event_time_ns(tw_event *e);             /* resolves pending predictions */
+
+/* Submit one op to a stream (or to the graph the stream is capturing). `desc` is copied;
+ * its name_id must be set (tw_name_intern). Returns the op's sequence number. */
+uint64_t tw_submit(tw_stream *s, const tw_desc *desc);
+/* Host functions run for real, in issue order, when the stream reaches them in virtual
+ * time: at the next sync that covers them (documented limitation). */
+void tw_submit_host_func(tw_stream *s, void (*fn)(void *), void *user_data);
+
+/* Resolve every pending prediction and compute op times (called at syncs and queries). */
+void tw_timeline_flush(void);
+
+/* ---------------------------------------------------------------- launch.c
+ * Kernel registry and launch: fat binaries, host stubs, driver modules and functions. */
+typedef struct tw_kernel tw_kernel;
+typedef struct tw_dim3 { uint32_t x, y, z; } tw_dim3;
+
+void **tw_register_fatbin(void *fatbin_wrapper);
+void tw_unregister_fatbin(void **handle);
+void tw_register_function(void **fatbin_handle, const void *host_stub, const char *mangled_name);
+tw_kernel *tw_kernel_from_stub(const void *host_stub);  /* NULL if unknown */
+/* Driver modules (cuModuleLoad*, cuLibraryLoad*): image is a cubin, fatbin or PTX. */
+void *tw_module_load(const void *image, uint64_t image_bytes); /* opaque module handle */
+void tw_module_unload(void *module);
+tw_kernel *tw_module_get_function(void *module, const char *name); /* NULL if absent */
+const char *tw_kernel_name(const tw_kernel *k);     /* mangled */
+uint32_t tw_kernel_name_id(const tw_kernel *k);
+/* Launch: builds the descriptor (cached per kernel and shape) and submits it. */
+int tw_launch_kernel(tw_kernel *k, tw_dim3 grid, tw_dim3 block, uint32_t smem_bytes,
+                     void **args, tw_stream *s, uint32_t flags);
+
+/* __cudaRegisterVar bookkeeping: device variables get backed memory on first use. */
+void tw_register_var(const void *host_var, const char *name, uint64_t size);
+void *tw_symbol_address(const void *host_var, uint64_t *size);
+
+/* ---------------------------------------------------------------- fatbin.c
+ * Parameter layouts from a cubin's .nv.info (EIATTR_KPARAM_INFO), via the fat binary. */
+#define TW_MAX_PARAMS 64
+typedef struct tw_param_layout {
+    uint32_t count;
+    uint32_t param_bytes;
+    uint16_t offset[TW_MAX_PARAMS];
+    uint16_t size[TW_MAX_PARAMS];
+} tw_param_layout;
+/* image: a fatbin (wrapper's data, magic 0xBA55ED50), a cubin (ELF) or anything else (fails).
+ * Picks the cubin for sm_<cc_major><cc_minor> (else the closest lower). Returns true when the
+ * kernel was found. */
+bool tw_fatbin_param_layout(const void *image, const char *kernel_name, int cc_major,
+                            int cc_minor, tw_param_layout *out);
+/* Names of all kernels (entry functions) in a cubin/fatbin image; calls fn for each. */
+void tw_fatbin_kernel_names(const void *image, void (*fn)(const char *name, void *user),
+                            void *user);
+
+/* Parameter layout of a kernel (parsed on first need), NULL when unavailable. */
+const tw_param_layout *tw_kernel_layout(tw_kernel *k);
+
+/* ---------------------------------------------------------------- graph.c
+ * Stream capture and CUDA graphs. */
+enum tw_capture_mode { TW_CAPTURE_GLOBAL = 0, TW_CAPTURE_THREAD_LOCAL = 1, TW_CAPTURE_RELAXED = 2 };
+int tw_capture_begin(tw_stream *s, int mode);
+int tw_capture_end(tw_stream *s, tw_graph **out_graph);
+tw_graph *tw_stream_capture_graph(const tw_stream *s); /* NULL if not capturing */
+uint64_t tw_stream_capture_id(const tw_stream *s);
+tw_graph *tw_graph_create(void);
+void tw_graph_destroy(tw_graph *g);
+size_t tw_graph_node_count(const tw_graph *g);
+int tw_graph_instantiate(tw_graph *g, tw_graph_exec **out_exec);
+void tw_graph_exec_destroy(tw_graph_exec *x);
+int tw_graph_launch(tw_graph_exec *x, tw_stream *s);
+
+/* ---------------------------------------------------------------- predict.c / channel.c
+ * Duration cache keyed by the canonical descriptor; misses are answered in batches by the
+ * coordinator over the run's unix socket (records.h wire), or by the spec floor without one. */
+typedef struct tw_prediction_slot tw_prediction_slot;
+tw_prediction_slot *tw_predict_lookup(const tw_desc *desc, const char *name); /* never NULL */
+bool tw_predict_ready(const tw_prediction_slot *slot, int64_t *duration_ns, int *model);
+void tw_predict_resolve_pending(void);     /* one batch round trip for all pending slots */
+int tw_channel_predict(const tw_wire_desc *descs, const char *const *names, uint32_t count,
+                       tw_prediction *out); /* 0 ok, -1 no coordinator */
+
+/* ---------------------------------------------------------------- init.c
+ * fork: each core file resets what a child must not share with its parent. */
+void tw_names_after_fork(void);
+void tw_trace_after_fork(void);
+void tw_timeline_after_fork(void);
+void tw_channel_after_fork(void);
+
+#endif

@@ -1,0 +1,276 @@
+"""The run's outputs from a synthesised run directory: records written with cffi exactly as the
+shim lays them out, then trace.json, summary.json, kernels.csv and the plots checked."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from emulator.outputs import demangle, load_run, short_name, write_outputs
+from emulator.outputs.records import struct_dtype
+from shim import abi
+
+T0 = 1_000_000_000  # virtual ns at the start of the run
+MIB = 1 << 20
+VECADD = "_Z6vecAddPfS_S_i"
+VECADD_DEMANGLED = "vecAdd(float*, float*, float*, int)"
+LONG = "_Z4longv"
+
+
+def C(name: str) -> int:  # noqa: N802 - reads like the C constant
+    return abi.constant(name)
+
+
+@dataclass
+class TraceFile:
+    """A proc/<pid>.trace under construction."""
+
+    pid: int
+    ppid: int
+    start_ns: int
+    exit_ns: int = 0
+    exit_status: int = 0
+    exit_signal: int = 0
+    names: list[str] = field(default_factory=list)
+    records: list[bytes] = field(default_factory=list)
+
+    def name_id(self, name: str) -> int:
+        if name not in self.names:
+            self.names.append(name)
+        return self.names.index(name) + 1
+
+    def add(self, kind: str, name: str = "", **fields: object) -> None:
+        ffi = abi.ffi()
+        r = ffi.new("tw_record *")
+        r.kind = C(f"TW_REC_{kind}")
+        r.tid = self.pid
+        if name:
+            r.name_id = self.name_id(name)
+        for key, value in fields.items():
+            if key in ("grid", "block", "dims"):
+                for i, v in enumerate(value):  # type: ignore[arg-type]
+                    getattr(r, key)[i] = v
+            else:
+                setattr(r, key, value)
+        self.records.append(bytes(ffi.buffer(r)))
+
+    def write(self, run_dir: Path) -> None:
+        ffi = abi.ffi()
+        h = ffi.new("tw_trace_header *")
+        h.magic = C("TW_TRACE_MAGIC")
+        h.abi_version = C("TW_ABI_VERSION")
+        h.record_bytes = ffi.sizeof("tw_record")
+        h.record_count = len(self.records)
+        h.pid, h.ppid = self.pid, self.ppid
+        h.start_virtual_ns = self.start_ns
+        h.exit_virtual_ns = self.exit_ns
+        h.exit_status, h.exit_signal = self.exit_status, self.exit_signal
+        header = bytes(ffi.buffer(h)).ljust(C("TW_TRACE_HEADER_BYTES"), b"\0")
+        proc = run_dir / "proc"
+        proc.mkdir(parents=True, exist_ok=True)
+        # The shim pre-sizes the file: trailing unclaimed slots must be ignored.
+        spare = b"\0" * ffi.sizeof("tw_record") * 3
+        (proc / f"{self.pid}.trace").write_bytes(header + b"".join(self.records) + spare)
+        (proc / f"{self.pid}.names").write_text("".join(f"{i + 1}\t{n}\n" for i, n in enumerate(self.names)))
+
+
+def gpu_op(t: TraceFile, op: str, name: str, begin: int, end: int, **fields: object) -> None:
+    t.add("GPU_OP", name, op_kind=C(f"TW_OP_{op}"), begin_ns=T0 + begin, end_ns=T0 + end, **fields)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("run")
+    roofline, table = C("TW_MODEL_ROOFLINE"), C("TW_MODEL_TABLE")
+
+    root = TraceFile(pid=100, ppid=1, start_ns=T0, exit_ns=T0 + 10_000_000)
+    root.add("STREAM", stream_id=7, value=-1)
+    root.add("ALLOC", device=0, begin_ns=T0 + 1_000, bytes=MIB, value=MIB)
+    root.add("ALLOC", device=0, begin_ns=T0 + 1_500, bytes=2 * MIB, value=3 * MIB)
+    root.add("API", "cudaLaunchKernel", begin_ns=T0 + 1_000, end_ns=T0 + 3_000)
+    gpu_op(root, "KERNEL", VECADD, 5_000, 15_000, seq=1, issue_ns=T0 + 2_000, grid=(128, 1, 1),
+           block=(256, 1, 1), smem_bytes=1024, model=roofline)
+    root.records.append(b"\0" * abi.ffi().sizeof("tw_record"))  # a torn slot: TW_REC_EMPTY
+    gpu_op(root, "KERNEL", VECADD, 20_000, 40_000, seq=2, issue_ns=T0 + 4_000, stream_id=7, model=table)
+    gpu_op(root, "GEMM", "cublasSgemm_v2", 40_000, 100_000, seq=3, issue_ns=T0 + 4_500, stream_id=7,
+           graph_id=3, dims=(512, 512, 512, 1), flops=2 * 512**3, model=roofline)
+    gpu_op(root, "MEMCPY", "", 100_000, 102_000, seq=4, issue_ns=T0 + 5_000, bytes=4096,
+           value=C("TW_COPY_D2H_PINNED"), model=roofline)
+    root.add("WAIT", "cudaMemcpy", begin_ns=T0 + 50_000, end_ns=T0 + 102_000, value=1)
+    root.add("JUMP", begin_ns=T0 + 50_100, end_ns=T0 + 102_000)
+    for _ in range(3):
+        root.add("UNIMPLEMENTED", "cudaFooBar")
+    root.add("FREE", device=0, begin_ns=T0 + 700_000, bytes=MIB, value=2 * MIB)
+    root.write(run_dir)
+
+    child = TraceFile(pid=200, ppid=100, start_ns=T0 + 500_000, exit_signal=11)  # crashed: no exit time
+    child.add("ALLOC", device=0, begin_ns=T0 + 600_000, bytes=2 * MIB, value=2 * MIB)
+    gpu_op(child, "KERNEL", VECADD, 600_000, 650_000, seq=1, issue_ns=T0 + 590_000, device=1, model=roofline)
+    gpu_op(child, "KERNEL", LONG, 2_000_000, 12_000_000, seq=2, issue_ns=T0 + 1_900_000, device=1,
+           model=roofline)
+    child.add("JUMP", begin_ns=T0 + 50_100, end_ns=T0 + 102_000)  # the same jump seen by both
+    child.add("JUMP", begin_ns=T0 + 1_950_000, end_ns=T0 + 12_000_000)
+    child.add("UNIMPLEMENTED", "cudaFooBar")
+    child.add("UNIMPLEMENTED", "cuBarBaz")
+    child.write(run_dir)
+
+    (run_dir / "run.json").write_text(json.dumps({
+        "command": ["python", "train.py"], "exit_status": 0, "exit_signal": None, "wall_time_s": 0.5,
+        "gpu": {"key": "h100", "name": "NVIDIA H100 80GB HBM3", "count": 2}, "predictor": "auto",
+        "timewarp_version": "0.1.0", "started_at": "2025-01-01T00:00:00"}))
+    (run_dir / "spec.env").write_text("name=NVIDIA H100 80GB HBM3\nkey=h100\nmemory_bytes=85520809984\n")
+    write_outputs(run_dir)
+    return run_dir
+
+
+def test_numpy_layout_matches_cffi() -> None:
+    ffi = abi.ffi()
+    dtype = struct_dtype("tw_record")
+    assert dtype.itemsize == ffi.sizeof("tw_record")
+    for name, fld in ffi.typeof("tw_record").fields:
+        assert dtype.fields[name][1] == fld.offset
+
+
+def test_load_run_skips_empty_and_unclaimed_slots(run_dir: Path) -> None:
+    run = load_run(run_dir)
+    by_pid = {p.pid: p for p in run.processes}
+    assert set(by_pid) == {100, 200}
+    assert len(by_pid[100].records) == 14  # 15 written, one torn
+    assert by_pid[200].crashed and not by_pid[100].crashed
+    assert by_pid[100].names[1] == "cudaLaunchKernel"
+
+
+def test_summary(run_dir: Path) -> None:
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["virtual_time_s"] == pytest.approx(0.012)  # the crashed child's last record
+    assert s["wall_time_s"] == 0.5
+    assert s["speedup"] == pytest.approx(0.024)
+    assert s["gpu"] == {"key": "h100", "name": "NVIDIA H100 80GB HBM3", "count": 2}
+    assert s["command"] == ["python", "train.py"] and s["exit_status"] == 0
+    procs = {p["pid"]: p for p in s["processes"]}
+    assert procs[100]["exit_status"] == 0 and procs[100]["virtual_end_s"] == pytest.approx(0.010)
+    assert procs[200]["exit_status"] is None and procs[200]["exit_signal"] == 11
+    assert procs[200]["virtual_start_s"] == pytest.approx(0.0005)
+    devices = {d["device"]: d for d in s["devices"]}
+    # 3 MiB of the parent plus 2 MiB of the child at t=600 µs
+    assert devices[0]["memory_peak_bytes"] == 5 * MIB
+    assert devices[0]["memory_total_bytes"] == 85520809984
+    assert devices[1]["memory_peak_bytes"] == 0
+    assert s["unimplemented"] == [{"name": "cudaFooBar", "count": 4}, {"name": "cuBarBaz", "count": 1}]
+    kernels = s["kernels"]
+    assert kernels["count"] == 5
+    assert [k["name"] for k in kernels["by_name"]] == ["long()", VECADD_DEMANGLED, "cublasSgemm_v2"]
+    vecadd = kernels["by_name"][1]
+    assert vecadd["count"] == 3 and vecadd["total_s"] == pytest.approx(80e-6)
+    assert vecadd["mean_us"] == pytest.approx(80 / 3)
+    assert vecadd["models"] == {"roofline": 2, "table": 1}
+    assert s["ops_by_kind"]["memcpy"] == {"count": 1, "total_s": pytest.approx(2e-6)}
+    assert s["ops_by_kind"]["gemm"]["count"] == 1
+    assert s["predictions_by_model"] == {"roofline": 5, "table": 1}
+    assert s["waits"]["count"] == 1
+    assert s["waits"]["jumped_s"] == pytest.approx((51_900 + 10_050_000) / 1e9)
+
+
+def test_trace_json(run_dir: Path) -> None:
+    trace = json.loads((run_dir / "trace.json").read_text())
+    events = trace["traceEvents"]
+    procs = {e["pid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "process_name"}
+    assert procs[100] == "pid 100: python train.py" and procs[200] == "pid 200"
+    gpu_pid = {name: pid for pid, name in procs.items()}
+    g0, g1 = gpu_pid["GPU 0 (pid 100)"], gpu_pid["GPU 1 (pid 200)"]
+    streams = {(e["pid"], e["args"]["name"]) for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert {(g0, "stream 0"), (g0, "stream 7 (priority -1)"), (g1, "stream 0")} <= streams
+    assert sum(1 for p, n in streams if p in (g0, g1)) == 3  # one track per stream
+
+    ops = [e for e in events if e["ph"] == "X" and e["pid"] in (g0, g1)]
+    first = next(e for e in ops if e["args"].get("seq") == 1 and e["pid"] == g0)
+    assert first["name"] == "vecAdd" and first["cat"] == "kernel"
+    assert first["ts"] == pytest.approx(5.0) and first["dur"] == pytest.approx(10.0)
+    assert first["args"]["grid"] == "128x1x1" and first["args"]["block"] == "256x1x1"
+    assert first["args"]["issue_us"] == pytest.approx(2.0) and first["args"]["model"] == "roofline"
+    assert first["args"]["full_name"] == VECADD_DEMANGLED and first["args"]["mangled"] == VECADD
+    gemm = next(e for e in ops if e["cat"] == "gemm")
+    assert gemm["args"]["graph_id"] == 3 and gemm["args"]["dims"] == [512, 512, 512, 1]
+    memcpy = next(e for e in ops if e["cat"] == "memcpy")
+    assert memcpy["name"] == "memcpy DtoH pinned" and memcpy["ts"] == pytest.approx(100.0)
+    child_op = next(e for e in ops if e["pid"] == g1 and e["name"] == "vecAdd")
+    assert child_op["ts"] == pytest.approx(600.0) and child_op["dur"] == pytest.approx(50.0)
+
+    api = [e for e in events if e.get("cat") == "api"]
+    assert api == [{"ph": "X", "cat": "api", "name": "cudaLaunchKernel", "pid": 100, "tid": 100,
+                    "ts": 1.0, "dur": 2.0}]
+    wait = next(e for e in events if e.get("cat") == "wait")
+    assert wait["ts"] == pytest.approx(50.0) and wait["dur"] == pytest.approx(52.0)
+    jumps = [e for e in events if e.get("cat") == "jump"]
+    assert [j["ts"] for j in jumps] == pytest.approx([50.1, 1950.0])  # deduplicated across processes
+    flows = [e for e in events if e.get("cat") == "launch"]
+    assert {(f["ph"], f["pid"], f["ts"]) for f in flows} == {("s", 100, 2.0), ("f", g0, 5.0)}
+    counters = [e for e in events if e["ph"] == "C"]
+    assert [c["args"]["bytes"] for c in counters if c["pid"] == g0] == [MIB, 3 * MIB, 2 * MIB]
+
+
+def test_kernels_csv(run_dir: Path) -> None:
+    rows = list(csv.DictReader(io.StringIO((run_dir / "kernels.csv").read_text())))
+    assert list(rows[0]) == ["pid", "seq", "name", "mangled_name", "kind", "device", "stream", "graph_id",
+                             "issue_us", "start_us", "end_us", "duration_us", "grid", "block", "smem", "bytes",
+                             "flops", "model", "m", "n", "k", "batch"]
+    assert len(rows) == 6
+    assert [r["start_us"] for r in rows] == ["5.000", "20.000", "40.000", "100.000", "600.000", "2000.000"]
+    first = rows[0]
+    assert (first["name"], first["mangled_name"], first["kind"], first["grid"], first["smem"]) == \
+        (VECADD_DEMANGLED, VECADD, "kernel", "128x1x1", "1024")
+    gemm = rows[2]
+    assert (gemm["kind"], gemm["graph_id"], gemm["m"], gemm["batch"], gemm["flops"]) == \
+        ("gemm", "3", "512", "1", str(2 * 512**3))
+    assert rows[3]["name"] == "memcpy DtoH pinned" and rows[3]["bytes"] == "4096"
+    assert rows[5]["pid"] == "200" and rows[5]["device"] == "1" and rows[5]["duration_us"] == "10000.000"
+
+
+def test_plots(run_dir: Path) -> None:
+    import matplotlib.image
+
+    for name in ("time_breakdown.png", "top_kernels.png"):
+        path = run_dir / name
+        assert path.stat().st_size > 10_000
+        pixels = matplotlib.image.imread(path)
+        assert pixels.shape[0] > 200 and pixels.std() > 0.05
+
+
+def test_stream_utilisation_bins() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from emulator.outputs.plots import stream_utilisation
+
+    ops = pd.DataFrame({"pid": [1, 1], "device": [0, 0], "stream": [0, 0], "start_us": [0.0, 50.0],
+                        "end_us": [25.0, 100.0], "duration_us": [25.0, 50.0]})
+    labels, util, _ = stream_utilisation(ops, 100.0, bins=4)
+    assert labels == ["GPU 0 s0"]
+    assert np.allclose(util[0], [1.0, 0.0, 1.0, 1.0])
+
+
+def test_demangle() -> None:
+    assert demangle(VECADD) == VECADD_DEMANGLED
+    name = demangle("_ZN2at6native29vectorized_elementwise_kernelILi4ENS0_11FillFunctorIfEESt5arrayIPcLm1EEEEviT0_T1_")
+    assert name.startswith("void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float>")
+    assert demangle("triton_poi_fused_add_0") == "triton_poi_fused_add_0"
+    assert demangle("_Znot_a_name") == "_Znot_a_name"
+    assert short_name(name, 60) == "at::native::vectorized_elementwise_kernel<…>"
+    assert short_name(VECADD_DEMANGLED) == "vecAdd"
+
+
+def test_report_prints_summary(run_dir: Path) -> None:
+    from emulator.report import main
+
+    out = io.StringIO()
+    assert main([str(run_dir)], out=out) == 0
+    text = out.getvalue()
+    assert "virtual time   12.000 ms" in text and "speedup        0.024x" in text
+    assert "process 200 (parent 100) crashed: signal 11" in text
+    assert "GPU 0 memory peak 5.0 MiB" in text
+    assert "cudaFooBar" in text and "vecAdd" in text
