@@ -15,4 +15,5 @@ __attribute__((constructor(102))) static void init_process(void)
 {
     pthread_atfork(NULL, NULL, after_fork_in_child);
     tw_config_get();
+    tw_trace_start();
 }

@@ -123,6 +123,12 @@ static void trace_init_once(void)
     trace_open();
 }
 
+void tw_trace_start(void)
+{
+    if (tw_config_get()->run_dir != NULL)
+        pthread_once(&trace_once, trace_init_once);
+}
+
 static tw_record *slot_at(uint64_t index)
 {
     return (tw_record *)(trace.base + TW_TRACE_HEADER_BYTES) + index;

@@ -155,6 +155,7 @@ int64_t tw_host_mono_ns(void);
 
 /* ---------------------------------------------------------------- trace.c
  * The per-process record file. Claim a slot, fill it, commit (writes kind last). */
+void tw_trace_start(void);                 /* open the file now: the process's start time */
 tw_record *tw_trace_claim(void);           /* zeroed slot, or NULL when tracing is off */
 void tw_trace_commit(tw_record *rec, uint16_t kind);
 void tw_trace_api(uint32_t api_name_id, int64_t begin_ns, int64_t end_ns);

@@ -4,7 +4,8 @@
  *   global <name> size=<bytes>
  * Usage: drv_fatbin_harness FILE [OFFSET [CC_MAJOR CC_MINOR [GLOBAL...]]]
  *        drv_fatbin_harness --lz4 COMPRESSED PLAIN_BYTES   (decode a raw LZ4 block to stdout)
- *        drv_fatbin_harness --garbage   (feeds truncated and corrupted images; must not crash) */
+ *        drv_fatbin_harness --garbage   (feeds random images; must not crash)
+ *        drv_fatbin_harness --mutate FILE ROUNDS  (corrupts bytes of a real image; must not crash) */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdarg.h>
@@ -46,6 +47,15 @@ static void print_kernel(const char *name, void *user)
         printf("%s%u:%u", i ? "," : "", l.offset[i], l.size[i]);
     printf(" regs=%d smem=%u maxthreads=%u arch=%d\n", info.regs, info.static_smem_bytes,
            info.max_threads, info.arch);
+}
+
+static void print_kernel_quiet(const char *name, void *user)
+{
+    tw_param_layout l;
+    tw_kernel_info info;
+    (void)user;
+    (void)tw_fatbin_param_layout(current, name, cc_major, cc_minor, &l);
+    (void)tw_fatbin_kernel_info(current, name, cc_major, cc_minor, &info);
 }
 
 static int garbage(void)
@@ -97,8 +107,50 @@ static int garbage(void)
     return 0;
 }
 
+static int mutate(const char *path, int rounds)
+{
+    /* the image ends exactly at a PROT_NONE guard page: reading past it faults */
+    int fd = open(path, O_RDONLY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || st.st_size <= 0)
+        return 2;
+    size_t len = (size_t)st.st_size;
+    long page = sysconf(_SC_PAGESIZE);
+    size_t span = (len + (size_t)page - 1) / (size_t)page * (size_t)page;
+    unsigned char *map = mmap(NULL, span + (size_t)page, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    unsigned char *orig = malloc(len);
+    if (map == MAP_FAILED || orig == NULL || read(fd, orig, len) != (ssize_t)len)
+        return 2;
+    mprotect(map + span, (size_t)page, PROT_NONE);
+    unsigned char *img = map + span - len;
+    srand(99);
+    unsigned found = 0;
+    for (int round = 0; round < rounds; round++) {
+        memcpy(img, orig, len);
+        int flips = 1 + rand() % 8;
+        for (int i = 0; i < flips; i++) {
+            /* headers and tables matter most: bias half the flips to the first 256 bytes */
+            size_t at = (rand() & 1) ? (size_t)rand() % (len < 256 ? len : 256) : (size_t)rand() % len;
+            img[at] = (unsigned char)rand();
+        }
+        current = img;
+        tw_param_layout l;
+        found += tw_fatbin_param_layout(img, "_Z2k1PfidcP6float4", 9, 0, &l);
+        tw_fatbin_kernel_names(img, print_kernel_quiet, NULL);
+        uint64_t gsize;
+        found += tw_fatbin_global_size(img, "gvar", &gsize);
+        tw_fatbin_forget(img);
+    }
+    free(orig);
+    printf("mutate ok found=%u\n", found);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 4 && strcmp(argv[1], "--mutate") == 0)
+        return mutate(argv[2], atoi(argv[3]));
     if (argc >= 2 && strcmp(argv[1], "--garbage") == 0)
         return garbage();
     if (argc < 2)
