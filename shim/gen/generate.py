@@ -92,7 +92,8 @@ CUPTI_OWNERS = ("cupti_activity.h", "cupti_activity_deprecated.h", "cupti_callba
                 "cupti_version.h", "cupti_target.h", *CUPTI_HEADERS)
 
 LIBRARIES: tuple[Library, ...] = (
-    Library("cudart", (_unit("cudart", "cuda_runtime_api.h"),), ("libcudart.so.13",),
+    # cuda_profiler_api.h comes with the toolkit only (the wheels lack it, and crt/ too)
+    Library("cudart", (_unit("cudart", "cuda_runtime_api.h", "cuda_profiler_api.h"),), ("libcudart.so.13",),
             "cudaErrorNotSupported", ("cuda", "__cuda")),
     # __CUDA_API_VERSION_INTERNAL declares every exported driver name as itself: the legacy
     # ones (cuMemAlloc, 32-bit) and the _ptds/_ptsz flavours, as libcuda exports them.
@@ -306,6 +307,18 @@ def _ret_kind(ret_text: str) -> str:
     return "value"
 
 
+def available(unit: Unit, include_dirs: list[Path]) -> Unit:
+    """The unit without vendor headers that no include directory has (a toolkit-only header)."""
+    def found(h: str) -> bool:
+        return h == "stdalign.h" or any((d / h).is_file() for d in [*include_dirs, SHIM_DIR / "include"])
+
+    headers = tuple(h for h in unit.headers if found(h))
+    for h in unit.headers:
+        if h not in headers:
+            log.warning("unit %s: %s not found, its names become untyped", unit.name, h)
+    return Unit(unit.name, headers, unit.owners, unit.defines)
+
+
 def parse_unit(unit: Unit, include_dirs: list[Path], is_ours: re.Pattern[str]) -> ParsedUnit | None:
     includes = "".join(f"#define {d} 1\n" for d in unit.defines) + "".join(
         f"#include <{h}>\n" for h in unit.headers)
@@ -511,7 +524,7 @@ def generate(out_dir: Path) -> dict[str, dict[str, int]]:
     for lib in LIBRARIES:
         prefix_re = re.compile("(" + "|".join(re.escape(p) for p in lib.prefixes) + ")")
         parsed_units: list[tuple[Unit, ParsedUnit | None]] = []
-        for unit in lib.units:
+        for unit in (available(u, include_dirs) for u in lib.units):
             if lib.name == "nvml" and not NVML_HEADER.is_file():
                 parsed_units.append((unit, None))
                 continue
@@ -525,7 +538,7 @@ def generate(out_dir: Path) -> dict[str, dict[str, int]]:
             # the real library also exports loader and foreign internals (_init, NVTX
             # injection hooks, cuBLAS helpers inside cuSOLVER): mirror only its own API names
             wanted.update(n for n in read_exports(path) if prefix_re.match(n))
-        typed_by_unit: dict[str, list[Proto]] = {u.name: [] for u in lib.units}
+        typed_by_unit: dict[str, list[Proto]] = {u.name: [] for u, _ in parsed_units}
         for unit, parsed in parsed_units:
             if parsed is None:
                 continue
@@ -535,7 +548,6 @@ def generate(out_dir: Path) -> dict[str, dict[str, int]]:
                     emitted.add(name)
         # exported per-thread flavours share the base prototype (the header declares them only
         # under CUDA_API_PER_THREAD_DEFAULT_STREAM)
-        first_unit, first_parsed = parsed_units[0]
         for name in sorted(wanted - emitted):
             base = re.sub(r"_pt(ds|sz)$", "", name)
             for unit, parsed in parsed_units:

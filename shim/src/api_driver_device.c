@@ -7,24 +7,6 @@
 #include "tw_core.h"
 
 /* device.c, beyond tw_core.h */
-void *tw_ctx_primary(int device);
-int tw_ctx_device(const void *ctx);
-void tw_ctx_primary_retain(int device);
-void tw_ctx_primary_release(int device);
-void tw_ctx_primary_reset(int device);
-bool tw_ctx_primary_active(int device);
-unsigned tw_ctx_flags(const void *ctx);
-void tw_ctx_set_flags(void *ctx, unsigned flags);
-void *tw_ctx_create(int device, unsigned flags);
-int tw_ctx_destroy(void *ctx);
-void *tw_ctx_current(void);
-int tw_ctx_set_current(void *ctx);
-int tw_ctx_push(void *ctx);
-int tw_ctx_pop(void **out_ctx);
-int tw_device_from_pci_bus(int bus);
-uint32_t tw_device_pci_id(void);
-int tw_device_limit_get(int limit, uint64_t *value);
-int tw_device_limit_set(int limit, uint64_t value);
 
 /* One value per CUdevice_attribute (numbered as cudaDeviceAttr too, so the runtime reads the
  * same table), from the spec where it says, else what an sm_90 datacenter part reports.

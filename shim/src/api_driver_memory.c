@@ -9,17 +9,6 @@
 #include "tw_core.h"
 
 /* memory.c, device.c and api_runtime_memory.c, beyond tw_core.h */
-int tw_mem_set_flags(const void *ptr, uint32_t flags);
-int tw_vmm_import(int device, uint64_t size, uint64_t *out_handle);
-int tw_vmm_handle_info(uint64_t handle, int *device, uint64_t *size);
-int tw_vmm_retain_at(const void *ptr, uint64_t *out_handle);
-void tw_ctx_primary_activate(int device);
-void *tw_ctx_primary(int device);
-void *tw_ctx_current(void);
-int tw_ctx_device(const void *ctx);
-int tw_ipc_get(const void *ptr, void *out_handle_bytes);
-int tw_ipc_open(const void *handle_bytes, void **out_ptr);
-int tw_mem_pool_default(int device, void **out_pool);
 
 static CUresult cu_status(int rc)
 {

@@ -14,10 +14,6 @@
 #include "vendor/nvml.h"
 
 /* device.c, api_driver_device.c, beyond tw_core.h */
-int tw_device_parse_pci_bus_id(const char *id);
-bool tw_device_can_access_peer(int device, int peer);
-uint32_t tw_device_pci_id(void);
-bool tw_ctx_primary_active(int device);
 
 /* The driver branch that ships CUDA 13.0 (nvidia-smi prints the same). */
 #define TW_DRIVER_VERSION "580.65.06"

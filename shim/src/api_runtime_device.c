@@ -8,18 +8,6 @@
 #include "tw_core.h"
 
 /* device.c and api_driver_device.c, beyond tw_core.h */
-bool tw_device_attribute(int device, int attr, int *value);
-bool tw_device_can_access_peer(int device, int peer);
-int tw_device_parse_pci_bus_id(const char *id);
-int tw_device_select(int device);
-void tw_ctx_primary_activate(int device);
-void tw_ctx_primary_reset(int device);
-void *tw_ctx_primary(int device);
-unsigned tw_ctx_flags(const void *ctx);
-void tw_ctx_set_flags(void *ctx, unsigned flags);
-int tw_device_limit_get(int limit, uint64_t *value);
-int tw_device_limit_set(int limit, uint64_t value);
-int tw_device_cache_config(int set_to);
 
 static int attr(int device, enum cudaDeviceAttr a)
 {
@@ -31,7 +19,7 @@ static int attr(int device, enum cudaDeviceAttr a)
 TW_EXPORT cudaError_t cudaGetDeviceCount(int *count)
 {
     if (count == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     *count = tw_device_count();
     return cudaSuccess;
 }
@@ -44,7 +32,7 @@ TW_EXPORT cudaError_t cudaSetDevice(int device)
 TW_EXPORT cudaError_t cudaGetDevice(int *device)
 {
     if (device == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     *device = tw_device_current();
     return cudaSuccess;
 }
@@ -52,7 +40,7 @@ TW_EXPORT cudaError_t cudaGetDevice(int *device)
 TW_EXPORT cudaError_t cudaInitDevice(int device, unsigned int deviceFlags, unsigned int flags)
 {
     if (!tw_device_valid(device))
-        return cudaErrorInvalidDevice;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidDevice);
     if (deviceFlags)
         tw_ctx_set_flags(tw_ctx_primary(device), deviceFlags);
     tw_ctx_primary_activate(device);
@@ -63,7 +51,7 @@ TW_EXPORT cudaError_t cudaSetValidDevices(int *device_arr, int len)
 {
     for (int i = 0; device_arr && i < len; i++)
         if (!tw_device_valid(device_arr[i]))
-            return cudaErrorInvalidDevice;
+            return (cudaError_t)tw_runtime_status(cudaErrorInvalidDevice);
     return cudaSuccess;
 }
 
@@ -202,9 +190,9 @@ static void fill_props(struct cudaDeviceProp *p, int d)
 TW_EXPORT cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device)
 {
     if (prop == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     if (!tw_device_valid(device))
-        return cudaErrorInvalidDevice;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidDevice);
     fill_props(prop, device);
     return cudaSuccess;
 }
@@ -219,16 +207,16 @@ TW_EXPORT cudaError_t cudaGetDeviceProperties_v2(struct cudaDeviceProp *prop, in
 TW_EXPORT cudaError_t cudaDeviceGetAttribute(int *value, enum cudaDeviceAttr a, int device)
 {
     if (value == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     if (!tw_device_valid(device))
-        return cudaErrorInvalidDevice;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidDevice);
     return tw_device_attribute(device, (int)a, value) ? cudaSuccess : cudaErrorInvalidValue;
 }
 
 TW_EXPORT cudaError_t cudaChooseDevice(int *device, const struct cudaDeviceProp *prop)
 {
     if (device == NULL || prop == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     *device = tw_device_current();  /* every virtual device is alike */
     return cudaSuccess;
 }
@@ -236,9 +224,9 @@ TW_EXPORT cudaError_t cudaChooseDevice(int *device, const struct cudaDeviceProp 
 TW_EXPORT cudaError_t cudaDeviceGetPCIBusId(char *pciBusId, int len, int device)
 {
     if (pciBusId == NULL || len <= 0)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     if (!tw_device_valid(device))
-        return cudaErrorInvalidDevice;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidDevice);
     snprintf(pciBusId, (size_t)len, "0000:%02x:00.0", tw_device_pci_bus(device));
     return cudaSuccess;
 }
@@ -246,10 +234,10 @@ TW_EXPORT cudaError_t cudaDeviceGetPCIBusId(char *pciBusId, int len, int device)
 TW_EXPORT cudaError_t cudaDeviceGetByPCIBusId(int *device, const char *pciBusId)
 {
     if (device == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     int d = tw_device_parse_pci_bus_id(pciBusId);
     if (d < 0)
-        return cudaErrorInvalidDevice;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidDevice);
     *device = d;
     return cudaSuccess;
 }
@@ -261,9 +249,9 @@ static _Atomic uint64_t g_peer_enabled[TW_MAX_PEER_DEVICES];
 TW_EXPORT cudaError_t cudaDeviceCanAccessPeer(int *canAccessPeer, int device, int peerDevice)
 {
     if (canAccessPeer == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     if (!tw_device_valid(device) || !tw_device_valid(peerDevice))
-        return cudaErrorInvalidDevice;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidDevice);
     *canAccessPeer = tw_device_can_access_peer(device, peerDevice);
     return cudaSuccess;
 }
@@ -272,15 +260,15 @@ TW_EXPORT cudaError_t cudaDeviceEnablePeerAccess(int peerDevice, unsigned int fl
 {
     int d = tw_device_current();
     if (!tw_device_valid(peerDevice))
-        return cudaErrorInvalidDevice;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidDevice);
     if (flags != 0)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     if (!tw_device_can_access_peer(d, peerDevice) || d >= TW_MAX_PEER_DEVICES ||
         peerDevice >= TW_MAX_PEER_DEVICES)
-        return cudaErrorPeerAccessUnsupported;
+        return (cudaError_t)tw_runtime_status(cudaErrorPeerAccessUnsupported);
     uint64_t bit = 1ull << peerDevice;
     if (atomic_fetch_or(&g_peer_enabled[d], bit) & bit)
-        return cudaErrorPeerAccessAlreadyEnabled;
+        return (cudaError_t)tw_runtime_status(cudaErrorPeerAccessAlreadyEnabled);
     return cudaSuccess;
 }
 
@@ -289,10 +277,10 @@ TW_EXPORT cudaError_t cudaDeviceDisablePeerAccess(int peerDevice)
     int d = tw_device_current();
     if (!tw_device_valid(peerDevice) || d >= TW_MAX_PEER_DEVICES ||
         peerDevice >= TW_MAX_PEER_DEVICES)
-        return cudaErrorInvalidDevice;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidDevice);
     uint64_t bit = 1ull << peerDevice;
     if (!(atomic_fetch_and(&g_peer_enabled[d], ~bit) & bit))
-        return cudaErrorPeerAccessNotEnabled;
+        return (cudaError_t)tw_runtime_status(cudaErrorPeerAccessNotEnabled);
     return cudaSuccess;
 }
 
@@ -300,9 +288,9 @@ TW_EXPORT cudaError_t cudaDeviceGetP2PAttribute(int *value, enum cudaDeviceP2PAt
                                                 int dst)
 {
     if (value == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     if (!tw_device_valid(src) || !tw_device_valid(dst))
-        return cudaErrorInvalidDevice;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidDevice);
     bool can = tw_device_can_access_peer(src, dst);
     switch (a) {
     case cudaDevP2PAttrPerformanceRank: *value = 0; break;
@@ -328,9 +316,9 @@ TW_EXPORT cudaError_t cudaDeviceGetLimit(size_t *pValue, enum cudaLimit limit)
 {
     uint64_t v;
     if (pValue == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     if (tw_device_limit_get((int)limit, &v) != 0)
-        return cudaErrorUnsupportedLimit;
+        return (cudaError_t)tw_runtime_status(cudaErrorUnsupportedLimit);
     *pValue = v;
     return cudaSuccess;
 }
@@ -343,7 +331,7 @@ TW_EXPORT cudaError_t cudaDeviceSetLimit(enum cudaLimit limit, size_t value)
 TW_EXPORT cudaError_t cudaDeviceGetCacheConfig(enum cudaFuncCache *pCacheConfig)
 {
     if (pCacheConfig == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     *pCacheConfig = (enum cudaFuncCache)tw_device_cache_config(-1);
     return cudaSuccess;
 }
@@ -351,7 +339,7 @@ TW_EXPORT cudaError_t cudaDeviceGetCacheConfig(enum cudaFuncCache *pCacheConfig)
 TW_EXPORT cudaError_t cudaDeviceSetCacheConfig(enum cudaFuncCache cacheConfig)
 {
     if ((int)cacheConfig < 0 || cacheConfig > cudaFuncCachePreferEqual)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     tw_device_cache_config((int)cacheConfig);
     return cudaSuccess;
 }
@@ -360,7 +348,7 @@ TW_EXPORT cudaError_t cudaSetDeviceFlags(unsigned int flags)
 {
     if (flags & ~(unsigned)(cudaDeviceScheduleMask | cudaDeviceMapHost |
                             cudaDeviceLmemResizeToMax | cudaDeviceSyncMemops))
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     int d = tw_device_current();
     tw_ctx_set_flags(tw_ctx_primary(d), flags);
     tw_ctx_primary_activate(d);
@@ -370,7 +358,7 @@ TW_EXPORT cudaError_t cudaSetDeviceFlags(unsigned int flags)
 TW_EXPORT cudaError_t cudaGetDeviceFlags(unsigned int *flags)
 {
     if (flags == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     /* host mapping is always on under unified addressing */
     *flags = tw_ctx_flags(tw_ctx_primary(tw_device_current())) | cudaDeviceMapHost;
     return cudaSuccess;
@@ -379,7 +367,7 @@ TW_EXPORT cudaError_t cudaGetDeviceFlags(unsigned int *flags)
 TW_EXPORT cudaError_t cudaDriverGetVersion(int *driverVersion)
 {
     if (driverVersion == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     *driverVersion = CUDART_VERSION;
     return cudaSuccess;
 }
@@ -387,7 +375,7 @@ TW_EXPORT cudaError_t cudaDriverGetVersion(int *driverVersion)
 TW_EXPORT cudaError_t cudaRuntimeGetVersion(int *runtimeVersion)
 {
     if (runtimeVersion == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     *runtimeVersion = CUDART_VERSION;
     return cudaSuccess;
 }

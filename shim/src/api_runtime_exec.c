@@ -113,6 +113,7 @@ TW_EXPORT cudaError_t cudaStreamCreateWithPriority(cudaStream_t *out, unsigned i
 {
     if (out == NULL)
         return rt(cudaErrorInvalidValue);
+    tw_ctx_primary_activate(tw_device_current());
     tw_stream *s = tw_stream_create(tw_device_current(),
                                     (flags & cudaStreamNonBlocking) ? TW_STREAM_NON_BLOCKING : 0, priority);
     if (s == NULL)
@@ -892,9 +893,12 @@ static cudaError_t launch(tw_kernel *k, dim3 grid, dim3 block, void **args, size
     if (TW_UNLIKELY(threads_per_block == 0 || threads_per_block > (uint64_t)tw_spec()->max_threads_per_block ||
                     grid.x == 0 || grid.y == 0 || grid.z == 0))
         return rt(cudaErrorInvalidConfiguration);
+    tw_stream *s = tw_stream_resolve(stream);
+    if (TW_UNLIKELY(!tw_ctx_primary_active(tw_stream_device(s))))
+        tw_ctx_primary_activate(tw_stream_device(s)); /* the runtime's implicit context init */
     API_SPAN("cudaLaunchKernel");
     tw_launch_kernel(k, (tw_dim3){grid.x, grid.y, grid.z}, (tw_dim3){block.x, block.y, block.z},
-                     (uint32_t)smem, args, tw_stream_resolve(stream), flags);
+                     (uint32_t)smem, args, s, flags);
     API_END();
     return cudaSuccess;
 }

@@ -10,17 +10,13 @@
 #include "tw_core.h"
 
 /* memory.c and device.c, beyond tw_core.h */
-int tw_mem_map_foreign(int device, uint64_t size, void **out_ptr);
-int tw_mem_set_flags(const void *ptr, uint32_t flags);
-bool tw_mem_get_flags(const void *ptr, uint32_t *flags);
-void tw_ctx_primary_activate(int device);
 
 static cudaError_t rt_status(int rc)
 {
     switch (rc) {
     case TW_OK: return cudaSuccess;
-    case TW_ERR_NOMEM: return cudaErrorMemoryAllocation;
-    default: return cudaErrorInvalidValue;
+    case TW_ERR_NOMEM: return (cudaError_t)tw_runtime_status(cudaErrorMemoryAllocation);
+    default: return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     }
 }
 
@@ -32,7 +28,7 @@ static bool is_device_kind(int kind)
 static cudaError_t device_alloc(void **devPtr, size_t size, int device, int kind)
 {
     if (devPtr == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     tw_ctx_primary_activate(device);
     int rc = tw_mem_alloc(device, size, kind, devPtr);
     if (rc == TW_ERR_NOMEM)
@@ -54,21 +50,21 @@ TW_EXPORT cudaError_t cudaFree(void *devPtr)
     tw_alloc a;
     if (!tw_mem_lookup(devPtr, &a) || a.base != (uint64_t)devPtr ||
         (a.kind != TW_MEM_DEVICE && a.kind != TW_MEM_MANAGED))
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     return rt_status(tw_mem_free(devPtr));
 }
 
 TW_EXPORT cudaError_t cudaMallocManaged(void **devPtr, size_t size, unsigned int flags)
 {
     if (flags & ~(unsigned)(cudaMemAttachGlobal | cudaMemAttachHost))
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     return device_alloc(devPtr, size, tw_device_current(), TW_MEM_MANAGED);
 }
 
 TW_EXPORT cudaError_t cudaMallocPitch(void **devPtr, size_t *pitch, size_t width, size_t height)
 {
     if (pitch == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     size_t p = (width + 511) / 512 * 512;  /* the texture pitch the hardware wants */
     cudaError_t err = device_alloc(devPtr, p * height, tw_device_current(), TW_MEM_DEVICE);
     if (err == cudaSuccess)
@@ -79,7 +75,7 @@ TW_EXPORT cudaError_t cudaMallocPitch(void **devPtr, size_t *pitch, size_t width
 TW_EXPORT cudaError_t cudaMalloc3D(struct cudaPitchedPtr *pitchedDevPtr, struct cudaExtent extent)
 {
     if (pitchedDevPtr == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     size_t p = (extent.width + 511) / 512 * 512;
     void *ptr = NULL;
     cudaError_t err = device_alloc(&ptr, p * extent.height * extent.depth, tw_device_current(),
@@ -107,7 +103,7 @@ TW_EXPORT cudaError_t cudaHostAlloc(void **pHost, size_t size, unsigned int flag
 {
     if (pHost == NULL || flags & ~(unsigned)(cudaHostAllocPortable | cudaHostAllocMapped |
                                              cudaHostAllocWriteCombined))
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     int rc = tw_mem_alloc(tw_device_current(), size, TW_MEM_HOST_PINNED, pHost);
     if (rc == TW_OK && *pHost)
         tw_mem_set_flags(*pHost, flags);
@@ -125,17 +121,17 @@ TW_EXPORT cudaError_t cudaFreeHost(void *ptr)
         return cudaSuccess;
     tw_alloc a;
     if (!tw_mem_lookup(ptr, &a) || a.base != (uint64_t)ptr || a.kind != TW_MEM_HOST_PINNED)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     return rt_status(tw_mem_free(ptr));
 }
 
 TW_EXPORT cudaError_t cudaHostRegister(void *ptr, size_t size, unsigned int flags)
 {
     if (ptr == NULL || size == 0)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     tw_alloc a;
     if (tw_mem_lookup(ptr, &a))
-        return cudaErrorHostMemoryAlreadyRegistered;
+        return (cudaError_t)tw_runtime_status(cudaErrorHostMemoryAlreadyRegistered);
     int rc = tw_mem_host_register(ptr, size);
     if (rc == TW_OK)
         tw_mem_set_flags(ptr, flags);
@@ -153,7 +149,7 @@ TW_EXPORT cudaError_t cudaHostGetDevicePointer(void **pDevice, void *pHost, unsi
     tw_alloc a;
     if (pDevice == NULL || flags != 0 || !tw_mem_lookup(pHost, &a) ||
         (a.kind != TW_MEM_HOST_PINNED && a.kind != TW_MEM_HOST_REGISTERED))
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     *pDevice = pHost;
     return cudaSuccess;
 }
@@ -163,7 +159,7 @@ TW_EXPORT cudaError_t cudaHostGetFlags(unsigned int *pFlags, void *pHost)
     tw_alloc a;
     uint32_t flags = 0;
     if (pFlags == NULL || !tw_mem_lookup(pHost, &a) || a.kind != TW_MEM_HOST_PINNED)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     tw_mem_get_flags(pHost, &flags);
     *pFlags = flags | cudaHostAllocMapped;  /* always mapped under unified addressing */
     return cudaSuccess;
@@ -174,7 +170,7 @@ TW_EXPORT cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *att
                                                const void *ptr)
 {
     if (attributes == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     memset(attributes, 0, sizeof(*attributes));
     tw_alloc a;
     if (!tw_mem_lookup(ptr, &a)) {
@@ -247,7 +243,7 @@ int tw_ipc_open(const void *handle_bytes, void **out_ptr)
 TW_EXPORT cudaError_t cudaIpcGetMemHandle(cudaIpcMemHandle_t *handle, void *devPtr)
 {
     if (handle == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     return tw_ipc_get(devPtr, handle->reserved) == TW_OK ? cudaSuccess : cudaErrorInvalidValue;
 }
 
@@ -255,7 +251,7 @@ TW_EXPORT cudaError_t cudaIpcOpenMemHandle(void **devPtr, cudaIpcMemHandle_t han
                                            unsigned int flags)
 {
     if (devPtr == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     int rc = tw_ipc_open(handle.reserved, devPtr);
     return rc == TW_ERR_NOMEM ? cudaErrorMemoryAllocation
            : rc == TW_OK      ? cudaSuccess
@@ -311,10 +307,10 @@ static tw_pool *as_pool(cudaMemPool_t pool)
 TW_EXPORT cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t *memPool, int device)
 {
     if (memPool == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     tw_pool *p = default_pool(device);
     if (p == NULL)
-        return cudaErrorInvalidDevice;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidDevice);
     *memPool = (cudaMemPool_t)p;
     return cudaSuccess;
 }
@@ -322,10 +318,10 @@ TW_EXPORT cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t *memPool, int de
 TW_EXPORT cudaError_t cudaDeviceGetMemPool(cudaMemPool_t *memPool, int device)
 {
     if (memPool == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     tw_pool *p = default_pool(device);
     if (p == NULL)
-        return cudaErrorInvalidDevice;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidDevice);
     tw_pool *cur = g_current_pools[device];
     *memPool = (cudaMemPool_t)(cur ? cur : p);
     return cudaSuccess;
@@ -335,9 +331,9 @@ TW_EXPORT cudaError_t cudaDeviceSetMemPool(int device, cudaMemPool_t memPool)
 {
     tw_pool *p = as_pool(memPool);
     if (default_pool(device) == NULL)
-        return cudaErrorInvalidDevice;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidDevice);
     if (p == NULL || p->device != device)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     g_current_pools[device] = p;
     return cudaSuccess;
 }
@@ -346,10 +342,10 @@ TW_EXPORT cudaError_t cudaMemPoolCreate(cudaMemPool_t *memPool, const struct cud
 {
     if (memPool == NULL || props == NULL || props->location.type != cudaMemLocationTypeDevice ||
         !tw_device_valid(props->location.id))
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     tw_pool *p = calloc(1, sizeof(*p));
     if (p == NULL)
-        return cudaErrorMemoryAllocation;
+        return (cudaError_t)tw_runtime_status(cudaErrorMemoryAllocation);
     p->device = props->location.id;
     for (int i = 0; i < 3; i++)
         p->reuse[i] = 1;
@@ -362,7 +358,7 @@ TW_EXPORT cudaError_t cudaMemPoolDestroy(cudaMemPool_t memPool)
 {
     tw_pool *p = as_pool(memPool);
     if (p == NULL || p == default_pool(p->device))
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     if (g_current_pools[p->device] == p)
         g_current_pools[p->device] = NULL;
     p->magic = 0;
@@ -375,7 +371,7 @@ TW_EXPORT cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t memPool, enum cudaMe
 {
     tw_pool *p = as_pool(memPool);
     if (p == NULL || value == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     switch (attr) {
     case cudaMemPoolReuseFollowEventDependencies:
     case cudaMemPoolReuseAllowOpportunistic:
@@ -386,7 +382,7 @@ TW_EXPORT cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t memPool, enum cudaMe
     case cudaMemPoolAttrReservedMemHigh:
     case cudaMemPoolAttrUsedMemHigh:
         return *(uint64_t *)value == 0 ? cudaSuccess : cudaErrorInvalidValue;  /* reset only */
-    default: return cudaErrorInvalidValue;
+    default: return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     }
 }
 
@@ -395,7 +391,7 @@ TW_EXPORT cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t memPool, enum cudaMe
 {
     tw_pool *p = as_pool(memPool);
     if (p == NULL || value == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     switch (attr) {
     case cudaMemPoolReuseFollowEventDependencies:
     case cudaMemPoolReuseAllowOpportunistic:
@@ -407,7 +403,7 @@ TW_EXPORT cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t memPool, enum cudaMe
     case cudaMemPoolAttrUsedMemCurrent: *(uint64_t *)value = tw_mem_used(p->device); return cudaSuccess;
     case cudaMemPoolAttrReservedMemHigh:
     case cudaMemPoolAttrUsedMemHigh: *(uint64_t *)value = tw_mem_peak(p->device); return cudaSuccess;
-    default: return cudaErrorInvalidValue;
+    default: return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     }
 }
 
@@ -426,7 +422,7 @@ TW_EXPORT cudaError_t cudaMemPoolGetAccess(enum cudaMemAccessFlags *flags, cudaM
                                            struct cudaMemLocation *location)
 {
     if (flags == NULL || as_pool(memPool) == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     *flags = cudaMemAccessFlagsProtReadWrite;
     return cudaSuccess;
 }
@@ -436,7 +432,7 @@ TW_EXPORT cudaError_t cudaMallocFromPoolAsync(void **ptr, size_t size, cudaMemPo
 {
     tw_pool *p = as_pool(memPool);
     if (p == NULL)
-        return cudaErrorInvalidValue;
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     return device_alloc(ptr, size, p->device, TW_MEM_DEVICE);
 }
 

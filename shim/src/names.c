@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tw_core.h"
@@ -39,6 +40,8 @@ static FILE *names_output(void)
     if (names_file != NULL && names_file_pid == getpid())
         return names_file;
     char path[4096];
+    snprintf(path, sizeof path, "%s/proc", run_dir);
+    mkdir(path, 0755); /* the first name may come before the trace file exists */
     snprintf(path, sizeof path, "%s/proc/%d.names", run_dir, (int)getpid());
     names_file = fopen(path, "a");
     names_file_pid = getpid();

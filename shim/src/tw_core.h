@@ -91,6 +91,34 @@ bool tw_device_valid(int device);
 void tw_device_uuid(int device, unsigned char out_uuid[16]); /* stable per (spec key, device) */
 int tw_device_pci_bus(int device);    /* PCI bus id of the device (domain 0, device 0) */
 
+
+/* Contexts (one primary per device, created ones, a per-thread stack), device helpers
+ * shared by the runtime, driver and NVML adapters. */
+void *tw_ctx_create(int device, unsigned flags);
+void *tw_ctx_current(void);
+int tw_ctx_destroy(void *ctx);
+int tw_ctx_device(const void *ctx);
+unsigned tw_ctx_flags(const void *ctx);
+int tw_ctx_pop(void **out_ctx);
+void *tw_ctx_primary(int device);
+void tw_ctx_primary_activate(int device);
+bool tw_ctx_primary_active(int device);
+void tw_ctx_primary_release(int device);
+void tw_ctx_primary_reset(int device);
+void tw_ctx_primary_retain(int device);
+int tw_ctx_push(void *ctx);
+int tw_ctx_set_current(void *ctx);
+void tw_ctx_set_flags(void *ctx, unsigned flags);
+bool tw_device_attribute(int device, int attr, int *value);
+int tw_device_cache_config(int set_to);
+bool tw_device_can_access_peer(int device, int peer);
+int tw_device_from_pci_bus(int bus);
+int tw_device_limit_get(int limit, uint64_t *value);
+int tw_device_limit_set(int limit, uint64_t value);
+int tw_device_parse_pci_bus_id(const char *id);
+uint32_t tw_device_pci_id(void);
+int tw_device_select(int device);
+
 /* ---------------------------------------------------------------- memory.c
  * Split-state device memory. Allocations up to backed_threshold are host-backed (RW), larger
  * ones are reserved PROT_NONE so a host dereference faults (the SIGSEGV handler names the
@@ -140,6 +168,18 @@ int tw_vmm_release_handle(uint64_t handle);
 int tw_vmm_map(void *ptr, uint64_t size, uint64_t offset, uint64_t handle);
 int tw_vmm_unmap(void *ptr, uint64_t size);
 uint64_t tw_vmm_granularity(void);                /* 2 MiB */
+
+/* Shared by the runtime and driver memory adapters: foreign (IPC) mappings, host-alloc
+ * flags, VMM handle details, IPC handles and the default pool. */
+int tw_ipc_get(const void *ptr, void *out_handle_bytes);
+int tw_ipc_open(const void *handle_bytes, void **out_ptr);
+bool tw_mem_get_flags(const void *ptr, uint32_t *flags);
+int tw_mem_map_foreign(int device, uint64_t size, void **out_ptr);
+int tw_mem_pool_default(int device, void **out_pool);
+int tw_mem_set_flags(const void *ptr, uint32_t flags);
+int tw_vmm_handle_info(uint64_t handle, int *device, uint64_t *size);
+int tw_vmm_import(int device, uint64_t size, uint64_t *out_handle);
+int tw_vmm_retain_at(const void *ptr, uint64_t *out_handle);
 
 /* ---------------------------------------------------------------- clock.c
  * Virtual time (DESIGN §3). virtual_mono = host_mono * scale + offset (offset in the shared

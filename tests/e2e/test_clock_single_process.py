@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from conftest import compile_cuda
+from timewarp_testing import compile_cuda
 
 CUDA_DIR = Path(__file__).resolve().parent.parent / "shim" / "cuda"
 _RESULT_FIELD = re.compile(r"(\w+)=(.*?)(?=\s+\w+=|$)")

@@ -10,7 +10,7 @@ import re
 import sys
 from pathlib import Path
 
-from conftest import requires_cuda_torch
+from timewarp_testing import requires_cuda_torch
 
 from predictors.catalog import get_spec
 

@@ -13,7 +13,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import compile_cuda
+from timewarp_testing import compile_cuda
 
 from predictors.catalog import get_spec
 

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import requires_cuda_torch
+from timewarp_testing import requires_cuda_torch
 
 from shim.abi import constant, ffi
 
