@@ -388,8 +388,8 @@ def from_wire(fields_: dict[str, object], name: str) -> Descriptor:
 def to_wire(desc: Descriptor) -> tuple[dict[str, object], str]:
     """The inverse of from_wire: (tw_desc dict, name). Used by tests, tools and validate's tables."""
     out: dict[str, object] = {key: 0 for key in WIRE_FIELDS}
-    out["grid"] = [1, 1, 1]
-    out["block"] = [1, 1, 1]
+    out["grid"] = [0, 0, 0]  # only launches carry a shape
+    out["block"] = [0, 0, 0]
     dims = [0] * 8
     out["device"] = getattr(desc, "device", 0)
     if isinstance(desc, KernelDesc):

@@ -171,14 +171,14 @@ class RooflinePredictor:
         return raw * LINK_EFFICIENCY
 
     def _memset(self, desc: MemsetDesc) -> Prediction:
-        return self._finish(self.memory_ns(desc.bytes))
+        return self._finish(self.floor_ns + self.memory_ns(desc.bytes))
 
     def _kernel(self, desc: KernelDesc) -> Prediction:
         nbytes = desc.bytes if desc.bytes > 0 else desc.threads * 8  # unknown: one load + one store of 4 B
         ns = self.memory_ns(nbytes)
         if desc.flops:
             ns = max(ns, desc.flops / (self.spec.peak_fp32_flops * 0.5) * 1e9)
-        return self._finish(ns)
+        return self._finish(self.floor_ns + ns)  # the floor: launch ramp-up and drain of any kernel
 
     def _fft(self, desc: FftDesc) -> Prediction:
         points = desc.points
@@ -232,7 +232,7 @@ class RooflinePredictor:
         ns = self.memory_ns(desc.bytes)
         if desc.flops:
             ns = max(ns, desc.flops / (self.spec.peak_fp32_flops * 0.5) * 1e9)
-        return self._finish(ns)
+        return self._finish(self.floor_ns + ns)
 
     # ---------------------------------------------------------------- entry
     def predict(self, desc: Descriptor) -> Prediction:

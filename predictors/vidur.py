@@ -88,6 +88,8 @@ def network_rows(root: Path, gpu_dir: str) -> list[dict[str, object]]:
         sizes = sorted(frame["size"].unique())
         band = {size: i % 5 for i, size in enumerate(sizes)}
         for seq, record in enumerate(frame.to_dict(orient="records")):
+            if int(record["devices_per_node"]) < int(record["num_workers"]):
+                continue  # crosses nodes: the collective model covers one node's links only
             median_ms = record.get(f"time_stats.{collective}.median")
             if median_ms is None or not median_ms == median_ms or median_ms <= 0:
                 continue

@@ -13,6 +13,9 @@ PYTHON="${PYTHON:-python3}"
 pipi() { env -u PIP_FIND_LINKS -u PIP_CONFIG_FILE .venv/bin/python -m pip install --isolated -q "$@"; }
 pipi --upgrade pip
 pipi "torch==${TORCH_VERSION}"
+# The headers the shim builds against must match the CUDA runtime torch brought.
+cuda_mm=$(.venv/bin/python -c "from importlib.metadata import version; print('.'.join(version('nvidia-cuda-runtime').split('.')[:2]))")
+pipi "nvidia-cuda-crt==${cuda_mm}.*" "nvidia-cuda-profiler-api==${cuda_mm}.*" "nvidia-cuda-cccl==${cuda_mm}.*"
 pipi -e '.[test]'
 .venv/bin/python - <<'PY'
 import sys, torch

@@ -58,7 +58,8 @@ class Scores:
         return f"{np.median(err) * 100:.1f}%", f"{np.percentile(err, 90) * 100:.1f}%", f"{np.mean(p / m):.2f}"
 
 
-def evaluate_gpu(rows: list[dict[str, object]], gpu_key: str, rounds: int) -> dict[tuple[str, str], Scores]:
+def evaluate_gpu(rows: list[dict[str, object]], gpu_key: str, rounds: int,
+                 threads: int = 1) -> dict[tuple[str, str], Scores]:
     """Leave-one-group-out: for each workload group (a model, or a size band of a topology),
     fit table and xgb on the other groups and predict the held-out one."""
     spec = get_spec(gpu_key)
@@ -73,11 +74,11 @@ def evaluate_gpu(rows: list[dict[str, object]], gpu_key: str, rounds: int) -> di
     groups = sorted({str(r["workload"]) for r in rows})
     for group in groups:
         test = [r for r in rows if r["workload"] == group]
-        train_rows = [r for r in rows if r["workload"] != group
-                      and str(r["op"]).split("@")[0] in {str(t["op"]).split("@")[0] for t in test}]
+        test_ops = {str(t["op"]) for t in test}
+        train_rows = [r for r in rows if r["workload"] != group and str(r["op"]) in test_ops]
         descs = [desc_from_row(r) for r in test]
         table = TablePredictor(spec, train_rows, fallback=False)
-        result = train(train_rows, spec, holdout_groups=[], rounds=rounds)
+        result = train(train_rows, spec, holdout_groups=[], rounds=rounds, params={"nthread": threads})
         xgb = XgbPredictor(spec, result.booster, result.meta)
         xgb_answers = xgb.predict_batch(descs)
         for row, desc, xgb_answer in zip(test, descs, xgb_answers, strict=True):
@@ -108,7 +109,7 @@ def cmd_eval_vidur(args: argparse.Namespace) -> int:
         rows = vidur.compute_rows(root, gpu_dir) + vidur.network_rows(root, gpu_dir)
         if args.limit_tokens:
             rows = [r for r in rows if r["kind"] != "gemm" or int(r["dims"][0]) <= args.limit_tokens]  # type: ignore[index]
-        scores = evaluate_gpu(rows, vidur.GPU_KEYS[gpu_dir], args.rounds)
+        scores = evaluate_gpu(rows, vidur.GPU_KEYS[gpu_dir], args.rounds, args.threads)
         for op in sorted({op for op, _ in scores}):
             roof, table, xgb, auto = (scores.get((op, m), Scores([], [])) for m in ("roofline", "table", "xgb", "auto"))
             r_med, r_p90, r_ratio = roof.line()
@@ -140,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     p_eval.add_argument("--root")
     p_eval.add_argument("--gpus", nargs="+", default=["h100", "a100", "a40"])
     p_eval.add_argument("--rounds", type=int, default=200)
+    p_eval.add_argument("--threads", type=int, default=2)
     p_eval.add_argument("--limit-tokens", type=int, default=0)
     p_eval.add_argument("--out")
     p_eval.set_defaults(func=cmd_eval_vidur)

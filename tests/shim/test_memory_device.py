@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, compile_cuda
+from timewarp_testing import REPO, compile_cuda
 
 CUDA_DIR = Path(__file__).parent / "cuda"
 NVIDIA_SMI = REPO / "emulator" / "bin" / "nvidia-smi"

@@ -110,24 +110,29 @@ int main(int argc, char **argv)
         host[i] = (float)i;
     CHECK(p_cuMemcpyHtoD_v2(x, host, N * sizeof(float)));
 
+    /* the launches work on 1 GiB (an unbacked allocation): long enough kernels that the
+     * stream is surely still busy when queried */
+    enum { BIG = 1 << 28 };
+    CUdeviceptr big;
+    CHECK(p_cuMemAlloc_v2(&big, (size_t)BIG * sizeof(float)));
     CUstream stream;
     CUevent start, end;
     CHECK(p_cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
     CHECK(p_cuEventCreate(&start, 0));
     CHECK(p_cuEventCreate(&end, 0));
     CHECK(p_cuEventRecord(start, stream));
-    int n = N;
+    int n = BIG;
     float a = 2.0f;
-    void *params[] = {&x, &n, &a};
+    void *params[] = {&big, &n, &a};
     const int launches = 200;
     for (int i = 0; i < launches; i++)
-        CHECK(p_cuLaunchKernel(fn, N / 256, 1, 1, 256, 1, 1, 0, stream, params, NULL));
+        CHECK(p_cuLaunchKernel(fn, BIG / 256, 1, 1, 256, 1, 1, 0, stream, params, NULL));
     /* the `extra` form: one packed buffer laid out as the cubin says */
-    struct { CUdeviceptr x; int n; float a; } packed = {x, n, a};
+    struct { CUdeviceptr x; int n; float a; } packed = {big, n, a};
     size_t packed_size = sizeof packed;
     void *extra[] = {CU_LAUNCH_PARAM_BUFFER_POINTER, &packed, CU_LAUNCH_PARAM_BUFFER_SIZE, &packed_size,
                      CU_LAUNCH_PARAM_END};
-    CHECK(p_cuLaunchKernel(fn, N / 256, 1, 1, 256, 1, 1, 0, stream, NULL, extra));
+    CHECK(p_cuLaunchKernel(fn, BIG / 256, 1, 1, 256, 1, 1, 0, stream, NULL, extra));
     CUlaunchAttribute attr = {.id = CU_LAUNCH_ATTRIBUTE_COOPERATIVE, .value.cooperative = 1};
     CUlaunchConfig config = {.gridDimX = 132, .gridDimY = 1, .gridDimZ = 1, .blockDimX = 256, .blockDimY = 1,
                              .blockDimZ = 1, .sharedMemBytes = 64 * 1024, .hStream = stream,
