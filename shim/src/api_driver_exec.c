@@ -10,8 +10,6 @@
 #include "tw_core.h"
 
 /* device.c, beyond tw_core.h */
-void *tw_ctx_primary(int device);
-int tw_ctx_device(const void *ctx);
 
 static tw_stream *resolve(CUstream stream, bool per_thread)
 {

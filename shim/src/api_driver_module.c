@@ -11,22 +11,6 @@
 
 #include "tw_core.h"
 
-/* ---- additions to the fatbin.c section of tw_core.h (same block as in fatbin.c; the lead
- * moves them there) ---- */
-typedef struct tw_kernel_info {
-    int32_t regs;
-    uint32_t static_smem_bytes;
-    uint32_t const_bytes;
-    uint32_t local_bytes;
-    uint32_t max_threads;
-    int32_t arch;
-    uint32_t cuda_api_version;
-} tw_kernel_info;
-uint64_t tw_fatbin_image_size(const void *image);
-bool tw_fatbin_kernel_info(const void *image, const char *kernel_name, int cc_major,
-                           int cc_minor, tw_kernel_info *out);
-bool tw_fatbin_global_size(const void *image, const char *name, uint64_t *size_out);
-void tw_fatbin_forget(const void *image);
 
 #define MODULE_MAGIC 0x4d4f444cu   /* "MODL" */
 #define LIBRARY_MAGIC 0x4c494252u  /* "LIBR" */

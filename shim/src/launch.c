@@ -3,7 +3,6 @@
  * launch builds the kernel's descriptor once per (grid, block, shared memory) — the bytes
  * its pointer parameters reference come from the memory core — and submits it. */
 #define _GNU_SOURCE
-#include <elf.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,38 +146,6 @@ uint32_t tw_kernel_name_id(const tw_kernel *k)
 
 /* ---- driver modules ---- */
 
-/* Size of an image handed to cuModuleLoadData (which carries no length). */
-static uint64_t image_size(const void *image)
-{
-    const unsigned char *bytes = image;
-    if (memcmp(bytes, ELFMAG, SELFMAG) == 0 && bytes[EI_CLASS] == ELFCLASS64) {
-        const Elf64_Ehdr *eh = image;
-        uint64_t end = eh->e_shoff + (uint64_t)eh->e_shnum * eh->e_shentsize;
-        uint64_t ph_end = eh->e_phoff + (uint64_t)eh->e_phnum * eh->e_phentsize;
-        if (ph_end > end)
-            end = ph_end;
-        const Elf64_Shdr *sh = (const Elf64_Shdr *)(bytes + eh->e_shoff);
-        for (unsigned i = 0; i < eh->e_shnum; i++)
-            if (sh[i].sh_type != SHT_NOBITS && sh[i].sh_offset + sh[i].sh_size > end)
-                end = sh[i].sh_offset + sh[i].sh_size;
-        return end;
-    }
-    uint32_t magic;
-    memcpy(&magic, bytes, sizeof magic);
-    if (magic == 0xBA55ED50u) {
-        uint16_t header_bytes;
-        uint64_t fat_bytes;
-        memcpy(&header_bytes, bytes + 6, sizeof header_bytes);
-        memcpy(&fat_bytes, bytes + 8, sizeof fat_bytes);
-        return header_bytes + fat_bytes;
-    }
-    if (magic == 0x466243b1u) { /* fatbin C wrapper: look through to its data */
-        const struct { int magic; int version; const void *data; } *wrapper = image;
-        return image_size(wrapper->data);
-    }
-    return strlen((const char *)image) + 1; /* PTX text */
-}
-
 void *tw_module_load(const void *image, uint64_t image_bytes)
 {
     if (image == NULL)
@@ -188,7 +155,9 @@ void *tw_module_load(const void *image, uint64_t image_bytes)
     if (magic == 0x466243b1u)
         image = ((const struct { int magic; int version; const void *data; } *)image)->data;
     if (image_bytes == 0)
-        image_bytes = image_size(image);
+        image_bytes = tw_fatbin_image_size(image);
+    if (image_bytes == 0)
+        return NULL;
     module *m = calloc(1, sizeof *m);
     if (m == NULL)
         return NULL;

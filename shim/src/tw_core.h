@@ -288,6 +288,24 @@ void tw_fatbin_kernel_names(const void *image, void (*fn)(const char *name, void
 /* Parameter layout of a kernel (parsed on first need), NULL when unavailable. */
 const tw_param_layout *tw_kernel_layout(tw_kernel *k);
 
+/* Per-kernel facts from the cubin (registers, static shared memory, launch bounds). */
+typedef struct tw_kernel_info {
+    int32_t regs;                 /* EIATTR_REGCOUNT; -1 unknown */
+    uint32_t static_smem_bytes;   /* size of .nv.shared.<kernel> */
+    uint32_t const_bytes;         /* size of .nv.constant0.<kernel> (driver area + params) */
+    uint32_t local_bytes;         /* .nv.local.<kernel>, else EIATTR_FRAME_SIZE */
+    uint32_t max_threads;         /* __launch_bounds__ / reqntid product; 0 = none */
+    int32_t arch;                 /* sm of the cubin read (90 = sm_90); 0 = from PTX */
+    uint32_t cuda_api_version;    /* EIATTR_CUDA_API_VERSION, e.g. 0x82 = 13.0 */
+} tw_kernel_info;
+/* Bytes of a cubin, fatbin or PTX image (bounds-checked), 0 if not recognised. */
+uint64_t tw_fatbin_image_size(const void *image);
+bool tw_fatbin_kernel_info(const void *image, const char *kernel_name, int cc_major,
+                           int cc_minor, tw_kernel_info *out);
+bool tw_fatbin_global_size(const void *image, const char *name, uint64_t *size_out);
+void tw_fatbin_forget(const void *image);
+bool tw_fatbin_lz4_decode(const uint8_t *src, uint64_t src_len, uint8_t *dst, uint64_t dst_len);
+
 /* ---------------------------------------------------------------- graph.c
  * Stream capture and CUDA graphs. */
 enum tw_capture_mode { TW_CAPTURE_GLOBAL = 0, TW_CAPTURE_THREAD_LOCAL = 1, TW_CAPTURE_RELAXED = 2 };
