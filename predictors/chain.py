@@ -42,6 +42,25 @@ class ChainPredictor:
     def member_names(self) -> list[str]:
         return [str(getattr(m, "name", "?")) for m in self.members]
 
+    def predict_batch(self, descs: list[Descriptor]) -> list[Prediction]:
+        """The chain over a batch: each member answers what it can in one call where it has one."""
+        answers: list[Prediction | None] = [None] * len(descs)
+        for member in self.members:
+            todo = [i for i, a in enumerate(answers) if a is None]
+            if not todo:
+                break
+            batch = getattr(member, "predict_or_none_batch", None)
+            single = getattr(member, "predict_or_none", None)
+            if batch is not None:
+                found = batch([descs[i] for i in todo])
+            elif single is not None:
+                found = [single(descs[i]) for i in todo]
+            else:
+                found = [member.predict(descs[i]) for i in todo]  # type: ignore[attr-defined]
+            for i, answer in zip(todo, found, strict=True):
+                answers[i] = answer
+        return [a if a is not None else self.roofline.predict(d) for a, d in zip(answers, descs, strict=True)]
+
     def predict(self, desc: Descriptor) -> Prediction:
         for member in self.members:
             answer = getattr(member, "predict_or_none", None)

@@ -440,10 +440,39 @@ def descriptor_fields(desc: Descriptor) -> dict[str, object]:
     return {f.name: getattr(desc, f.name) for f in fields(desc)}  # type: ignore[arg-type]
 
 
+@functools.lru_cache(maxsize=1)
+def _cxa_demangle():  # noqa: ANN202 - a ctypes function, or None without libstdc++
+    import ctypes
+    import ctypes.util
+
+    path = ctypes.util.find_library("stdc++") or "libstdc++.so.6"
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError:
+        return None
+    function = lib.__cxa_demangle
+    function.restype = ctypes.c_void_p
+    function.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
+    return function
+
+
 @functools.lru_cache(maxsize=65536)
 def demangle(name: str) -> str:
-    """The demangled C++ name (c++filt), or the name itself when it is not mangled."""
+    """The demangled C++ name (libstdc++'s __cxa_demangle in-process: a prediction must not wait
+    on a subprocess; c++filt where libstdc++ is missing), or the name itself when not mangled."""
     if not name.startswith("_Z"):
+        return name
+    function = _cxa_demangle()
+    if function is not None:
+        import ctypes
+
+        status = ctypes.c_int(0)
+        pointer = function(name.encode(), None, None, ctypes.byref(status))
+        if status.value == 0 and pointer:
+            try:
+                return ctypes.string_at(pointer).decode(errors="replace")
+            finally:
+                ctypes.CDLL(None).free(ctypes.c_void_p(pointer))
         return name
     tool = shutil.which("c++filt")
     if tool is None:

@@ -82,7 +82,7 @@ def _ceil_div(a: int, b: int) -> int:
 
 class RooflinePredictor:
     name = "roofline"
-    version = "1"
+    version = "2"  # bump on any change of a rule or constant: the coordinator caches by version
 
     def __init__(self, spec: GpuSpec) -> None:
         self.spec = spec

@@ -39,16 +39,29 @@ from predictors.descriptors import (
     demangle,
 )
 from predictors.roofline import RooflinePredictor, _collective_kind
-from predictors.traces import desc_from_row, load_rows, read_rows
+from predictors.traces import desc_from_row, load_rows, read_rows, rows_sha256
 
 Key = tuple[object, ...]
 Dims = tuple[float, ...]
 
 
-def signature(desc: Descriptor) -> tuple[Key, Dims] | None:
-    """(categorical key, numeric dims) of a descriptor; None for markers."""
+def signatures(desc: Descriptor) -> list[tuple[Key, Dims]]:
+    """Signatures to look a descriptor up by, most specific first. A kernel is keyed by name,
+    block and grid, plus its referenced bytes where the measurement knew them: profiler traces
+    carry no bytes (nor the static/dynamic split of shared memory, left out for that reason)."""
     if isinstance(desc, KernelDesc):
-        return ("kernel", demangle(desc.name), desc.block, desc.smem_bytes), (*desc.grid, desc.bytes)
+        plain: tuple[Key, Dims] = (("kernel", demangle(desc.name), desc.block), desc.grid)
+        if desc.bytes > 0:
+            return [(("kernel", demangle(desc.name), desc.block, "bytes"), (*desc.grid, desc.bytes)), plain]
+        return [plain]
+    sig = signature(desc)
+    return [] if sig is None else [sig]
+
+
+def signature(desc: Descriptor) -> tuple[Key, Dims] | None:
+    """(categorical key, numeric dims) a measurement is stored under; None for markers."""
+    if isinstance(desc, KernelDesc):
+        return signatures(desc)[0]
     if isinstance(desc, GemmDesc):
         # transposes are left out: profiler traces do not see them, and they barely move the time
         return ("gemm", int(desc.dtype_a), int(desc.dtype_out)), (desc.m, desc.n, desc.k, desc.batch)
@@ -115,7 +128,10 @@ class TablePredictor:
             key, dims = sig
             entry = self._entries[key].setdefault(dims, _Entry(desc, key))
             entry.durations_ns.append(int(row["duration_ns"]))  # type: ignore[call-overload]
-        self.version = f"1+{len(rows)}rows"
+        for key in self._entries:  # built now, so that no prediction pays for it
+            self._index(key)
+        # the coordinator's persistent cache is keyed by version: name the data, not just its size
+        self.version = f"1+{label}+{rows_sha256(rows)[:12]}"
 
     @classmethod
     def from_options(cls, spec: GpuSpec, data_dir: str | Path | None = None, table_path: str | Path | None = None,
@@ -134,20 +150,18 @@ class TablePredictor:
     def predict_or_none(self, desc: Descriptor) -> Prediction | None:
         if isinstance(desc, MarkerDesc):
             return Prediction(0, self.label)
-        sig = signature(desc)
-        if sig is None:
-            return None
-        key, dims = sig
-        points = self._entries.get(key)
-        if not points:
-            return None
-        exact = points.get(dims)
-        if exact is not None:
-            return self._answer(exact.median_ns)
-        interpolated = self._interpolate(points, dims)
-        if interpolated is not None:
-            return self._answer(interpolated)
-        return self._nearest(points, dims, desc)
+        for key, dims in signatures(desc):
+            points = self._entries.get(key)
+            if not points:
+                continue
+            exact = points.get(dims)
+            if exact is not None:
+                return self._answer(exact.median_ns)
+            interpolated = self._interpolate(points, dims)
+            if interpolated is not None:
+                return self._answer(interpolated)
+            return self._nearest(points, dims, desc)
+        return None
 
     def predict(self, desc: Descriptor) -> Prediction:
         found = self.predict_or_none(desc)

@@ -218,8 +218,13 @@ class XgbPredictor:
     def predict(self, desc: Descriptor) -> Prediction:
         return self.predict_or_none(desc) or self.roofline.predict(desc)
 
-    def predict_batch(self, descs: list[Descriptor]) -> list[Prediction | None]:
-        """predict_or_none for many descriptors with one call into xgboost (evaluation, tools)."""
+    def predict_batch(self, descs: list[Descriptor]) -> list[Prediction]:
+        """predict for many descriptors with one call into xgboost (the coordinator uses this)."""
+        answers = self.predict_or_none_batch(descs)
+        return [a if a is not None else self.roofline.predict(d) for a, d in zip(answers, descs, strict=True)]
+
+    def predict_or_none_batch(self, descs: list[Descriptor]) -> list[Prediction | None]:
+        """predict_or_none for many descriptors with one call into xgboost."""
         import xgboost as xgb
 
         answers: list[Prediction | None] = [None] * len(descs)

@@ -80,7 +80,7 @@ def evaluate_gpu(rows: list[dict[str, object]], gpu_key: str, rounds: int,
         table = TablePredictor(spec, train_rows, fallback=False)
         result = train(train_rows, spec, holdout_groups=[], rounds=rounds, params={"nthread": threads})
         xgb = XgbPredictor(spec, result.booster, result.meta)
-        xgb_answers = xgb.predict_batch(descs)
+        xgb_answers = xgb.predict_or_none_batch(descs)
         for row, desc, xgb_answer in zip(test, descs, xgb_answers, strict=True):
             op = str(row["op"])
             measured = float(row["duration_ns"])  # type: ignore[arg-type]

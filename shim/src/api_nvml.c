@@ -525,18 +525,33 @@ TW_EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t device,
 }
 
 /* Multi-node NVLink fabrics (GB200 NVL) are not emulated. */
+/* No NVLink fabric (NVSwitch/IMEX) is emulated: like a GPU outside a fabric, the call succeeds
+ * and reports the state NVML_GPU_FABRIC_STATE_NOT_SUPPORTED (0); torch's expandable segments
+ * require the success. v1 layout: uuid[16], status, cliqueId, state (28 bytes). */
 TW_EXPORT nvmlReturn_t nvmlDeviceGetGpuFabricInfo(nvmlDevice_t device, void *gpuFabricInfo)
 {
     REQUIRE_DEVICE(device, d);
     (void)d;
-    return NVML_ERROR_NOT_SUPPORTED;
+    if (gpuFabricInfo == NULL)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    memset(gpuFabricInfo, 0, 28);
+    return NVML_SUCCESS;
 }
 
+/* Versioned form: the first word is the version, whose low 24 bits are the struct size. */
 TW_EXPORT nvmlReturn_t nvmlDeviceGetGpuFabricInfoV(nvmlDevice_t device, void *gpuFabricInfo)
 {
     REQUIRE_DEVICE(device, d);
     (void)d;
-    return NVML_ERROR_NOT_SUPPORTED;
+    if (gpuFabricInfo == NULL)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    unsigned int version;
+    memcpy(&version, gpuFabricInfo, sizeof version);
+    size_t size = version & 0xffffffu;
+    if (size < 28 || size > 256)
+        return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+    memset((char *)gpuFabricInfo + sizeof version, 0, size - sizeof version);
+    return NVML_SUCCESS;
 }
 
 TW_EXPORT nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *currentMode,

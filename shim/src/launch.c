@@ -3,6 +3,7 @@
  * launch builds the kernel's descriptor once per (grid, block, shared memory) — the bytes
  * its pointer parameters reference come from the memory core — and submits it. */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,13 +12,13 @@
 
 #define KERNEL_MAGIC 0x4b524e4c
 #define SHAPE_CACHE 4
-#define BYTES_PER_THREAD_CAP 128
 
 typedef struct shape_entry {
     uint32_t grid[3];
     uint32_t block[3];
     uint32_t smem_bytes;
     uint32_t flags;
+    uint64_t args_key;         /* hash of the scalar and pointer parameter values */
     tw_prediction_slot *slot;
 } shape_entry;
 
@@ -29,6 +30,7 @@ struct tw_kernel {
     uint32_t name_id;          /* interned at first launch */
     int layout_state;          /* 0 not parsed, 1 parsed, -1 unavailable */
     tw_param_layout layout;
+    uint64_t written_params;   /* bit i: parameter i is a pointer to non-const (read and written) */
     shape_entry shapes[SHAPE_CACHE];
     uint32_t next_shape;
 };
@@ -226,48 +228,165 @@ tw_kernel *tw_module_get_function(void *handle, const char *name)
 
 /* ---- launch ---- */
 
+typedef char *(*demangle_fn)(const char *, char *, size_t *, int *);
+
+/* Which top-level parameters point to non-const data, from the demangled signature
+ * ("scale_add(float const*, float*, float, unsigned long)"): such a pointer's bytes count as
+ * read and written, the upper bound of the traffic. Kernels without C++ signatures (extern
+ * "C", Triton) or with pointers inside structs are not marked. */
+static uint64_t written_pointer_params(const char *mangled)
+{
+    static demangle_fn demangle;
+    if (demangle == NULL)
+        demangle = (demangle_fn)dlsym(RTLD_DEFAULT, "__cxa_demangle");
+    if (demangle == NULL || mangled == NULL || strncmp(mangled, "_Z", 2) != 0)
+        return 0;
+    int status = 0;
+    char *text = demangle(mangled, NULL, NULL, &status);
+    if (text == NULL || status != 0)
+        return 0;
+    /* the parameter list is the last top-level parenthesised group */
+    size_t length = strlen(text);
+    int depth = 0;
+    size_t open = 0;
+    for (size_t i = length; i-- > 0;) {
+        if (text[i] == ')' || text[i] == '>')
+            depth++;
+        else if (text[i] == '(' || text[i] == '<') {
+            if (--depth == 0 && text[i] == '(') {
+                open = i;
+                break;
+            }
+        }
+    }
+    uint64_t mask = 0;
+    uint32_t index = 0;
+    size_t start = open + 1;
+    depth = 0;
+    for (size_t i = open + 1; i < length && index < 64; i++) {
+        char c = text[i];
+        if (c == '<' || c == '(' || c == '[')
+            depth++;
+        else if ((c == '>' || c == ']' || c == ')') && depth > 0)
+            depth--;
+        else if ((c == ',' || c == ')') && depth == 0) {
+            size_t end = i;
+            while (end > start && text[end - 1] == ' ')
+                end--;
+            bool pointer = end > start && text[end - 1] == '*';
+            bool constant = end - start >= 6 && strncmp(text + end - 6, "const*", 6) == 0;
+            if (pointer && !constant)
+                mask |= 1ull << index;
+            index++;
+            start = i + 1;
+            if (c == ')')
+                break;
+        }
+    }
+    free(text);
+    return mask;
+}
+
 static void load_layout(tw_kernel *k)
 {
     const tw_gpu_spec *spec = tw_spec();
     bool ok = k->image != NULL &&
               tw_fatbin_param_layout(k->image, k->mangled, spec->cc_major, spec->cc_minor, &k->layout);
+    k->written_params = ok ? written_pointer_params(k->mangled) : 0;
     k->layout_state = ok ? 1 : -1;
     if (!ok)
         TW_DEBUG("no parameter layout for %s: its pointer arguments are not sized", k->mangled);
 }
 
-/* Bytes of device memory the launch's pointer parameters reach, each capped by what the
- * launch's threads could touch (a tensor inside a large caching-allocator segment must not
- * count the whole segment). */
-static void measure_params(tw_kernel *k, void **args, uint64_t threads, tw_desc *desc)
+#define KEY_PARAM_BYTES 64      /* parameters up to this size take part in the shape key */
+#define SCAN_PARAM_BYTES 1024    /* by-value structs are searched for pointers up to this size */
+#define ELEMENT_BYTES_CAP 8      /* widest common element (fp64, int64): keeps bytes an upper bound */
+
+/* Hash of the launch's parameter values (pointers, counts, small by-value structs): a launch
+ * of the same shape with other tensors or another element count gets its own descriptor. */
+static uint64_t args_key(const tw_kernel *k, void **args)
 {
-    if (k->layout_state == 0)
-        load_layout(k);
+    if (k->layout_state != 1 || args == NULL)
+        return 0;
+    uint64_t key = 0x9e3779b97f4a7c15ULL;
+    for (uint32_t i = 0; i < k->layout.count; i++) {
+        uint32_t size = k->layout.size[i];
+        if (size > KEY_PARAM_BYTES || args[i] == NULL)
+            continue;
+        for (uint32_t at = 0; at < size; at += sizeof(uint64_t)) {
+            uint64_t word = 0;
+            memcpy(&word, (const char *)args[i] + at, size - at < sizeof word ? size - at : sizeof word);
+            key = (key ^ word) * 0xbf58476d1ce4e5b9ULL;
+            key ^= key >> 29;
+        }
+    }
+    return key;
+}
+
+static bool device_allocation(uint64_t pointer, tw_alloc *alloc)
+{
+    return pointer != 0 && tw_mem_lookup((const void *)(uintptr_t)pointer, alloc) &&
+           alloc->kind != TW_MEM_HOST_PINNED && alloc->kind != TW_MEM_HOST_REGISTERED;
+}
+
+/* Bytes of device memory the launch reaches. Pointers are found among the parameters and
+ * inside by-value structs (torch passes arrays of data pointers); each counts from the
+ * pointer to the end of its allocation (a cudaMalloc block or a mapped VMM chunk), at most
+ * ELEMENT_BYTES_CAP per element when an integer parameter gives the element count. */
+static void measure_params(tw_kernel *k, void **args, tw_desc *desc)
+{
     if (k->layout_state != 1 || args == NULL)
         return;
     desc->param_bytes = k->layout.param_bytes;
-    uint64_t cap = threads * BYTES_PER_THREAD_CAP;
+    /* element count: the largest 64-bit integer parameter; 32-bit ones only when there is none
+     * (a float parameter read as an integer would look like a count near 10^9) */
+    uint64_t count_hint = 0, count_hint_32 = 0;
+    uint64_t pointers[TW_MAX_PARAMS];
+    uint32_t pointer_passes[TW_MAX_PARAMS]; /* 2 = read and written */
+    uint32_t pointer_count = 0;
+    tw_alloc alloc;
+    for (uint32_t i = 0; i < k->layout.count; i++) {
+        uint32_t size = k->layout.size[i];
+        if (args[i] == NULL)
+            continue;
+        if (size == sizeof(uint32_t)) {
+            uint32_t value;
+            memcpy(&value, args[i], sizeof value);
+            if (value > count_hint_32 && value < (1u << 31))
+                count_hint_32 = value;
+            continue;
+        }
+        for (uint32_t at = 0; at + sizeof(uint64_t) <= size && at < SCAN_PARAM_BYTES; at += sizeof(uint64_t)) {
+            uint64_t word;
+            memcpy(&word, (const char *)args[i] + at, sizeof word);
+            if (device_allocation(word, &alloc)) {
+                if (pointer_count < TW_MAX_PARAMS) {
+                    pointer_passes[pointer_count] = size == sizeof(uint64_t) && i < 64 &&
+                                                    (k->written_params >> i & 1) ? 2 : 1;
+                    pointers[pointer_count++] = word;
+                }
+            } else if (size == sizeof(uint64_t) && word > count_hint && word < (1ull << 40)) {
+                count_hint = word;
+            }
+        }
+    }
+    if (count_hint == 0)
+        count_hint = count_hint_32;
     uint64_t seen[TW_MAX_PARAMS];
     uint32_t seen_count = 0;
-    for (uint32_t i = 0; i < k->layout.count; i++) {
-        if (k->layout.size[i] != sizeof(uint64_t) || args[i] == NULL)
-            continue;
-        uint64_t pointer;
-        memcpy(&pointer, args[i], sizeof pointer);
-        if (pointer == 0)
-            continue;
-        tw_alloc alloc;
-        if (!tw_mem_lookup((const void *)(uintptr_t)pointer, &alloc) || alloc.kind == TW_MEM_HOST_PINNED ||
-            alloc.kind == TW_MEM_HOST_REGISTERED)
+    for (uint32_t i = 0; i < pointer_count; i++) {
+        if (!device_allocation(pointers[i], &alloc))
             continue;
         bool duplicate = false;
         for (uint32_t s = 0; s < seen_count; s++)
-            duplicate |= seen[s] == pointer;
+            duplicate |= seen[s] == alloc.base;
         if (duplicate)
             continue;
-        seen[seen_count++] = pointer;
-        uint64_t reach = alloc.base + alloc.size - pointer;
-        desc->bytes += reach < cap ? reach : cap;
+        seen[seen_count++] = alloc.base;
+        uint64_t reach = alloc.base + alloc.size - pointers[i];
+        if (count_hint > 0 && reach > count_hint * ELEMENT_BYTES_CAP)
+            reach = count_hint * ELEMENT_BYTES_CAP;
+        desc->bytes += reach * pointer_passes[i];
         desc->pointer_params++;
     }
 }
@@ -278,12 +397,17 @@ int tw_launch_kernel(tw_kernel *k, tw_dim3 grid, tw_dim3 block, uint32_t smem_by
     if (TW_UNLIKELY(k->name_id == 0))
         k->name_id = tw_name_intern(k->mangled);
     pthread_mutex_lock(&tw_timeline_lock);
+    if (TW_UNLIKELY(k->layout_state == 0))
+        load_layout(k);
+    uint64_t key = args_key(k, args);
+    uint32_t device = (uint32_t)tw_stream_device(s);
     tw_prediction_slot *slot = NULL;
     for (uint32_t i = 0; i < SHAPE_CACHE; i++) {
         shape_entry *e = &k->shapes[i];
-        if (e->slot != NULL && e->grid[0] == grid.x && e->grid[1] == grid.y && e->grid[2] == grid.z &&
-            e->block[0] == block.x && e->block[1] == block.y && e->block[2] == block.z &&
-            e->smem_bytes == smem_bytes && e->flags == flags && e->slot->desc.device == (uint32_t)tw_stream_device(s)) {
+        if (e->slot != NULL && e->args_key == key && e->grid[0] == grid.x && e->grid[1] == grid.y &&
+            e->grid[2] == grid.z && e->block[0] == block.x && e->block[1] == block.y &&
+            e->block[2] == block.z && e->smem_bytes == smem_bytes && e->flags == flags &&
+            e->slot->desc.device == device) {
             slot = e->slot;
             break;
         }
@@ -292,20 +416,20 @@ int tw_launch_kernel(tw_kernel *k, tw_dim3 grid, tw_dim3 block, uint32_t smem_by
         tw_desc desc;
         memset(&desc, 0, sizeof desc);
         desc.kind = TW_OP_KERNEL;
-        desc.device = (uint32_t)tw_stream_device(s);
+        desc.device = device;
         desc.grid[0] = grid.x, desc.grid[1] = grid.y, desc.grid[2] = grid.z;
         desc.block[0] = block.x, desc.block[1] = block.y, desc.block[2] = block.z;
         desc.smem_bytes = smem_bytes;
         desc.flags = flags;
         desc.name_id = k->name_id;
-        uint64_t threads = (uint64_t)grid.x * grid.y * grid.z * block.x * block.y * block.z;
-        measure_params(k, args, threads, &desc);
+        measure_params(k, args, &desc);
         slot = tw_predict_slot_locked(&desc);
         shape_entry *e = &k->shapes[k->next_shape++ % SHAPE_CACHE];
         memcpy(e->grid, desc.grid, sizeof e->grid);
         memcpy(e->block, desc.block, sizeof e->block);
         e->smem_bytes = smem_bytes;
         e->flags = flags;
+        e->args_key = key;
         e->slot = slot;
     }
     tw_submit_slot_locked(s, slot, 0);

@@ -37,3 +37,13 @@ def test_auto_without_data_is_roofline(tmp_path: Path) -> None:
     auto = get_predictor("auto", SPEC, data_dir=tmp_path, model_dir=tmp_path)
     assert auto.member_names() == ["roofline"]  # type: ignore[attr-defined]
     assert auto.predict(KernelDesc("k", bytes=1 << 20)).model == "roofline"
+
+
+def test_batch_equals_single(tmp_path: Path) -> None:
+    """The coordinator calls predict_batch when a predictor has one: same answers as predict."""
+    known = GemmDesc(512, 512, 512, 1, DType.F16, DType.F16, DType.F16, DType.F32)
+    write_rows([row_from_desc(known, 777)], tmp_path / "l4" / "t.jsonl")
+    auto = get_predictor("auto", SPEC, data_dir=tmp_path, model_dir=tmp_path)
+    descs = [known, KernelDesc("k", bytes=1 << 20), GemmDesc(64, 64, 64)]
+    assert auto.predict_batch(descs) == [auto.predict(d) for d in descs]  # type: ignore[attr-defined]
+    assert [p.model for p in auto.predict_batch(descs)] == ["table", "roofline", "roofline"]  # type: ignore[attr-defined]

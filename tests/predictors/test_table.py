@@ -76,3 +76,12 @@ def test_data_dir_per_gpu(tmp_path: Path) -> None:
     assert get_predictor("table", SPEC, data_dir=tmp_path).predict(gemm(1024)).duration_ns == 110_000
     other = get_predictor("table", get_spec("a100"), data_dir=tmp_path)
     assert other.predict(gemm(1024)).model == "roofline"  # another GPU's measurements never answer
+
+
+def test_kernel_rows_with_and_without_bytes() -> None:
+    """Profiler rows have no bytes: a query with bytes still finds them; rows with bytes win."""
+    plain = row_from_desc(KernelDesc("kern", grid=(10, 1, 1), block=(64, 1, 1)), 5000)
+    sized = row_from_desc(KernelDesc("kern", grid=(10, 1, 1), block=(64, 1, 1), bytes=1000), 6000)
+    query = KernelDesc("kern", grid=(10, 1, 1), block=(64, 1, 1), bytes=1000)
+    assert TablePredictor(SPEC, [plain]).predict(query).duration_ns == 5000
+    assert TablePredictor(SPEC, [plain, sized]).predict(query).duration_ns == 6000

@@ -118,7 +118,8 @@ def test_kernel_times_grow_with_size_and_respect_the_roofline(emulate, build, gp
     assert float(run.summary["virtual_time_s"]) > 0
 
     rows = kernel_rows(run)
-    kernels = [r for r in rows if r["kind"] == "kernel"]
+    # the program warms each kernel up once with a single block first
+    kernels = [r for r in rows if r["kind"] == "kernel" and r["grid"] != "1x1x1"]
     scale = [r for r in kernels if r["name"].startswith("scale_add(")]
     reduce = [r for r in kernels if r["name"].startswith("void block_reduce<256>(")
               or r["name"].startswith("block_reduce<256>(")]
@@ -205,7 +206,7 @@ def _oom_run(emulate, build, gpu: str, chunk: int) -> dict[str, str]:  # noqa: A
     assert int(res["small_after_fail"]) == 0, "a small allocation after an OOM must still succeed"
     assert int(res["free_end"]) == free0, "freeing everything must give the memory back"
     frees = [int(r["free"]) for r in parse_results(run.stdout) if "alloc" in r]
-    steps = [a - b for a, b in zip([free0, *frees], frees, strict=True)]
+    steps = [a - b for a, b in zip([free0, *frees[:-1]], frees, strict=True)]
     assert all(step >= chunk for step in steps), f"cudaMemGetInfo must drop by each allocation: {steps}"
     return res
 

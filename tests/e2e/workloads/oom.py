@@ -17,6 +17,8 @@ def main() -> None:
         print("RESULT oom=1")
         print(f"RESULT message={' '.join(str(exc).split())}")
     ok = torch.empty(10 * GIB, dtype=torch.uint8, device="cuda")
+    (ok[: 1 << 20] + 1).sum()  # the GPU still runs kernels after the failed allocation
+    torch.cuda.synchronize()
     print(f"RESULT after_oom_alloc={int(ok.numel() == 10 * GIB)}")
     print("RESULT done=1")
 
