@@ -43,6 +43,9 @@ static struct {
 
 static tw_clock_page local_page;   /* used when the run has no shared page */
 static tw_clock_page *page = &local_page;
+static int64_t hidden_ns;          /* emulator time this process keeps out of its clock */
+static int pause_depth;            /* >0 while the process waits on the emulator itself */
+static int64_t paused_at_ns;       /* the virtual time readers see while paused */
 static int64_t boottime_minus_mono_ns;
 static int64_t tai_minus_realtime_ns;
 static int clock_ready;
@@ -124,9 +127,11 @@ static inline void ensure_clock(void)
         clock_init();
 }
 
+/* The offset this process applies: the run's shared offset less the time it spent waiting on
+ * the emulator (prediction round trips), which the real program would not have spent. */
 static inline int64_t offset_ns(void)
 {
-    return __atomic_load_n(&page->offset_ns, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&page->offset_ns, __ATOMIC_ACQUIRE) - __atomic_load_n(&hidden_ns, __ATOMIC_ACQUIRE);
 }
 
 int64_t tw_host_mono_ns(void)
@@ -135,10 +140,37 @@ int64_t tw_host_mono_ns(void)
     return host_clock_ns(CLOCK_MONOTONIC);
 }
 
+static inline int64_t virtual_mono_ns(void)
+{
+    if (TW_UNLIKELY(__atomic_load_n(&pause_depth, __ATOMIC_ACQUIRE) > 0))
+        return __atomic_load_n(&paused_at_ns, __ATOMIC_ACQUIRE);
+    return host_clock_ns(CLOCK_MONOTONIC) + offset_ns();
+}
+
 int64_t tw_now_ns(void)
 {
     ensure_clock();
-    return host_clock_ns(CLOCK_MONOTONIC) + offset_ns();
+    return virtual_mono_ns();
+}
+
+/* While the process waits on the emulator (a prediction round trip), its clock stands still;
+ * afterwards the real time spent is hidden from it. Callers serialise (the timeline lock). */
+int64_t tw_clock_pause_begin(void)
+{
+    ensure_clock();
+    int64_t host = host_clock_ns(CLOCK_MONOTONIC);
+    if (__atomic_load_n(&pause_depth, __ATOMIC_ACQUIRE) == 0)
+        __atomic_store_n(&paused_at_ns, host + offset_ns(), __ATOMIC_RELEASE);
+    __atomic_fetch_add(&pause_depth, 1, __ATOMIC_ACQ_REL);
+    return host;
+}
+
+void tw_clock_pause_end(int64_t begin_host_ns)
+{
+    int64_t spent = host_clock_ns(CLOCK_MONOTONIC) - begin_host_ns;
+    if (spent > 0)
+        __atomic_fetch_add(&hidden_ns, spent, __ATOMIC_ACQ_REL);
+    __atomic_fetch_sub(&pause_depth, 1, __ATOMIC_ACQ_REL);
 }
 
 int64_t tw_realtime_ns(void)
@@ -179,8 +211,7 @@ TW_EXPORT int clock_gettime(clockid_t id, struct timespec *ts)
     if (!tracks_real_time(id))
         return real.clock_gettime(id, ts);
     /* Coarse and raw clocks read the precise one: they must not fall behind the others. */
-    int64_t host = host_clock_ns(CLOCK_MONOTONIC);
-    *ts = ns_ts(host + offset_ns() + clock_minus_mono_ns(id));
+    *ts = ns_ts(virtual_mono_ns() + clock_minus_mono_ns(id));
     return 0;
 }
 
@@ -252,8 +283,9 @@ void tw_wait_until(int64_t target_ns, int reason, uint32_t what_name_id)
     }
     /* Raise the shared offset so that now >= target; concurrent jumps keep the largest. */
     int64_t host = host_clock_ns(CLOCK_MONOTONIC);
-    int64_t wanted = target_ns - host;
-    int64_t current = offset_ns();
+    int64_t hidden = __atomic_load_n(&hidden_ns, __ATOMIC_ACQUIRE);
+    int64_t wanted = target_ns - host + hidden;
+    int64_t current = __atomic_load_n(&page->offset_ns, __ATOMIC_ACQUIRE);
     while (current < wanted &&
            !__atomic_compare_exchange_n(&page->offset_ns, &current, wanted, 1, __ATOMIC_ACQ_REL,
                                         __ATOMIC_ACQUIRE)) {
@@ -261,7 +293,7 @@ void tw_wait_until(int64_t target_ns, int reason, uint32_t what_name_id)
     if (current < wanted) {
         __atomic_fetch_add(&page->jump_count, 1, __ATOMIC_RELAXED);
         __atomic_fetch_add(&page->jumped_ns_total, wanted - current, __ATOMIC_RELAXED);
-        record_jump(host + current, target_ns);
+        record_jump(host + current - hidden, target_ns);
     }
     record_wait(begin, tw_now_ns(), reason, what_name_id);
 }

@@ -122,7 +122,9 @@ void tw_predict_resolve_locked(void)
             count++;
         }
         pending_count -= count;
+        int64_t paused = tw_clock_pause_begin();
         bool answered = tw_channel_predict(descs, names, count, answers) == 0;
+        tw_clock_pause_end(paused);
         if (!answered && !warned) {
             warned = 1;
             TW_WARN("no coordinator answered predictions: using the spec's per-launch floor");

@@ -190,6 +190,9 @@ int64_t tw_realtime_ns(void);              /* virtual CLOCK_REALTIME in ns */
  * under the process-local rule (docs/virtual-time.md). Records a TW_REC_WAIT span. */
 enum tw_wait_reason { TW_WAIT_GPU = 1, TW_WAIT_SLEEP = 2, TW_WAIT_EVENT = 3 };
 void tw_wait_until(int64_t target_ns, int reason, uint32_t what_name_id);
+/* Emulator-internal waits (prediction round trips) do not count as the program's time. */
+int64_t tw_clock_pause_begin(void);
+void tw_clock_pause_end(int64_t begin_host_ns);
 /* Real (host) monotonic time, for wall-time accounting only. */
 int64_t tw_host_mono_ns(void);
 

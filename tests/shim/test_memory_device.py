@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from timewarp_testing import REPO, compile_cuda
 
 CUDA_DIR = Path(__file__).parent / "cuda"
