@@ -370,42 +370,11 @@ TW_EXPORT CUresult cuEventDestroy(CUevent hEvent) { return cuEventDestroy_v2(hEv
 
 static void *dptr(CUdeviceptr p) { return (void *)(uintptr_t)p; }
 
-static void submit_copy(tw_stream *s, int copy_kind, uint64_t bytes)
-{
-    /* the same op names as the runtime's copies, so both APIs aggregate together */
-    static uint32_t name_ids[8];
-    static const char *const names[8] = {"memcpy", "memcpy HtoD (pageable)", "memcpy HtoD (pinned)",
-                                         "memcpy DtoH (pageable)", "memcpy DtoH (pinned)", "memcpy DtoD",
-                                         "memcpy HtoH", "memcpy PtoP"};
-    int slot = copy_kind >= 1 && copy_kind <= 7 ? copy_kind : 0;
-    if (TW_UNLIKELY(name_ids[slot] == 0))
-        name_ids[slot] = tw_name_intern(names[slot]);
-    tw_desc desc;
-    memset(&desc, 0, sizeof desc);
-    desc.kind = TW_OP_MEMCPY;
-    desc.device = (uint32_t)tw_stream_device(s);
-    desc.dims[0] = copy_kind;
-    desc.bytes = bytes;
-    desc.name_id = name_ids[slot];
-    tw_submit(s, &desc);
-}
-
-/* The bytes move now (nothing on the device writes them), the timeline gets an op, and a
- * synchronous copy waits for its end. A captured copy only becomes a graph node. */
 static CUresult copy(void *dst, const void *src, size_t bytes, tw_stream *s, bool synchronous, bool peer)
 {
-    if (bytes == 0)
-        return CUDA_SUCCESS;
-    if (dst == NULL || src == NULL)
+    if (bytes != 0 && (dst == NULL || src == NULL))
         return CUDA_ERROR_INVALID_VALUE;
-    int kind = peer ? TW_COPY_PEER : tw_mem_copy_kind(dst, src);
-    bool capturing = tw_stream_capture_graph(s) != NULL;
-    if (!capturing)
-        tw_mem_copy_data(dst, src, bytes);
-    if (kind != TW_COPY_H2H)
-        submit_copy(s, kind, bytes);
-    if (synchronous && !capturing)
-        tw_stream_synchronize(s);
+    tw_copy(dst, src, bytes, s, peer ? TW_COPY_PEER : 0, synchronous);
     return CUDA_SUCCESS;
 }
 

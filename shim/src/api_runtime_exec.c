@@ -499,42 +499,11 @@ TW_EXPORT cudaError_t cudaDeviceSynchronize(void)
 
 /* ---------------------------------------------------------------- copies and memsets */
 
-static void submit_copy(tw_stream *s, int copy_kind, uint64_t bytes)
-{
-    static uint32_t name_ids[8];
-    static const char *const names[8] = {"memcpy", "memcpy HtoD (pageable)", "memcpy HtoD (pinned)",
-                                         "memcpy DtoH (pageable)", "memcpy DtoH (pinned)", "memcpy DtoD",
-                                         "memcpy HtoH", "memcpy PtoP"};
-    int slot = copy_kind >= 1 && copy_kind <= 7 ? copy_kind : 0;
-    if (TW_UNLIKELY(name_ids[slot] == 0))
-        name_ids[slot] = tw_name_intern(names[slot]);
-    tw_desc desc;
-    memset(&desc, 0, sizeof desc);
-    desc.kind = TW_OP_MEMCPY;
-    desc.device = (uint32_t)tw_stream_device(s);
-    desc.dims[0] = copy_kind;
-    desc.bytes = bytes;
-    desc.name_id = name_ids[slot];
-    tw_submit(s, &desc);
-}
-
-/* One copy: the bytes move now (nothing on the device writes them), the timeline gets an
- * op, and a synchronous copy waits for its end. */
 static cudaError_t copy(void *dst, const void *src, size_t bytes, tw_stream *s, bool synchronous)
 {
-    if (bytes == 0)
-        return cudaSuccess;
-    if (dst == NULL || src == NULL)
+    if (bytes != 0 && (dst == NULL || src == NULL))
         return rt(cudaErrorInvalidValue);
-    int kind = tw_mem_copy_kind(dst, src);
-    bool capturing = tw_stream_capture_graph(s) != NULL;
-    if (!capturing)
-        tw_mem_copy_data(dst, src, bytes);
-    if (kind == TW_COPY_H2H)
-        return cudaSuccess;
-    submit_copy(s, kind, bytes);
-    if (synchronous && !capturing)
-        tw_stream_synchronize(s);
+    tw_copy(dst, src, bytes, s, 0, synchronous);
     return cudaSuccess;
 }
 
@@ -590,7 +559,7 @@ static cudaError_t copy_2d(void *dst, size_t dpitch, const void *src, size_t spi
             tw_mem_copy_data((char *)dst + row * dpitch, (const char *)src + row * spitch, width);
     if (kind == TW_COPY_H2H)
         return cudaSuccess;
-    submit_copy(s, kind, (uint64_t)width * height);
+    tw_submit_copy_op(s, kind, (uint64_t)width * height);
     if (synchronous && tw_stream_capture_graph(s) == NULL)
         tw_stream_synchronize(s);
     return cudaSuccess;
@@ -884,6 +853,8 @@ TW_EXPORT cudaError_t __cudaGetKernel(cudaKernel_t *kernel, const void *func)
 
 /* ---------------------------------------------------------------- launch */
 
+static __thread uint64_t thread_active_devices; /* devices whose primary context this thread made active */
+
 static cudaError_t launch(tw_kernel *k, dim3 grid, dim3 block, void **args, size_t smem, cudaStream_t stream,
                           uint32_t flags)
 {
@@ -894,12 +865,21 @@ static cudaError_t launch(tw_kernel *k, dim3 grid, dim3 block, void **args, size
                     grid.x == 0 || grid.y == 0 || grid.z == 0))
         return rt(cudaErrorInvalidConfiguration);
     tw_stream *s = tw_stream_resolve(stream);
-    if (TW_UNLIKELY(!tw_ctx_primary_active(tw_stream_device(s))))
-        tw_ctx_primary_activate(tw_stream_device(s)); /* the runtime's implicit context init */
-    API_SPAN("cudaLaunchKernel");
-    tw_launch_kernel(k, (tw_dim3){grid.x, grid.y, grid.z}, (tw_dim3){block.x, block.y, block.z},
-                     (uint32_t)smem, args, s, flags);
-    API_END();
+    int device = tw_stream_device(s);
+    if (TW_UNLIKELY(!(thread_active_devices & (1ull << (device & 63))))) {
+        tw_ctx_primary_activate(device); /* the runtime's implicit context init */
+        thread_active_devices |= 1ull << (device & 63);
+    }
+    if (TW_UNLIKELY(tw_config_get()->trace_api > 1)) {
+        API_SPAN("cudaLaunchKernel");
+        tw_launch_kernel(k, (tw_dim3){grid.x, grid.y, grid.z}, (tw_dim3){block.x, block.y, block.z},
+                         (uint32_t)smem, args, s, flags);
+        API_END();
+    } else {
+        /* the op's record carries the issuing thread and time: no separate span per launch */
+        tw_launch_kernel(k, (tw_dim3){grid.x, grid.y, grid.z}, (tw_dim3){block.x, block.y, block.z},
+                         (uint32_t)smem, args, s, flags);
+    }
     return cudaSuccess;
 }
 

@@ -35,7 +35,7 @@ const tw_config *tw_config_get(void)
     config.log_path = env_str("TIMEWARP_LOG");
     config.backed_threshold = (uint64_t)env_int("TIMEWARP_BACKED_BYTES", 4LL << 20);
     config.device_count = (int)env_int("TIMEWARP_GPUS", 0);
-    config.trace_api = env_int("TIMEWARP_TRACE_API", 1) != 0;
+    config.trace_api = (int)env_int("TIMEWARP_TRACE_API", 1);
     __atomic_store_n(&config_loaded, 1, __ATOMIC_RELEASE);
     return &config;
 }

@@ -551,3 +551,41 @@ void tw_timeline_after_fork(void)
 {
     pthread_mutex_init(&tw_timeline_lock, NULL);
 }
+
+/* ---- copies and memsets (shared by the runtime, driver and library adapters) ---- */
+
+static const char *const copy_names[8] = {"memcpy", "memcpy HtoD (pageable)", "memcpy HtoD (pinned)",
+                                          "memcpy DtoH (pageable)", "memcpy DtoH (pinned)", "memcpy DtoD",
+                                          "memcpy HtoH", "memcpy PtoP"};
+
+void tw_submit_copy_op(tw_stream *s, int copy_kind, uint64_t bytes)
+{
+    static uint32_t name_ids[8];
+    int slot = copy_kind >= 1 && copy_kind <= 7 ? copy_kind : 0;
+    if (TW_UNLIKELY(name_ids[slot] == 0))
+        name_ids[slot] = tw_name_intern(copy_names[slot]);
+    tw_desc desc;
+    memset(&desc, 0, sizeof desc);
+    desc.kind = TW_OP_MEMCPY;
+    desc.device = (uint32_t)s->device;
+    desc.dims[0] = copy_kind;
+    desc.bytes = bytes;
+    desc.name_id = name_ids[slot];
+    tw_submit(s, &desc);
+}
+
+void tw_copy(void *dst, const void *src, uint64_t bytes, tw_stream *s, int copy_kind, bool synchronous)
+{
+    if (bytes == 0)
+        return;
+    if (copy_kind == 0)
+        copy_kind = tw_mem_copy_kind(dst, src);
+    bool capturing = s->capture_graph != NULL;
+    if (!capturing)
+        tw_mem_copy_data(dst, src, bytes);
+    if (copy_kind == TW_COPY_H2H)
+        return;
+    tw_submit_copy_op(s, copy_kind, bytes);
+    if (synchronous && !capturing)
+        tw_stream_synchronize(s);
+}

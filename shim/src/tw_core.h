@@ -25,7 +25,8 @@ typedef struct tw_config {
     const char *log_path;         /* TIMEWARP_LOG: file for the log (%p = pid); default stderr */
     uint64_t backed_threshold;    /* TIMEWARP_BACKED_BYTES: allocations up to this are host-backed (4 MiB) */
     int device_count;             /* TIMEWARP_GPUS (default from spec, else 1) */
-    bool trace_api;               /* TIMEWARP_TRACE_API: record CPU API spans (default on) */
+    int trace_api;                /* TIMEWARP_TRACE_API: CPU API spans: 0 none, 1 syncs, copies,
+                                     allocations (default), 2 also every launch */
 } tw_config;
 
 const tw_config *tw_config_get(void);
@@ -243,6 +244,12 @@ uint64_t tw_submit(tw_stream *s, const tw_desc *desc);
 /* Host functions run for real, in issue order, when the stream reaches them in virtual
  * time: at the next sync that covers them (documented limitation). */
 void tw_submit_host_func(tw_stream *s, void (*fn)(void *), void *user_data);
+
+/* A copy on a stream: the bytes move now (nothing on the device writes them), the stream gets
+ * a TW_OP_MEMCPY (none host to host), a synchronous copy waits for its end, and a captured
+ * copy only becomes a graph node. copy_kind 0 = from what the pointers are. */
+void tw_copy(void *dst, const void *src, uint64_t bytes, tw_stream *s, int copy_kind, bool synchronous);
+void tw_submit_copy_op(tw_stream *s, int copy_kind, uint64_t bytes);
 
 /* Resolve every pending prediction and compute op times (called at syncs and queries). */
 void tw_timeline_flush(void);
