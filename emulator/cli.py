@@ -4,6 +4,7 @@
     emulate report DIR
     emulate validate --real TRACE [--gpu KEY] -- CMD ...
     emulate gpus
+    emulate status DIR
 """
 
 from __future__ import annotations
@@ -99,4 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         return validate.main(argv[1:])
     if argv[:1] == ["gpus"]:
         return gpus_main(argv[1:])
+    if argv[:1] == ["status"]:
+        from emulator import status
+
+        return status.main(argv[1:])
     return run_main(argv)

@@ -56,6 +56,15 @@ def program_environment(base: dict[str, str], *, shim_library: Path, run_dir: Pa
     # Documented switches frameworks read to find libraries by path.
     env.setdefault("TRITON_LIBCUDA_PATH", str(lib_dir))
     env.setdefault("VLLM_NCCL_SO_PATH", str(lib_dir / "libnccl.so.2"))
+    # vLLM switches (docs/vllm.md), each a documented setting a user may override:
+    # - usage stats: a daemon thread that loops on sleep(600) and posts the (emulated) hardware
+    #   to a remote endpoint; nothing to report from an emulation, and no network to report to.
+    env.setdefault("VLLM_NO_USAGE_STATS", "1")
+    # - the V2 model runner computes each request's number of sampled tokens in a Triton
+    #   kernel and reads it back to drive the scheduler; kernels never run here, so that count
+    #   is whatever the buffer held and requests never finish. The V1 runner takes the count
+    #   from the output's shape (one token per request and step without speculation).
+    env.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")
     return env
 
 

@@ -43,6 +43,10 @@ def write_clock_page(run_dir: Path) -> Path:
     page.run_start_mono_ns = mono
     path = run_dir / "clock.page"
     path.write_bytes(bytes(ffi.buffer(page)))
+    # The shims create the actor table on first use (all-zero is empty); a reused run directory
+    # must not hand them the last run's threads.
+    (run_dir / "actors.page").unlink(missing_ok=True)
+    (run_dir / "deadlock.txt").unlink(missing_ok=True)
     return path
 
 

@@ -1,16 +1,14 @@
 /* Virtual time (DESIGN §3): every clock that tracks real time reads
- *   virtual = host + offset_ns
- * with offset_ns in the run's shared clock page. Waits on the GPU and sleeps jump the offset
- * forward instead of waiting (the process-local eager rule of docs/virtual-time.md; the
- * coordinator's conservative rule replaces it for multi-process runs). Absolute deadlines
- * handed to the kernel (condition variables, semaphores, timed locks) are virtual and are
- * translated back to host time so that they expire when they should. */
+ *   virtual = host + offset_ns - hidden_ns
+ * with offset_ns in the run's shared clock page and hidden_ns this process's prediction round
+ * trips. The offset only grows, and only under the causal rule of actors.c: when every thread
+ * of the run is blocked, to the earliest target among them. The interposed waits are in
+ * waits.c; this file reads time, detects busy polling and carries out jumps. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -19,27 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "actors.h"
 #include "tw_core.h"
 
 typedef int (*clock_gettime_fn)(clockid_t, struct timespec *);
-typedef int (*nanosleep_fn)(const struct timespec *, struct timespec *);
-typedef int (*clock_nanosleep_fn)(clockid_t, int, const struct timespec *, struct timespec *);
-typedef int (*cond_timedwait_fn)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
-typedef int (*cond_clockwait_fn)(pthread_cond_t *, pthread_mutex_t *, clockid_t, const struct timespec *);
-typedef int (*sem_timedwait_fn)(sem_t *, const struct timespec *);
-typedef int (*sem_clockwait_fn)(sem_t *, clockid_t, const struct timespec *);
-typedef int (*mutex_timedlock_fn)(pthread_mutex_t *, const struct timespec *);
 
-static struct {
-    clock_gettime_fn clock_gettime;
-    nanosleep_fn nanosleep;
-    clock_nanosleep_fn clock_nanosleep;
-    cond_timedwait_fn cond_timedwait;
-    cond_clockwait_fn cond_clockwait;
-    sem_timedwait_fn sem_timedwait;
-    sem_clockwait_fn sem_clockwait;
-    mutex_timedlock_fn mutex_timedlock;
-} real;
+static clock_gettime_fn real_clock_gettime;
 
 static tw_clock_page local_page;   /* used when the run has no shared page */
 static tw_clock_page *page = &local_page;
@@ -64,27 +47,18 @@ static inline struct timespec ns_ts(int64_t ns)
 
 static void resolve_real(void)
 {
-    real.clock_gettime = (clock_gettime_fn)dlsym(RTLD_NEXT, "clock_gettime");
-    real.nanosleep = (nanosleep_fn)dlsym(RTLD_NEXT, "nanosleep");
-    real.clock_nanosleep = (clock_nanosleep_fn)dlsym(RTLD_NEXT, "clock_nanosleep");
-    real.cond_timedwait = (cond_timedwait_fn)dlvsym(RTLD_NEXT, "pthread_cond_timedwait", "GLIBC_2.3.2");
-    if (real.cond_timedwait == NULL)
-        real.cond_timedwait = (cond_timedwait_fn)dlsym(RTLD_NEXT, "pthread_cond_timedwait");
-    real.cond_clockwait = (cond_clockwait_fn)dlsym(RTLD_NEXT, "pthread_cond_clockwait");
-    real.sem_timedwait = (sem_timedwait_fn)dlsym(RTLD_NEXT, "sem_timedwait");
-    real.sem_clockwait = (sem_clockwait_fn)dlsym(RTLD_NEXT, "sem_clockwait");
-    real.mutex_timedlock = (mutex_timedlock_fn)dlsym(RTLD_NEXT, "pthread_mutex_timedlock");
+    real_clock_gettime = (clock_gettime_fn)dlsym(RTLD_NEXT, "clock_gettime");
 }
 
 static inline int64_t host_clock_ns(clockid_t id)
 {
     struct timespec ts;
-    real.clock_gettime(id, &ts);
+    real_clock_gettime(id, &ts);
     return ts_ns(&ts);
 }
 
 /* Maps the run's clock page (created by emulate); a process started outside a run keeps a
- * private page and still gets jumps. */
+ * private page, and the causal rule applies among its own threads. */
 static void map_clock_page(void)
 {
     const char *run_dir = tw_config_get()->run_dir;
@@ -179,7 +153,7 @@ int64_t tw_realtime_ns(void)
 }
 
 /* Virtual time of `clock` expressed on the monotonic axis (for absolute deadlines). */
-static bool tracks_real_time(clockid_t id)
+bool tw_clock_tracks_real_time(clockid_t id)
 {
     switch (id) {
     case CLOCK_REALTIME: case CLOCK_MONOTONIC: case CLOCK_MONOTONIC_RAW: case CLOCK_REALTIME_COARSE:
@@ -191,7 +165,7 @@ static bool tracks_real_time(clockid_t id)
     }
 }
 
-static int64_t clock_minus_mono_ns(clockid_t id)
+int64_t tw_clock_minus_mono_ns(clockid_t id)
 {
     switch (id) {
     case CLOCK_REALTIME: case CLOCK_REALTIME_COARSE: case CLOCK_REALTIME_ALARM:
@@ -205,13 +179,66 @@ static int64_t clock_minus_mono_ns(clockid_t id)
     }
 }
 
+/* Busy-poll detection: a thread that reads the clock (weight 1) or yields or polls with a zero
+ * timeout (weight SPIN_HINT_WEIGHT) SPIN_WINDOW_WEIGHT times within SPIN_WINDOW_NS of real time
+ * — a read every 5 µs or faster, or a yield every 80 µs — does nothing but wait for time or
+ * for another thread (vLLM's shared-memory ring, barrier loops): it counts as blocked with no
+ * target until a window passes slower, or it enters a wait. Interpreter start-up, a lock per
+ * Python bytecode burst or a timing loop around real work read the clock far less often. */
+#define SPIN_WINDOW_WEIGHT 1024u
+#define SPIN_WINDOW_NS (5 * 1000000LL)
+
+static __thread uint32_t tl_spin_weight;
+static __thread int64_t tl_spin_window_host;
+static __thread bool tl_spinning;
+
+static void spin_window_end(int64_t host)
+{
+    bool spinning = host - tl_spin_window_host < SPIN_WINDOW_NS;
+    tl_spin_weight = 0;
+    tl_spin_window_host = host;
+    if (spinning != tl_spinning) {
+        tl_spinning = spinning;
+        tw_actor_set_spinning(spinning);
+    }
+}
+
+static inline void spin_count(int64_t host, uint32_t weight)
+{
+    if (TW_UNLIKELY(tl_spin_window_host == 0)) {
+        tl_spin_window_host = host;   /* a thread's first read registers it as an actor */
+        tw_actor_self();
+    }
+    tl_spin_weight += weight;
+    if (TW_UNLIKELY(tl_spin_weight >= SPIN_WINDOW_WEIGHT))
+        spin_window_end(host);
+}
+
+void tw_clock_spin_hint(int weight)
+{
+    ensure_clock();
+    spin_count(host_clock_ns(CLOCK_MONOTONIC), (uint32_t)weight);
+}
+
+void tw_clock_spin_reset(void)
+{
+    tl_spin_weight = 0;
+    tl_spinning = false;
+    if (tl_spin_window_host != 0)
+        tl_spin_window_host = host_clock_ns(CLOCK_MONOTONIC);
+}
+
 TW_EXPORT int clock_gettime(clockid_t id, struct timespec *ts)
 {
     ensure_clock();
-    if (!tracks_real_time(id))
-        return real.clock_gettime(id, ts);
+    if (!tw_clock_tracks_real_time(id))
+        return real_clock_gettime(id, ts);
+    int64_t host = host_clock_ns(CLOCK_MONOTONIC);
+    spin_count(host, 1);
+    int64_t now = TW_UNLIKELY(__atomic_load_n(&pause_depth, __ATOMIC_ACQUIRE) > 0)
+                      ? __atomic_load_n(&paused_at_ns, __ATOMIC_ACQUIRE) : host + offset_ns();
     /* Coarse and raw clocks read the precise one: they must not fall behind the others. */
-    *ts = ns_ts(virtual_mono_ns() + clock_minus_mono_ns(id));
+    *ts = ns_ts(now + tw_clock_minus_mono_ns(id));
     return 0;
 }
 
@@ -246,9 +273,26 @@ TW_EXPORT int timespec_get(struct timespec *ts, int base)
     return base;
 }
 
-/* ---- waits ---- */
+/* ---- jumps and GPU waits ---- */
 
-static void record_wait(int64_t begin_ns, int64_t end_ns, int reason, uint32_t what_name_id)
+int64_t tw_clock_host_ns(void)
+{
+    ensure_clock();
+    return host_clock_ns(CLOCK_MONOTONIC);
+}
+
+int64_t tw_clock_run_now_ns(void)
+{
+    ensure_clock();
+    return host_clock_ns(CLOCK_MONOTONIC) + __atomic_load_n(&page->offset_ns, __ATOMIC_ACQUIRE);
+}
+
+int64_t tw_clock_hidden_ns(void)
+{
+    return __atomic_load_n(&hidden_ns, __ATOMIC_ACQUIRE);
+}
+
+void tw_clock_record_wait(int64_t begin_ns, int64_t end_ns, int reason, uint32_t what_name_id)
 {
     tw_record *rec = tw_trace_claim();
     if (rec == NULL)
@@ -272,140 +316,44 @@ static void record_jump(int64_t from_ns, int64_t to_ns)
     tw_trace_commit(rec, TW_REC_JUMP);
 }
 
-void tw_wait_until(int64_t target_ns, int reason, uint32_t what_name_id)
+bool tw_clock_advance_to(int64_t run_target_ns)
 {
     ensure_clock();
-    int64_t begin = tw_now_ns();
-    if (target_ns <= begin) {
-        if (what_name_id != 0)
-            record_wait(begin, begin, reason, what_name_id);
-        return;
-    }
-    /* Raise the shared offset so that now >= target; concurrent jumps keep the largest. */
+    /* Concurrent jumpers keep the largest offset: the offset, and so every clock, only grows. */
     int64_t host = host_clock_ns(CLOCK_MONOTONIC);
-    int64_t hidden = __atomic_load_n(&hidden_ns, __ATOMIC_ACQUIRE);
-    int64_t wanted = target_ns - host + hidden;
+    int64_t wanted = run_target_ns - host;
     int64_t current = __atomic_load_n(&page->offset_ns, __ATOMIC_ACQUIRE);
     while (current < wanted &&
            !__atomic_compare_exchange_n(&page->offset_ns, &current, wanted, 1, __ATOMIC_ACQ_REL,
                                         __ATOMIC_ACQUIRE)) {
     }
-    if (current < wanted) {
-        __atomic_fetch_add(&page->jump_count, 1, __ATOMIC_RELAXED);
-        __atomic_fetch_add(&page->jumped_ns_total, wanted - current, __ATOMIC_RELAXED);
-        record_jump(host + current - hidden, target_ns);
+    if (current >= wanted)
+        return false;
+    __atomic_fetch_add(&page->jump_count, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&page->jumped_ns_total, wanted - current, __ATOMIC_RELAXED);
+    int64_t hidden = tw_clock_hidden_ns();
+    record_jump(host + current - hidden, run_target_ns - hidden);
+    return true;
+}
+
+static const char *wait_label(int reason)
+{
+    switch (reason) {
+    case TW_WAIT_GPU: return "gpu:sync";
+    case TW_WAIT_EVENT: return "gpu:event";
+    case TW_WAIT_SLEEP: return "sleep";
+    default: return "wait";
     }
-    record_wait(begin, tw_now_ns(), reason, what_name_id);
 }
 
-static uint32_t sleep_name_id(void)
-{
-    static uint32_t id;
-    if (id == 0)
-        id = tw_name_intern("sleep");
-    return id;
-}
-
-static int sleep_relative(int64_t duration_ns)
-{
-    if (duration_ns > 0)
-        tw_wait_until(tw_now_ns() + duration_ns, TW_WAIT_SLEEP, sleep_name_id());
-    return 0;
-}
-
-TW_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
+void tw_wait_until(int64_t target_ns, int reason, uint32_t what_name_id)
 {
     ensure_clock();
-    if (req == NULL || req->tv_nsec < 0 || req->tv_nsec >= 1000000000L) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (rem != NULL)
-        *rem = (struct timespec){0, 0};
-    return sleep_relative(ts_ns(req));
-}
-
-TW_EXPORT int clock_nanosleep(clockid_t id, int flags, const struct timespec *req, struct timespec *rem)
-{
-    ensure_clock();
-    if (!tracks_real_time(id))
-        return real.clock_nanosleep(id, flags, req, rem);
-    if (req == NULL || req->tv_nsec < 0 || req->tv_nsec >= 1000000000L)
-        return EINVAL;
-    if (flags & TIMER_ABSTIME) {
-        int64_t target_mono = ts_ns(req) - clock_minus_mono_ns(id);
-        if (target_mono > tw_now_ns())
-            tw_wait_until(target_mono, TW_WAIT_SLEEP, sleep_name_id());
-        return 0;
-    }
-    if (rem != NULL)
-        *rem = (struct timespec){0, 0};
-    sleep_relative(ts_ns(req));
-    return 0;
-}
-
-TW_EXPORT int usleep(useconds_t usec)
-{
-    return sleep_relative((int64_t)usec * 1000);
-}
-
-TW_EXPORT unsigned int sleep(unsigned int seconds)
-{
-    sleep_relative((int64_t)seconds * 1000000000LL);
-    return 0;
-}
-
-/* ---- absolute deadlines handed to the kernel: virtual -> host ---- */
-
-static struct timespec host_deadline(const struct timespec *virtual_deadline)
-{
-    return ns_ts(ts_ns(virtual_deadline) - offset_ns());
-}
-
-TW_EXPORT int pthread_cond_timedwait(pthread_cond_t *cond, pthread_mutex_t *mutex, const struct timespec *abstime)
-{
-    ensure_clock();
-    struct timespec host = host_deadline(abstime);
-    return real.cond_timedwait(cond, mutex, &host);
-}
-
-TW_EXPORT int pthread_cond_clockwait(pthread_cond_t *cond, pthread_mutex_t *mutex, clockid_t id,
-                                     const struct timespec *abstime)
-{
-    ensure_clock();
-    if (real.cond_clockwait == NULL)
-        return ENOSYS;
-    if (!tracks_real_time(id))
-        return real.cond_clockwait(cond, mutex, id, abstime);
-    struct timespec host = host_deadline(abstime);
-    return real.cond_clockwait(cond, mutex, id, &host);
-}
-
-TW_EXPORT int sem_timedwait(sem_t *sem, const struct timespec *abstime)
-{
-    ensure_clock();
-    struct timespec host = host_deadline(abstime);
-    return real.sem_timedwait(sem, &host);
-}
-
-TW_EXPORT int sem_clockwait(sem_t *sem, clockid_t id, const struct timespec *abstime)
-{
-    ensure_clock();
-    if (real.sem_clockwait == NULL) {
-        errno = ENOSYS;
-        return -1;
-    }
-    if (!tracks_real_time(id))
-        return real.sem_clockwait(sem, id, abstime);
-    struct timespec host = host_deadline(abstime);
-    return real.sem_clockwait(sem, id, &host);
-}
-
-TW_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *mutex, const struct timespec *abstime)
-{
-    ensure_clock();
-    struct timespec host = host_deadline(abstime);
-    return real.mutex_timedlock(mutex, &host);
+    int64_t begin = tw_now_ns();
+    if (target_ns > begin)
+        tw_wait_virtual(target_ns, wait_label(reason), false);
+    if (what_name_id != 0 || target_ns > begin)
+        tw_clock_record_wait(begin, tw_now_ns(), reason, what_name_id);
 }
 
 __attribute__((constructor(101))) static void clock_constructor(void)

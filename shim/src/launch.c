@@ -301,6 +301,7 @@ static void load_layout(tw_kernel *k)
 #define KEY_PARAM_BYTES 64      /* parameters up to this size take part in the shape key */
 #define SCAN_PARAM_BYTES 1024    /* by-value structs are searched for pointers up to this size */
 #define ELEMENT_BYTES_CAP 8      /* widest common element (fp64, int64): keeps bytes an upper bound */
+#define THREAD_BYTES_CAP 128     /* no element count: what one launched thread reaches at most */
 
 /* Hash of the launch's parameter values (pointers, counts, small by-value structs): a launch
  * of the same shape with other tensors or another element count gets its own descriptor. */
@@ -372,6 +373,8 @@ static void measure_params(tw_kernel *k, void **args, tw_desc *desc)
     }
     if (count_hint == 0)
         count_hint = count_hint_32;
+    uint64_t threads = (uint64_t)desc->grid[0] * desc->grid[1] * desc->grid[2] * desc->block[0] *
+                       desc->block[1] * desc->block[2];
     uint64_t seen[TW_MAX_PARAMS];
     uint32_t seen_count = 0;
     for (uint32_t i = 0; i < pointer_count; i++) {
@@ -386,6 +389,10 @@ static void measure_params(tw_kernel *k, void **args, tw_desc *desc)
         uint64_t reach = alloc.base + alloc.size - pointers[i];
         if (count_hint > 0 && reach > count_hint * ELEMENT_BYTES_CAP)
             reach = count_hint * ELEMENT_BYTES_CAP;
+        /* a kernel whose parameters are one struct (FlashAttention's Params) gives no count: a
+         * pointer into a large pool (vLLM's KV cache) must not count the whole pool */
+        if (count_hint == 0 && threads > 0 && reach > threads * THREAD_BYTES_CAP)
+            reach = threads * THREAD_BYTES_CAP;
         desc->bytes += reach * pointer_passes[i];
         desc->pointer_params++;
     }

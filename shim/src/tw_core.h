@@ -187,8 +187,9 @@ int tw_vmm_retain_at(const void *ptr, uint64_t *out_handle);
  * clock page). The libc time and sleep entry points are interposed in clock.c. */
 int64_t tw_now_ns(void);                   /* virtual CLOCK_MONOTONIC in ns */
 int64_t tw_realtime_ns(void);              /* virtual CLOCK_REALTIME in ns */
-/* Block the calling thread until virtual time reaches target_ns: a jump, not a real wait,
- * under the process-local rule (docs/virtual-time.md). Records a TW_REC_WAIT span. */
+/* Block the calling thread until virtual time reaches target_ns under the causal rule
+ * (docs/design.md, actors.c): time jumps there once every thread of the run is blocked.
+ * Records a TW_REC_WAIT span. */
 enum tw_wait_reason { TW_WAIT_GPU = 1, TW_WAIT_SLEEP = 2, TW_WAIT_EVENT = 3 };
 void tw_wait_until(int64_t target_ns, int reason, uint32_t what_name_id);
 /* Emulator-internal waits (prediction round trips) do not count as the program's time. */

@@ -22,6 +22,40 @@ typedef struct tw_clock_page {
     uint64_t reserved[8];
 } tw_clock_page;
 
+/* ---- actor table: <run>/actors.page, created zeroed by the first shim process (all-zero is
+ * the valid empty table), mmap'd MAP_SHARED by every process of the run. One slot per thread
+ * that has made an interposed call; the jump rule of DESIGN §3 reads it (shim/src/actors.c). */
+#define TW_ACTOR_SLOTS 512
+#define TW_ACTOR_LABEL_LEN 24
+enum tw_actor_state {
+    TW_ACTOR_FREE = 0,
+    TW_ACTOR_RUNNING = 1,
+    TW_ACTOR_BLOCKED = 2,          /* blocked until target_ns (or a real event) */
+    TW_ACTOR_BLOCKED_FOREVER = 3,  /* blocked with no target: only a real event wakes it */
+    TW_ACTOR_SPINNING = 4          /* busy-polling a clock: counts as blocked with no target */
+};
+typedef struct tw_actor {
+    int32_t pid;                   /* 0 = free slot */
+    int32_t tid;
+    uint32_t state;                /* enum tw_actor_state */
+    uint32_t flags;                /* TW_ACTOR_F_* */
+    int64_t target_ns;             /* run virtual time (host mono + shared offset) to wake at */
+    int64_t since_host_ns;         /* host CLOCK_MONOTONIC of the last state change */
+    uint64_t heartbeat;            /* waits entered so far */
+    char label[24];                /* what it waits in: "nanosleep", "poll", "gpu:sync", ... */
+} tw_actor;
+#define TW_ACTOR_F_SIGNAL 1        /* the wait returns EINTR on the wake signal: signal it on a jump */
+#define TW_ACTOR_F_FD 2            /* waits on file descriptors (poll, select, epoll) */
+typedef struct tw_actor_table {
+    uint32_t epoch;                /* futex word: bumped by every jump and every kick */
+    uint32_t generation;           /* bumped by every state change (quiescence check) */
+    uint32_t high_water;           /* every used slot index is below this */
+    uint32_t deadlock;             /* 1 once a deadlock has been reported */
+    uint64_t jumps;                /* jumps taken under the causal rule */
+    uint64_t reserved[6];
+    tw_actor slots[512];           /* TW_ACTOR_SLOTS */
+} tw_actor_table;
+
 /* ---- operation kinds: what a GPU-timeline op or a prediction descriptor is ---- */
 enum tw_op_kind {
     TW_OP_NONE = 0,

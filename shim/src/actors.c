@@ -1,0 +1,549 @@
+/* The causal jump rule (DESIGN §3): threads are actors in a table shared by every process of
+ * the run (<run>/actors.page). The shared offset advances only when every registered thread
+ * is blocked, and then exactly to the earliest target among them. Before a jump the jumper
+ * checks quiescence in the kernel: a thread woken by a real event (a posted semaphore, a
+ * readable socket) is runnable ('R' in /proc) before it returns to mark itself running, so a
+ * message sent before its sender blocked is never skipped past. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "actors.h"
+#include "tw_core.h"
+
+/* A running thread sleeping in the kernel this long is in a wait we do not interpose (a pipe
+ * read, a contended mutex, libgomp's futex): it counts as blocked with no target. */
+#define UNINTERPOSED_SLEEP_NS (20 * 1000000LL)
+#define PENDING_GIVE_UP_NS (2 * 1000000000LL)
+#define SETTLE_NS (100 * 1000L)
+#define DEFAULT_DEADLOCK_GRACE_NS (3 * 1000000000LL)
+
+typedef long (*syscall_fn)(long, ...);
+
+static tw_actor_table private_table;
+static tw_actor_table *table = &private_table;
+static int table_shared;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static pthread_key_t exit_key;
+static syscall_fn real_syscall;
+static int wake_signal;              /* 0 when the program owns it: slices only */
+static int32_t my_pid;
+static int64_t deadlock_grace_ns = DEFAULT_DEADLOCK_GRACE_NS;
+
+static __thread tw_actor *tl_self;
+static __thread int tl_registering;
+__thread int tw_woken_by_jump;   /* touched by every wait before a wake signal can come */
+
+static long futex_call(uint32_t *word, int op, uint32_t val, const struct timespec *ts)
+{
+    return real_syscall(SYS_futex, word, op, val, ts, NULL, 0);
+}
+
+static void on_wake_signal(int sig)
+{
+    (void)sig;
+    tw_woken_by_jump = 1;
+}
+
+static void map_table(void)
+{
+    const char *run_dir = tw_config_get()->run_dir;
+    if (run_dir == NULL)
+        return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/actors.page", run_dir);
+    /* Every process creates-or-opens and extends to full size: the zeroed table is valid, and
+     * extending a file to the size it already has leaves its contents alone. */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        TW_WARN("cannot open %s: %s; the causal clock rule stays within this process", path, strerror(errno));
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (size_t)st.st_size < sizeof(tw_actor_table) &&
+        ftruncate(fd, sizeof(tw_actor_table)) != 0) {
+        close(fd);
+        return;
+    }
+    void *shared = mmap(NULL, sizeof(tw_actor_table), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (shared != MAP_FAILED) {
+        table = shared;
+        table_shared = 1;
+    }
+}
+
+static void release_slot(tw_actor *s)
+{
+    __atomic_store_n(&s->state, TW_ACTOR_FREE, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->pid, 0, __ATOMIC_RELEASE);
+}
+
+static void kick(void)
+{
+    __atomic_fetch_add(&table->generation, 1, __ATOMIC_ACQ_REL);
+    __atomic_fetch_add(&table->epoch, 1, __ATOMIC_ACQ_REL);
+    futex_call(&table->epoch, FUTEX_WAKE, INT_MAX, NULL);
+}
+
+/* A thread leaving can make every remaining one blocked: wake the waiters to re-evaluate. */
+static void on_thread_exit(void *slot)
+{
+    tw_actor *s = slot;
+    if (s != NULL && s == tl_self) {
+        release_slot(s);
+        tl_self = NULL;
+        kick();
+    }
+}
+
+static void release_process_slots(void)
+{
+    uint32_t n = __atomic_load_n(&table->high_water, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 0; i < n; i++)
+        if (__atomic_load_n(&table->slots[i].pid, __ATOMIC_ACQUIRE) == my_pid)
+            release_slot(&table->slots[i]);
+    kick();
+}
+
+static tw_actor *claim_slot(int32_t pid, int32_t tid);
+static void adopt_slot(tw_actor *s);
+static tw_actor *fork_slot;   /* claimed for the child before fork, so it is an actor at once */
+
+static void before_fork(void)
+{
+    fork_slot = table_shared ? claim_slot(my_pid, 0) : NULL;
+}
+
+static void after_fork_in_parent(void)
+{
+    fork_slot = NULL;   /* the child adopts it; a failed fork leaves it pending: reclaimed later */
+}
+
+static void after_fork_in_child(void)
+{
+    my_pid = getpid();
+    tl_self = NULL;   /* the parent's slot stays the parent's */
+    if (!table_shared)
+        memset(&private_table, 0, sizeof private_table);   /* the other threads did not fork */
+    if (fork_slot != NULL)
+        adopt_slot(fork_slot);
+    fork_slot = NULL;
+}
+
+static void actors_init(void)
+{
+    real_syscall = (syscall_fn)dlsym(RTLD_NEXT, "syscall");
+    my_pid = getpid();
+    const char *grace = getenv("TIMEWARP_DEADLOCK_S");
+    if (grace != NULL && *grace != '\0')
+        deadlock_grace_ns = (int64_t)(strtod(grace, NULL) * 1e9);
+    pthread_key_create(&exit_key, on_thread_exit);
+    map_table();
+    struct sigaction old;
+    int sig = SIGRTMAX - 2;
+    if (sigaction(sig, NULL, &old) == 0 && old.sa_handler == SIG_DFL && !(old.sa_flags & SA_SIGINFO)) {
+        /* SA_RESTART: a stray wake (the target was met just as the wait returned) restarts
+         * reads and writes; the waits we interpose return EINTR regardless, as they should. */
+        struct sigaction sa = {.sa_handler = on_wake_signal, .sa_flags = SA_RESTART};
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(sig, &sa, NULL) == 0)
+            wake_signal = sig;
+    }
+    pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
+    atexit(release_process_slots);
+}
+
+/* A free slot, running, for pid/tid (tid 0: a thread or child about to start). */
+static tw_actor *claim_slot(int32_t pid, int32_t tid)
+{
+    for (uint32_t i = 0; i < TW_ACTOR_SLOTS; i++) {
+        tw_actor *s = &table->slots[i];
+        int32_t expected = 0;
+        if (!__atomic_compare_exchange_n(&s->pid, &expected, pid, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+            continue;
+        s->tid = tid;
+        s->flags = 0;
+        s->target_ns = INT64_MAX;
+        s->heartbeat = 0;
+        s->since_host_ns = tw_clock_host_ns();
+        memset(s->label, 0, sizeof s->label);
+        __atomic_store_n(&s->state, TW_ACTOR_RUNNING, __ATOMIC_RELEASE);
+        uint32_t hw = __atomic_load_n(&table->high_water, __ATOMIC_ACQUIRE);
+        while (hw < i + 1 && !__atomic_compare_exchange_n(&table->high_water, &hw, i + 1, 1, __ATOMIC_ACQ_REL,
+                                                          __ATOMIC_ACQUIRE)) {
+        }
+        return s;
+    }
+    TW_WARN("actor table full (%d threads): a thread does not hold virtual time back", TW_ACTOR_SLOTS);
+    return NULL;
+}
+
+/* The starting thread (or forked child) takes over the slot its creator claimed for it. */
+static void adopt_slot(tw_actor *s)
+{
+    s->pid = my_pid;
+    s->since_host_ns = tw_clock_host_ns();
+    __atomic_store_n(&s->tid, (int32_t)gettid(), __ATOMIC_RELEASE);
+    tl_self = s;
+    pthread_setspecific(exit_key, s);
+}
+
+tw_actor *tw_actor_self(void)
+{
+    if (TW_LIKELY(tl_self != NULL))
+        return tl_self;
+    if (tl_registering)
+        return NULL;
+    tl_registering = 1;
+    pthread_once(&init_once, actors_init);
+    /* After fork + exec the new image finds the slot its forked self adopted. */
+    int32_t tid = (int32_t)gettid();
+    tw_actor *s = NULL;
+    uint32_t n = __atomic_load_n(&table->high_water, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 0; i < n && s == NULL; i++)
+        if (__atomic_load_n(&table->slots[i].pid, __ATOMIC_ACQUIRE) == my_pid && table->slots[i].tid == tid)
+            s = &table->slots[i];
+    if (s == NULL)
+        s = claim_slot(my_pid, tid);
+    if (s != NULL) {
+        tl_self = s;
+        pthread_setspecific(exit_key, s);
+    }
+    tl_registering = 0;
+    return tl_self;
+}
+
+/* A new thread is an actor from its creation, not from its first interposed call: otherwise
+ * the run could jump while it starts (its creator blocks in join, say). */
+typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+struct thread_start {
+    void *(*fn)(void *);
+    void *arg;
+    tw_actor *slot;
+};
+
+static void *thread_trampoline(void *p)
+{
+    struct thread_start start = *(struct thread_start *)p;
+    free(p);
+    if (start.slot != NULL)
+        adopt_slot(start.slot);
+    return start.fn(start.arg);
+}
+
+TW_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+    static pthread_create_fn real_create;
+    if (real_create == NULL)
+        real_create = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
+    pthread_once(&init_once, actors_init);
+    struct thread_start *start = malloc(sizeof *start);
+    if (start == NULL)
+        return real_create(thread, attr, fn, arg);
+    *start = (struct thread_start){fn, arg, claim_slot(my_pid, 0)};
+    int rc = real_create(thread, attr, thread_trampoline, start);
+    if (rc != 0) {
+        if (start->slot != NULL)
+            release_slot(start->slot);
+        free(start);
+    }
+    return rc;
+}
+
+static void set_state(tw_actor *s, uint32_t state)
+{
+    s->since_host_ns = tw_clock_host_ns();
+    __atomic_store_n(&s->state, state, __ATOMIC_RELEASE);
+    __atomic_fetch_add(&table->generation, 1, __ATOMIC_ACQ_REL);
+}
+
+tw_actor *tw_actor_block(const char *label, int64_t target_local_ns, uint32_t flags)
+{
+    tw_actor *s = tw_actor_self();
+    if (s == NULL)
+        return NULL;
+    tw_woken_by_jump = 0;
+    tw_clock_spin_reset();
+    s->target_ns = target_local_ns < 0 ? INT64_MAX : target_local_ns + tw_clock_hidden_ns();
+    s->flags = wake_signal != 0 ? flags : (flags & ~(uint32_t)TW_ACTOR_F_SIGNAL);
+    s->heartbeat++;
+    strncpy(s->label, label, sizeof s->label - 1);
+    set_state(s, target_local_ns < 0 ? TW_ACTOR_BLOCKED_FOREVER : TW_ACTOR_BLOCKED);
+    return s;
+}
+
+void tw_actor_run(void)
+{
+    tw_actor *s = tl_self;
+    if (s != NULL && __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != TW_ACTOR_RUNNING)
+        set_state(s, TW_ACTOR_RUNNING);
+}
+
+void tw_actor_set_spinning(bool spinning)
+{
+    tw_actor *s = tw_actor_self();
+    if (s == NULL)
+        return;
+    if (spinning) {
+        strncpy(s->label, "spin", sizeof s->label - 1);
+        s->target_ns = INT64_MAX;
+        set_state(s, TW_ACTOR_SPINNING);
+        tw_actors_try_jump();
+    } else {
+        set_state(s, TW_ACTOR_RUNNING);
+    }
+}
+
+/* The kernel's state letter of a thread ('R' runnable, 'S' sleeping, 'D' disk, 'Z' zombie...),
+ * or 0 when it no longer exists. */
+static char kernel_state(int32_t pid, int32_t tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", pid, tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *paren = strrchr(buf, ')');
+    return paren != NULL && paren[1] == ' ' ? paren[2] : 0;
+}
+
+static bool gone(char k)
+{
+    return k == 0 || k == 'Z' || k == 'X' || k == 'x';
+}
+
+uint32_t tw_actors_epoch(void)
+{
+    return __atomic_load_n(&table->epoch, __ATOMIC_ACQUIRE);
+}
+
+int tw_actors_wait_epoch(uint32_t seen_epoch, int64_t host_timeout_ns)
+{
+    if (host_timeout_ns <= 0)
+        return 0;
+    struct timespec ts = {.tv_sec = host_timeout_ns / 1000000000LL, .tv_nsec = host_timeout_ns % 1000000000LL};
+    return futex_call(&table->epoch, FUTEX_WAIT, seen_epoch, &ts) == 0 ? 0 : errno;
+}
+
+/* After a jump: wake epoch waiters, and signal the threads in OS waits whose target passed. */
+static void wake_reached(int64_t run_now)
+{
+    __atomic_fetch_add(&table->epoch, 1, __ATOMIC_ACQ_REL);
+    futex_call(&table->epoch, FUTEX_WAKE, INT_MAX, NULL);
+    if (wake_signal == 0)
+        return;
+    uint32_t n = __atomic_load_n(&table->high_water, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 0; i < n; i++) {
+        tw_actor *s = &table->slots[i];
+        if (s == tl_self || __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != TW_ACTOR_BLOCKED ||
+            !(s->flags & TW_ACTOR_F_SIGNAL) || s->target_ns > run_now)
+            continue;
+        int32_t pid = __atomic_load_n(&s->pid, __ATOMIC_ACQUIRE);
+        if (pid != 0)
+            real_syscall(SYS_tgkill, pid, s->tid, wake_signal);
+    }
+}
+
+/* Quiescence: every other actor must be asleep in the kernel, not just marked, and no state
+ * may have changed since the scan. */
+static enum tw_jump_result quiescent(uint32_t n, uint32_t gen0)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        tw_actor *s = &table->slots[i];
+        int32_t pid = __atomic_load_n(&s->pid, __ATOMIC_ACQUIRE);
+        uint32_t state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+        if (s == tl_self || pid == 0 || state == TW_ACTOR_FREE || state == TW_ACTOR_SPINNING)
+            continue;
+        char k = kernel_state(pid, s->tid);
+        if (gone(k)) {
+            release_slot(s);
+            return TW_JUMP_RETRY;
+        }
+        if (k == 'R' || k == 'D')
+            return TW_JUMP_RETRY;
+    }
+    if (__atomic_load_n(&table->generation, __ATOMIC_ACQUIRE) != gen0)
+        return TW_JUMP_RETRY;
+    return TW_JUMP_DONE;
+}
+
+/* Another process waits on file descriptors: a message to it may still be in flight. */
+static bool settle_needed(uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        tw_actor *s = &table->slots[i];
+        if (__atomic_load_n(&s->pid, __ATOMIC_ACQUIRE) != my_pid &&
+            __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != TW_ACTOR_FREE && (s->flags & TW_ACTOR_F_FD))
+            return true;
+    }
+    return false;
+}
+
+enum tw_jump_result tw_actors_try_jump(void)
+{
+    pthread_once(&init_once, actors_init);
+    uint32_t gen0 = __atomic_load_n(&table->generation, __ATOMIC_ACQUIRE);
+    uint32_t n = __atomic_load_n(&table->high_water, __ATOMIC_ACQUIRE);
+    int64_t earliest = INT64_MAX;
+    int others = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        tw_actor *s = &table->slots[i];
+        int32_t pid = __atomic_load_n(&s->pid, __ATOMIC_ACQUIRE);
+        uint32_t state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+        if (pid == 0 || state == TW_ACTOR_FREE)
+            continue;
+        if (state == TW_ACTOR_RUNNING) {
+            if (s == tl_self)
+                return TW_JUMP_NONE;
+            if (__atomic_load_n(&s->tid, __ATOMIC_ACQUIRE) == 0) {
+                /* a thread or child starting; one pending this long was a failed fork */
+                if (tw_clock_host_ns() - s->since_host_ns < PENDING_GIVE_UP_NS)
+                    return TW_JUMP_NONE;
+                release_slot(s);
+                continue;
+            }
+            char k = kernel_state(pid, s->tid);
+            if (gone(k)) {
+                release_slot(s);
+                continue;
+            }
+            if (k != 'S')
+                return TW_JUMP_NONE;
+            if (tw_clock_host_ns() - s->since_host_ns < UNINTERPOSED_SLEEP_NS)
+                return TW_JUMP_RETRY;   /* asleep in a wait we do not see: look again shortly */
+        } else if (state == TW_ACTOR_BLOCKED && s->target_ns < earliest) {
+            earliest = s->target_ns;
+        }
+        if (s != tl_self)
+            others++;
+    }
+    if (earliest == INT64_MAX)
+        return TW_JUMP_NONE;
+    int64_t run_now = tw_clock_run_now_ns();
+    if (run_now >= earliest) {
+        wake_reached(run_now);
+        return TW_JUMP_DONE;
+    }
+    if (others > 0) {
+        enum tw_jump_result q = quiescent(n, gen0);
+        if (q != TW_JUMP_DONE)
+            return q;
+        if (settle_needed(n)) {
+            /* Loopback TCP may hand a packet to the receiver's softirq after the sender
+             * returns: give a message already sent the settle window to wake its reader. */
+            uint32_t word = 0;
+            struct timespec settle = {0, SETTLE_NS};
+            futex_call(&word, FUTEX_WAIT_PRIVATE, 0, &settle);
+            q = quiescent(n, gen0);
+            if (q != TW_JUMP_DONE)
+                return q;
+        }
+    }
+    if (tw_clock_advance_to(earliest))
+        __atomic_fetch_add(&table->jumps, 1, __ATOMIC_RELAXED);
+    wake_reached(earliest);
+    return TW_JUMP_DONE;
+}
+
+static const char *state_name(uint32_t state)
+{
+    switch (state) {
+    case TW_ACTOR_RUNNING: return "running";
+    case TW_ACTOR_BLOCKED: return "blocked";
+    case TW_ACTOR_BLOCKED_FOREVER: return "blocked forever";
+    case TW_ACTOR_SPINNING: return "spinning";
+    default: return "free";
+    }
+}
+
+/* Every registered thread has waited with no target for the grace period and sleeps in the
+ * kernel: nothing inside the run can wake any of them. Name the waits and end the run. */
+void tw_actors_check_deadlock(void)
+{
+    pthread_once(&init_once, actors_init);
+    if (deadlock_grace_ns <= 0 || __atomic_load_n(&table->deadlock, __ATOMIC_ACQUIRE))
+        return;
+    int64_t host = tw_clock_host_ns();
+    uint32_t n = __atomic_load_n(&table->high_water, __ATOMIC_ACQUIRE);
+    int count = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        tw_actor *s = &table->slots[i];
+        int32_t pid = __atomic_load_n(&s->pid, __ATOMIC_ACQUIRE);
+        uint32_t state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+        if (pid == 0 || state == TW_ACTOR_FREE)
+            continue;
+        if (state != TW_ACTOR_BLOCKED_FOREVER || host - s->since_host_ns < deadlock_grace_ns)
+            return;
+        count++;
+        if (s == tl_self)
+            continue;   /* the checker itself runs, between two slices of its wait */
+        char k = kernel_state(pid, s->tid);
+        if (gone(k)) {
+            count--;
+            release_slot(s);
+        }
+        else if (k == 'R' || k == 'D')
+            return;
+    }
+    uint32_t expected = 0;
+    if (count == 0 || !__atomic_compare_exchange_n(&table->deadlock, &expected, 1, 0, __ATOMIC_ACQ_REL,
+                                                   __ATOMIC_ACQUIRE))
+        return;
+    char report[8192];
+    size_t used = (size_t)snprintf(report, sizeof report,
+                                   "timewarp: deadlock: all %d threads of the run wait with no timeout and "
+                                   "nothing can wake them\n", count);
+    for (uint32_t i = 0; i < n && used < sizeof report - 128; i++) {
+        tw_actor *s = &table->slots[i];
+        if (__atomic_load_n(&s->pid, __ATOMIC_ACQUIRE) == 0 || s->state == TW_ACTOR_FREE)
+            continue;
+        char label[TW_ACTOR_LABEL_LEN + 1] = {0};
+        memcpy(label, s->label, TW_ACTOR_LABEL_LEN);
+        used += (size_t)snprintf(report + used, sizeof report - used, "  pid %d tid %d: %s in %s for %.1f s\n",
+                                 s->pid, s->tid, state_name(s->state), label,
+                                 (double)(host - s->since_host_ns) / 1e9);
+    }
+    const char *run_dir = tw_config_get()->run_dir;
+    if (run_dir != NULL) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/deadlock.txt", run_dir);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            ssize_t w = write(fd, report, used);
+            (void)w;
+            close(fd);
+        }
+    }
+    ssize_t w = write(STDERR_FILENO, report, used);
+    (void)w;
+    /* End the run: every process that has an actor, this one last. */
+    for (uint32_t i = 0; i < n; i++) {
+        int32_t pid = __atomic_load_n(&table->slots[i].pid, __ATOMIC_ACQUIRE);
+        if (pid != 0 && pid != my_pid)
+            kill(pid, SIGTERM);
+    }
+    kill(my_pid, SIGTERM);
+}
+
+__attribute__((constructor(103))) static void actors_constructor(void)
+{
+    pthread_once(&init_once, actors_init);
+}

@@ -1,0 +1,128 @@
+"""The causal virtual clock (DESIGN §3): time jumps only when every thread of every process of
+the run is blocked, to the earliest target; messages are never received before they are sent;
+a deadlock is named and ends the run; `emulate status` shows the live actor table."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from timewarp_testing import REPO
+
+WORKLOADS = REPO / "tests" / "e2e" / "workloads"
+
+
+def results(stdout: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for line in stdout.splitlines():
+        if line.startswith("RESULT "):
+            for field in line.split()[1:]:
+                key, _, value = field.partition("=")
+                out[key] = float(value)
+    return out
+
+
+def test_daemon_sleeper_does_not_drag_time(emulate) -> None:  # noqa: ANN001
+    run = emulate([sys.executable, str(WORKLOADS / "clock_daemon_sleeper.py")])
+    assert run.exit_status == 0, run.stderr[-4000:]
+    res = results(run.stdout)
+    # Under the eager rule the 60 s sleeper jumped time while the main thread computed.
+    assert res["work_s"] < res["cpu_s"] + 0.5, res
+    assert 5.0 <= res["sleep_s"] < 5.02, res
+    assert res["total_s"] < res["cpu_s"] + 5.6, res
+    assert run.summary["wall_time_s"] < 10
+
+
+def model(n: int, rounds: list[list]) -> dict[tuple[str, int], float]:
+    """Reference discrete-event model with zero CPU time: (kind, round) -> virtual time."""
+    t = [0.0] * n
+    events: dict[tuple[str, int], float] = {}
+    for k, (s, r, d) in enumerate(rounds):
+        t[s] += d
+        events[("send", k)] = t[s]
+        t[r] = max(t[r], t[s])
+        events[("recv", k)] = t[r]
+    return events
+
+
+def random_rounds(seed: int, n: int, count: int) -> list[list]:
+    rng = random.Random(seed)
+    rounds = []
+    for _ in range(count):
+        s = rng.randrange(n)
+        r = rng.choice([x for x in range(n) if x != s])
+        rounds.append([s, r, round(rng.uniform(0.05, 2.0), 3)])
+    return rounds
+
+
+@pytest.mark.parametrize(("mode", "seed"), [("threads", 1), ("threads", 2), ("processes", 3)])
+def test_messages_follow_the_reference_model(emulate, mode: str, seed: int) -> None:  # noqa: ANN001
+    n, rounds = 3, random_rounds(seed, 3, 12)
+    run = emulate([sys.executable, str(WORKLOADS / "clock_messages.py"), mode, str(n), json.dumps(rounds)])
+    assert run.exit_status == 0, run.stderr[-4000:]
+    expected = model(n, rounds)
+    seen: dict[tuple[str, int], float] = {}
+    for line in run.stdout.splitlines():
+        if not line.startswith("EVENT "):
+            continue
+        parts = line.split()
+        kind, k, t = parts[2], int(parts[3]), float(parts[4])
+        seen[(kind, k)] = t
+        if kind == "recv":
+            assert t >= float(parts[5]), f"round {k} received at {t} before it was sent at {parts[5]}"
+        if kind == "sleep":
+            requested, lasted = float(parts[5]), float(parts[6])
+            assert requested <= lasted < requested + 0.02, f"round {k}: slept {lasted} for {requested}"
+    assert set(seen) >= set(expected)
+    # CPU time between events is real and small: allow it to accumulate along the chain.
+    for key, t in expected.items():
+        assert abs(seen[key] - t) < 0.02 + 0.01 * key[1], f"{key}: {seen[key]} vs model {t}"
+    assert run.summary["wall_time_s"] < 10
+
+
+def test_deadlock_is_named_and_ends_the_run(emulate) -> None:  # noqa: ANN001
+    started = time.monotonic()
+    run = emulate([sys.executable, str(WORKLOADS / "clock_deadlock.py")], timeout=60)
+    assert time.monotonic() - started < 15
+    assert run.exit_status != 0
+    assert "RESULT finished" not in run.stdout
+    report = (run.run_dir / "deadlock.txt").read_text()
+    assert "deadlock" in report
+    assert report.count("blocked forever in sem_wait") == 3, report
+    assert "deadlock" in run.stderr
+
+
+STATUS_SCRIPT = """
+import queue, subprocess, sys, threading, time
+q = queue.Queue()
+t = threading.Thread(target=q.get)
+t.start()
+time.sleep(0.2)
+out = subprocess.run([sys.executable, "-m", "emulator", "status", sys.argv[1]], capture_output=True, text=True)
+print(out.stdout)
+q.put(1)
+t.join()
+"""
+
+
+def test_status_shows_the_live_actor_table(emulate, tmp_path: Path) -> None:  # noqa: ANN001
+    run_dir = tmp_path / "status_run"
+    from timewarp_testing import run_emulated
+
+    run = run_emulated([sys.executable, "-c", STATUS_SCRIPT, str(run_dir)], run_dir)
+    assert run.exit_status == 0, run.stderr[-4000:]
+    assert "sem_wait" in run.stdout and "blocked-forever" in run.stdout, run.stdout
+    assert "running" in run.stdout
+
+
+def test_status_of_a_finished_run(emulate) -> None:  # noqa: ANN001
+    run = emulate([sys.executable, "-c", "import time; time.sleep(1)"])
+    assert run.exit_status == 0
+    out = subprocess.run([sys.executable, "-m", "emulator", "status", str(run.run_dir)], capture_output=True,
+                         text=True, cwd=REPO, check=True).stdout
+    assert "virtual time" in out and "no live actors" in out
