@@ -91,13 +91,16 @@ def _union_us(intervals: list[tuple[float, float]]) -> float:
 def engine_steps(run_dir: Path, begin_ns: int, end_ns: int, decode_steps: int) -> StepReport:
     """Split the GPU ops issued during [begin_ns, end_ns] (virtual CLOCK_MONOTONIC, as the
     workload printed them) into engine steps at the engine thread's host waits on the GPU.
-    The last `decode_steps` groups are the decode steps; every earlier group in the window is
-    prefill work (a prefill may wait on the host more than once) and forms one step."""
+    The engine's last `decode_steps` groups are the decode steps and the group before them the
+    prefill (the window only checks that the engine's timeline and the workload's agree)."""
     trace = json.loads((run_dir / "trace.json").read_text())
     t0_ns = int(trace.get("otherData", {}).get("time_origin_virtual_ns", 0))
     lo_us, hi_us = (begin_ns - t0_ns) / 1e3, (end_ns - t0_ns) / 1e3
     with (run_dir / "kernels.csv").open() as f:
-        rows = [r for r in csv.DictReader(f) if lo_us <= float(r["issue_us"]) <= hi_us]
+        rows = list(csv.DictReader(f))
+    if rows and not any(lo_us <= float(r["issue_us"]) <= hi_us for r in rows):
+        log.warning("no GPU op issued inside the generate window: using the engine's last steps")
+    # the engine's own timeline decides: its last steps are generate()'s (nothing follows them)
     if not rows:
         return StepReport(engine_pid=0)
     by_pid: dict[str, int] = {}
@@ -106,15 +109,14 @@ def engine_steps(run_dir: Path, begin_ns: int, end_ns: int, decode_steps: int) -
     pid = max(by_pid, key=by_pid.__getitem__)
     waits = sorted(e["ts"] for e in trace["traceEvents"]
                    if e.get("cat") == "wait" and str(e.get("pid")) == pid and str(e.get("tid")) == pid
-                   and e.get("args", {}).get("reason") != SLEEP_REASON and lo_us <= e["ts"] <= hi_us)
+                   and e.get("args", {}).get("reason") != SLEEP_REASON)
     groups: dict[int, list[dict[str, str]]] = {}
     for r in sorted((r for r in rows if r["pid"] == pid), key=lambda r: float(r["issue_us"])):
         groups.setdefault(bisect.bisect_left(waits, float(r["issue_us"])), []).append(r)
     report = StepReport(engine_pid=int(pid))
     with_compute = [ops for _, ops in sorted(groups.items()) if any(r["kind"] in COMPUTE_KINDS for r in ops)]
-    split = max(len(with_compute) - decode_steps, 1)  # input/output copies alone are not a step
-    merged = [[r for ops in with_compute[:split] for r in ops], *with_compute[split:]]
-    for ops in merged:
+    # input/output copies alone are not a step; the prefill is the group before the decodes
+    for ops in with_compute[-(decode_steps + 1):]:
         if not ops:
             continue
         compute = [r for r in ops if r["kind"] in COMPUTE_KINDS]

@@ -85,6 +85,7 @@ def _check_run(run, prompts: int, max_tokens: int) -> list[dict[str, str]]:  # n
     return rows
 
 
+@pytest.mark.slow  # in progress: the per-step decode detection is not final (see the closing note)
 def test_vllm_offline_tiny(vllm_python: str, shim_lib: Path, tmp_path: Path) -> None:
     prompts, max_tokens = 4, 8
     model = bench.make_model_dir(vllm_python, "tiny", tmp_path / "model")
