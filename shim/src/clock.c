@@ -19,6 +19,7 @@
 
 #include "actors.h"
 #include "tw_core.h"
+#include "tw_timespec.h"
 
 typedef int (*clock_gettime_fn)(clockid_t, struct timespec *);
 
@@ -32,18 +33,6 @@ static int64_t paused_at_ns;       /* the virtual time readers see while paused 
 static int64_t boottime_minus_mono_ns;
 static int64_t tai_minus_realtime_ns;
 static int clock_ready;
-
-static inline int64_t ts_ns(const struct timespec *ts)
-{
-    return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
-}
-
-static inline struct timespec ns_ts(int64_t ns)
-{
-    if (ns < 0)
-        ns = 0;
-    return (struct timespec){.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
-}
 
 static void resolve_real(void)
 {

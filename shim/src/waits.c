@@ -25,6 +25,7 @@
 
 #include "actors.h"
 #include "tw_core.h"
+#include "tw_timespec.h"
 
 #define SPIN_HINT_WEIGHT 16   /* a yield or a zero-timeout poll counts as 16 clock reads */
 
@@ -84,18 +85,6 @@ static void resolve_real(void)
 static inline void ensure_real(void)
 {
     pthread_once(&resolve_once, resolve_real);
-}
-
-static inline int64_t ts_ns(const struct timespec *ts)
-{
-    return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
-}
-
-static inline struct timespec ns_ts(int64_t ns)
-{
-    if (ns < 0)
-        ns = 0;
-    return (struct timespec){.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
 }
 
 static inline bool bad_timespec(const struct timespec *ts)
@@ -514,6 +503,22 @@ TW_EXPORT int pthread_cond_clockwait(pthread_cond_t *cond, pthread_mutex_t *mute
     return cond_wait_common(cond, mutex, ts_ns(abstime) - tw_clock_minus_mono_ns(id), "cond_clockwait");
 }
 
+/* After a real wait slice that did not succeed: go on waiting (a jump's wake signal, or the
+ * slice ended) or stop (a real error for the caller). */
+static bool slice_continues(int64_t target)
+{
+    if (errno == EINTR && tw_woken_by_jump) {
+        tw_woken_by_jump = 0;
+        return true;
+    }
+    if (errno != ETIMEDOUT)
+        return false;
+    if (target < 0)
+        tw_actors_check_deadlock();
+    return true;
+}
+
+
 /* ---- semaphores ---- */
 
 static int sem_wait_common(sem_t *sem, int64_t target, const char *label)
@@ -541,14 +546,8 @@ static int sem_wait_common(sem_t *sem, int64_t target, const char *label)
         r = real.sem_clockwait(sem, CLOCK_MONOTONIC, &host);
         if (r == 0)
             break;
-        if (errno == EINTR && tw_woken_by_jump) {
-            tw_woken_by_jump = 0;
-            continue;
-        }
-        if (errno != ETIMEDOUT)
+        if (!slice_continues(target))
             break;
-        if (target < 0)
-            tw_actors_check_deadlock();
     }
     run_keep_errno();
     return r;
@@ -663,14 +662,8 @@ static long futex_wait(uint32_t *word, int op, uint32_t val, const struct timesp
                          cmd == FUTEX_WAIT ? FUTEX_BITSET_MATCH_ANY : bitset);
         if (r == 0)
             break;
-        if (errno == EINTR && tw_woken_by_jump) {
-            tw_woken_by_jump = 0;
-            continue;
-        }
-        if (errno != ETIMEDOUT)
+        if (!slice_continues(target))
             break;
-        if (target < 0)
-            tw_actors_check_deadlock();
     }
     run_keep_errno();
     return r;
