@@ -50,7 +50,7 @@ static bool map_records(uint64_t records)
     uint64_t bytes = TW_TRACE_HEADER_BYTES + records * sizeof(tw_record);
     if (ftruncate(trace.fd, (off_t)bytes) != 0)
         return false;
-    void *at = mmap(trace.base, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_POPULATE, trace.fd, 0);
+    void *at = mmap(trace.base, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, trace.fd, 0);
     if (at == MAP_FAILED)
         return false;
     __atomic_store_n(&trace.mapped_records, records, __ATOMIC_RELEASE);
