@@ -372,6 +372,10 @@ static enum tw_jump_result quiescent(uint32_t n, uint32_t gen0)
         uint32_t state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
         if (s == tl_self || pid == 0 || state == TW_ACTOR_FREE || state == TW_ACTOR_SPINNING)
             continue;
+        /* A sleep or GPU wait ends only by a jump: no real event can be in flight to it, so its
+         * kernel state need not be read (a dead one is reclaimed by the coordinator's sweep). */
+        if (state == TW_ACTOR_BLOCKED && (__atomic_load_n(&s->flags, __ATOMIC_ACQUIRE) & TW_ACTOR_F_EPOCH))
+            continue;
         char k = kernel_state(pid, s->tid);
         if (gone(k)) {
             release_slot(s);
@@ -437,11 +441,11 @@ enum tw_jump_result tw_actors_try_jump(void)
     }
     if (earliest == INT64_MAX)
         return TW_JUMP_NONE;
-    int64_t run_now = tw_clock_run_now_ns();
-    if (run_now >= earliest) {
-        wake_reached(run_now);
-        return TW_JUMP_DONE;
-    }
+    /* A target already reached belongs to a thread that a jump or its own real-time slice has
+     * woken and that has not run yet: it acts next. Waking everyone again here would starve it
+     * on a small machine (every waiter re-scans, sees the same target, wakes everyone). */
+    if (tw_clock_run_now_ns() >= earliest)
+        return TW_JUMP_NONE;
     if (others > 0) {
         enum tw_jump_result q = quiescent(n, gen0);
         if (q != TW_JUMP_DONE)

@@ -138,7 +138,7 @@ static inline void run_keep_errno(void)
 
 int tw_wait_virtual(int64_t target_local_ns, const char *label, bool interruptible)
 {
-    if (tw_actor_block(label, target_local_ns, 0) == NULL) {
+    if (tw_actor_block(label, target_local_ns, TW_ACTOR_F_EPOCH) == NULL) {
         tw_clock_advance_to(target_local_ns + tw_clock_hidden_ns());   /* no slot: the eager rule */
         return 0;
     }

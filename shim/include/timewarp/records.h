@@ -46,6 +46,7 @@ typedef struct tw_actor {
 } tw_actor;
 #define TW_ACTOR_F_SIGNAL 1        /* the wait returns EINTR on the wake signal: signal it on a jump */
 #define TW_ACTOR_F_FD 2            /* waits on file descriptors (poll, select, epoll) */
+#define TW_ACTOR_F_EPOCH 4         /* a sleep or GPU wait: only a jump (or a signal) ends it */
 typedef struct tw_actor_table {
     uint32_t epoch;                /* futex word: bumped by every jump and every kick */
     uint32_t generation;           /* bumped by every state change (quiescence check) */
