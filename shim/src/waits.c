@@ -119,6 +119,8 @@ static int64_t next_slice(int64_t target, int64_t longest)
      * one we do not see, only a waiter notices: look again after 1 ms, doubling up to a slice. */
     if (jumped == TW_JUMP_NONE) {
         tl_backoff_ns = tl_backoff_ns == 0 ? TW_BACKOFF_FIRST_NS : tl_backoff_ns * 2;
+        if (tl_backoff_ns > TW_SLICE_FOREVER_NS)
+            tl_backoff_ns = TW_SLICE_FOREVER_NS;   /* bounded: doubling must not overflow */
         if (tl_backoff_ns < slice)
             slice = tl_backoff_ns;
     } else {

@@ -38,6 +38,17 @@ def test_daemon_sleeper_does_not_drag_time(emulate) -> None:  # noqa: ANN001
     assert run.summary["wall_time_s"] < 10
 
 
+def test_concurrent_sleepers_never_wake_early(emulate) -> None:  # noqa: ANN001
+    """Four processes sleep 400 times each, half of them to a shared target: no sleep may end
+    before its deadline, and the span is the sleeps plus little CPU (no drift to real time)."""
+    run = emulate([sys.executable, str(WORKLOADS / "clock_many_sleepers.py"), "4", "400", "7"], timeout=120)
+    assert run.exit_status == 0, run.stderr[-4000:]
+    res = results(run.stdout)
+    assert res["early"] == 0, res
+    assert res["max_slept_s"] <= res["max_span_s"] < res["max_slept_s"] * 1.5 + 0.2, res
+    assert run.summary["wall_time_s"] < 30
+
+
 def model(n: int, rounds: list[list]) -> dict[tuple[str, int], float]:
     """Reference discrete-event model with zero CPU time: (kind, round) -> virtual time."""
     t = [0.0] * n
