@@ -424,6 +424,11 @@ enum tw_jump_result tw_actors_try_jump(void)
                 release_slot(s);
                 continue;
             }
+            /* Running lately: it blocks where we see it (and re-evaluates) or, if it sleeps in
+             * a wait we do not see, a waiter's backoff looks again after the 20 ms. Only then
+             * is its kernel state worth a /proc read. */
+            if (tw_clock_host_ns() - s->since_host_ns < UNINTERPOSED_SLEEP_NS)
+                return TW_JUMP_NONE;
             char k = kernel_state(pid, s->tid);
             if (gone(k)) {
                 release_slot(s);
@@ -431,8 +436,6 @@ enum tw_jump_result tw_actors_try_jump(void)
             }
             if (k != 'S')
                 return TW_JUMP_NONE;
-            if (tw_clock_host_ns() - s->since_host_ns < UNINTERPOSED_SLEEP_NS)
-                return TW_JUMP_RETRY;   /* asleep in a wait we do not see: look again shortly */
         } else if (state == TW_ACTOR_BLOCKED && s->target_ns < earliest) {
             earliest = s->target_ns;
         }
