@@ -12,11 +12,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emulator import environment
+from emulator import environment, monitor
 from predictors import catalog
 from shim import abi
 
 log = logging.getLogger(__name__)
+
+POLL_S = 0.1          # supervision period: dead peers and crashes are seen this fast
+CRASH_GRACE_S = 2.0   # after a crash report, time for the program to notice and exit by itself
+TERM_GRACE_S = 1.5    # after SIGTERM, before SIGKILL
 
 
 @dataclass
@@ -67,9 +71,10 @@ def run_command(cmd: list[str], *, gpu: str = "h100", gpus: int = 1, predictor: 
     spec = catalog.get_spec(gpu)
     run_dir = Path(out) if out is not None else default_run_dir(spec.key)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "proc").mkdir(exist_ok=True)
-    for stale in (run_dir / "proc").iterdir():
-        stale.unlink()
+    for folder in ("proc", "crash"):
+        (run_dir / folder).mkdir(exist_ok=True)
+        for stale in (run_dir / folder).iterdir():
+            stale.unlink()
     spec_path = run_dir / "spec.env"
     spec_path.write_text(catalog.spec_env_text(spec, gpus))
     write_clock_page(run_dir)
@@ -85,8 +90,10 @@ def run_command(cmd: list[str], *, gpu: str = "h100", gpus: int = 1, predictor: 
     wall_start = time.monotonic()
     exit_status: int
     exit_signal: int | None = None
+    ended_by: dict | None = None
     try:
         try:
+            monitor.become_subreaper()
             child = subprocess.Popen(cmd, env=env)
         except FileNotFoundError:
             log.error("%s: command not found", cmd[0])
@@ -95,7 +102,7 @@ def run_command(cmd: list[str], *, gpu: str = "h100", gpus: int = 1, predictor: 
             log.error("%s: permission denied", cmd[0])
             exit_status = 126
         else:
-            exit_status, exit_signal = _wait_forwarding_signals(child)
+            exit_status, exit_signal, ended_by = _supervise(child, run_dir)
     finally:
         wall_time_s = time.monotonic() - wall_start
         coordinator.stop()
@@ -109,6 +116,7 @@ def run_command(cmd: list[str], *, gpu: str = "h100", gpus: int = 1, predictor: 
         "predictor": predictor,
         "timewarp_version": _version(),
         "started_at": started_at,
+        "ended_by": ended_by,
     }
     (run_dir / "run.json").write_text(json.dumps(run_info, indent=2))
     summary: dict = {}
@@ -119,18 +127,78 @@ def run_command(cmd: list[str], *, gpu: str = "h100", gpus: int = 1, predictor: 
     return RunResult(exit_status, run_dir, summary)
 
 
-def _wait_forwarding_signals(child: subprocess.Popen) -> tuple[int, int | None]:
-    """Wait for the child; SIGINT/SIGTERM to emulate go to the program."""
+def _supervise(child: subprocess.Popen, run_dir: Path) -> tuple[int, int | None, dict | None]:
+    """Wait for the command while watching the run (emulator/monitor.py): SIGINT/SIGTERM to
+    emulate go to the program; a crash of any process of the run ends it within
+    CRASH_GRACE_S + TERM_GRACE_S (the program may first notice and exit by itself); when the
+    command ends, processes of the run it left behind are ended too."""
     def forward(signum: int, _frame: object) -> None:
         child.send_signal(signum)
 
+    watch = monitor.RunMonitor(run_dir, child.pid)
+    ended_by: dict | None = None
+    crash_seen_at: float | None = None
+    terminated_at: float | None = None
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        returncode = child.wait()
+        while True:
+            try:
+                returncode = child.wait(timeout=POLL_S)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            crash = watch.poll()
+            now = time.monotonic()
+            if crash is not None and crash_seen_at is None:
+                crash_seen_at = now
+                ended_by = {"reason": "crash", "pid": crash.pid, "cause": crash.headline,
+                            "report": str(crash.path)}
+                log.error("timewarp: %s: ending the run (report: %s)", crash.headline, crash.path)
+            if crash_seen_at is not None and terminated_at is None and now - crash_seen_at > CRASH_GRACE_S:
+                terminated_at = now
+                _signal_all(watch.run_pids(), signal.SIGTERM)
+            if terminated_at is not None and now - terminated_at > TERM_GRACE_S:
+                _signal_all(watch.run_pids(), signal.SIGKILL)
+        crash = watch.poll()   # the command itself may be what crashed
+        if crash is not None and ended_by is None:
+            ended_by = {"reason": "crash", "pid": crash.pid, "cause": crash.headline, "report": str(crash.path)}
+        _end_leftovers(watch)
+        if watch.dead_actor_pids and ended_by is not None:
+            ended_by["dead_without_exit"] = watch.dead_actor_pids
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return _exit_status(returncode)
+        watch.close()
+    status, sig = _exit_status(returncode)
+    return status, sig, ended_by
+
+
+def _signal_all(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _end_leftovers(watch: monitor.RunMonitor) -> None:
+    """The command has ended: what it left running of the run gets SIGTERM, then SIGKILL."""
+    left = watch.run_pids()
+    if not left:
+        return
+    log.info("ending %d process(es) the command left running: %s", len(left), left)
+    _signal_all(left, signal.SIGTERM)
+    deadline = time.monotonic() + TERM_GRACE_S
+    while left and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+        watch.poll()
+        left = watch.run_pids()
+    _signal_all(left, signal.SIGKILL)
+    for _ in range(10):
+        watch.poll()   # reaps the orphans among them
+        if not watch.run_pids():
+            break
+        time.sleep(POLL_S / 2)
 
 
 def _version() -> str:

@@ -122,6 +122,7 @@ def build_summary(run: RunRecords, ops: pd.DataFrame) -> dict[str, Any]:
         "command": [str(c) for c in info.get("command", [])],
         "exit_status": _int_or_none(info.get("exit_status")),
         "exit_signal": _int_or_none(info.get("exit_signal")),
+        "ended_by": info.get("ended_by"),   # why the run ended early (a crash), else None
         "virtual_time_s": virtual_s,
         "wall_time_s": wall_s,
         "speedup": virtual_s / wall_s if wall_s > 0 else 0.0,

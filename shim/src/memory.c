@@ -899,10 +899,11 @@ int tw_vmm_unmap(void *ptr, uint64_t size)
  * only integers. ---- */
 static struct sigaction g_prev_segv, g_prev_bus;
 
-static void die_with_message(int sig, const char *msg, int len)
+static void die_with_message(int sig, const siginfo_t *info, const char *msg, int len)
 {
     if (len > 0)
         (void)!write(STDERR_FILENO, msg, (size_t)len);
+    tw_crash_report(sig, info, len > 0 ? msg : NULL);
     tw_trace_set_exit(128 + sig, sig);
     struct sigaction dfl = {0};
     dfl.sa_handler = SIG_DFL;
@@ -928,7 +929,7 @@ static void chain(int sig, siginfo_t *info, void *uctx)
         prev->sa_handler(sig);
         return;
     }
-    die_with_message(sig, NULL, 0);
+    die_with_message(sig, info, NULL, 0);
 }
 
 static void on_fault(int sig, siginfo_t *info, void *uctx)
@@ -957,7 +958,7 @@ static void on_fault(int sig, siginfo_t *info, void *uctx)
                        (unsigned long long)addr, device);
     }
     if (len > 0)
-        die_with_message(sig, msg, len < (int)sizeof(msg) ? len : (int)sizeof(msg) - 1);
+        die_with_message(sig, info, msg, len < (int)sizeof(msg) ? len : (int)sizeof(msg) - 1);
     chain(sig, info, uctx);
 }
 

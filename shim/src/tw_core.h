@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "timewarp/records.h"
@@ -205,6 +206,8 @@ tw_record *tw_trace_claim(void);           /* zeroed slot, or NULL when tracing 
 void tw_trace_commit(tw_record *rec, uint16_t kind);
 void tw_trace_api(uint32_t api_name_id, int64_t begin_ns, int64_t end_ns);
 void tw_trace_mark(const char *what);
+/* crash.c: <run>/crash/<pid>.txt for a fatal signal (async-signal-safe; diagnosis may be NULL) */
+void tw_crash_report(int sig, const siginfo_t *info, const char *diagnosis);
 void tw_trace_set_exit(int status, int signal_number); /* at exit / fatal signal */
 uint32_t tw_thread_id(void);               /* cached gettid() */
 

@@ -49,6 +49,38 @@ def test_concurrent_sleepers_never_wake_early(emulate) -> None:  # noqa: ANN001
     assert run.summary["wall_time_s"] < 30
 
 
+def test_outsider_process_neither_hangs_nor_deadlocks_the_run(emulate) -> None:  # noqa: ANN001
+    run = emulate([sys.executable, str(WORKLOADS / "clock_outsider.py")], timeout=60)
+    assert run.exit_status == 0, run.stderr[-4000:]
+    assert not (run.run_dir / "deadlock.txt").exists(), (run.run_dir / "deadlock.txt").read_text()
+    res = results(run.stdout)
+    assert res["outsider_ok"] == 1
+    assert res["waited_s"] >= 4.0   # the outsider's real seconds pass on the run's clock
+
+
+def test_crash_of_a_child_ends_the_run_with_the_cause_named(emulate) -> None:  # noqa: ANN001
+    run = emulate([sys.executable, str(WORKLOADS / "clock_crash_child.py")], timeout=60)
+    ended_by = run.summary["ended_by"]
+    assert ended_by is not None and ended_by["reason"] == "crash", run.summary
+    assert "killed by SIGSEGV (11) at address 0x0" in ended_by["cause"], ended_by
+    report = Path(ended_by["report"]).read_text()
+    assert f"pid {ended_by['pid']} " in report and "native backtrace:" in report
+    assert ended_by["cause"] in run.stderr
+    # the child crashes 0.5 s in (plus interpreter start); the run must be over 5 s later
+    assert run.summary["wall_time_s"] < 0.5 + 5.0 + 2.0, run.summary["wall_time_s"]
+    assert run.exit_status != 0
+
+
+def test_a_killed_peer_stops_holding_time_back(emulate) -> None:  # noqa: ANN001
+    run = emulate([sys.executable, str(WORKLOADS / "clock_killed_peer.py")], timeout=60)
+    assert run.exit_status == 0, run.stderr[-4000:]
+    res = results(run.stdout)
+    assert res["child_exit"] == -9
+    assert 100.0 <= res["slept_s"] < 100.0 + 2.0, res
+    # 0.3 s of the child's work, then noticed within 1 s; the rest is interpreter start-up
+    assert run.summary["wall_time_s"] < 0.3 + 1.0 + 3.0, run.summary["wall_time_s"]
+
+
 def model(n: int, rounds: list[list]) -> dict[tuple[str, int], float]:
     """Reference discrete-event model with zero CPU time: (kind, round) -> virtual time."""
     t = [0.0] * n

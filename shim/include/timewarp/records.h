@@ -53,7 +53,9 @@ typedef struct tw_actor_table {
     uint32_t high_water;           /* every used slot index is below this */
     uint32_t deadlock;             /* 1 once a deadlock has been reported */
     uint64_t jumps;                /* jumps taken under the causal rule */
-    uint64_t reserved[6];
+    uint32_t outsiders;            /* live processes of the run without a shim (emulate counts) */
+    uint32_t reserved32;
+    uint64_t reserved[5];
     tw_actor slots[512];           /* TW_ACTOR_SLOTS */
 } tw_actor_table;
 
