@@ -20,7 +20,7 @@ from pathlib import Path
 
 import grpc
 
-from coordinator import wire
+from coordinator import actors, wire
 from coordinator.config import CoordinatorConfig
 from coordinator.proto import timewarp_pb2 as pb
 from coordinator.proto import timewarp_pb2_grpc as pb_grpc
@@ -198,7 +198,16 @@ class Coordinator:
     def status_dict(self) -> dict:
         stats = self.service.snapshot()
         peers = self.registry.peers()
+        clock = actors.read_status(self.config.run_dir) if (self.config.run_dir / "clock.page").exists() else None
         return {
+            "actors": [] if clock is None else [
+                {"pid": a.pid, "tid": a.tid, "state": a.state, "label": a.label,
+                 "has_target": a.target_s is not None, "target_s": a.target_s or 0.0,
+                 "for_s": a.for_s, "waits": a.waits} for a in clock.actors],
+            "virtual_s": 0.0 if clock is None else clock.virtual_s,
+            "jumps": 0 if clock is None else clock.jumps,
+            "deadlock": False if clock is None else clock.deadlock,
+            "outsiders": 0 if clock is None else clock.outsiders,
             "gpu": self.config.gpu,
             "gpus": self.config.gpus,
             "predictor": self.service.predictor_name,
@@ -224,7 +233,8 @@ class _Servicer(pb_grpc.CoordinatorServicer):
     def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.StatusReply:  # noqa: N802
         status = self.coordinator.status_dict()
         processes = [pb.Process(**p) for p in status.pop("processes")]
-        return pb.StatusReply(processes=processes, **status)
+        actors_ = [pb.Actor(**a) for a in status.pop("actors")]
+        return pb.StatusReply(processes=processes, actors=actors_, **status)
 
     def Predict(self, request: pb.PredictRequest, context: grpc.ServicerContext) -> pb.PredictReply:  # noqa: N802
         names = wire.desc_field_names()

@@ -119,6 +119,9 @@ def run_command(cmd: list[str], *, gpu: str = "h100", gpus: int = 1, predictor: 
         "ended_by": ended_by,
     }
     (run_dir / "run.json").write_text(json.dumps(run_info, indent=2))
+    from emulator.outputs.records import trim_trace_files
+
+    trim_trace_files(run_dir)
     summary: dict = {}
     if write_outputs:
         from emulator.outputs import write_outputs as render

@@ -1,71 +1,37 @@
 """`emulate status DIR`: the live actor table of a run (who runs, who waits in what, until when).
 
-Reads DIR/actors.page (written by the shims, shim/src/actors.c) and DIR/clock.page.
+Asks the run's coordinator (its gRPC Status) while it runs; reads the run directory's tables
+(coordinator/actors.py) when it does not (a finished run, a run without a coordinator).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from shim import abi
-
-STATE_NAMES = {
-    "TW_ACTOR_RUNNING": "running",
-    "TW_ACTOR_BLOCKED": "blocked",
-    "TW_ACTOR_BLOCKED_FOREVER": "blocked-forever",
-    "TW_ACTOR_SPINNING": "spinning",
-}
+from coordinator.actors import Actor, RunStatus, read_status
 
 
-@dataclass
-class Actor:
-    pid: int
-    tid: int
-    state: str
-    label: str
-    target_s: float | None     # run virtual time the actor waits for, seconds since run start
-    for_s: float               # real seconds in this state
-    waits: int
+def status_from_coordinator(run_dir: Path) -> RunStatus | None:
+    """The coordinator's view (None when no coordinator serves this run directory)."""
+    port_file = run_dir / "coordinator.port"
+    if not port_file.exists():
+        return None
+    import grpc
 
+    from coordinator.proto import timewarp_pb2 as pb
+    from coordinator.proto import timewarp_pb2_grpc as pb_grpc
 
-@dataclass
-class RunStatus:
-    virtual_s: float
-    jumps: int
-    deadlock: bool
-    actors: list[Actor]
-
-
-def read_status(run_dir: Path) -> RunStatus:
-    """A snapshot of the run's clock and actor table (racy by nature: a live view)."""
-    ffi = abi.ffi()
-    clock = ffi.from_buffer("tw_clock_page *", bytearray((run_dir / "clock.page").read_bytes()))
-    host = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-    run_now = host + clock.offset_ns
-    start = clock.run_start_mono_ns
-    actors: list[Actor] = []
-    jumps, deadlock = 0, False
-    page = run_dir / "actors.page"
-    if page.exists():
-        raw = bytearray(page.read_bytes())
-        if len(raw) >= ffi.sizeof("tw_actor_table"):
-            table = ffi.from_buffer("tw_actor_table *", raw)
-            jumps, deadlock = int(table.jumps), bool(table.deadlock)
-            names = {abi.constant(name): text for name, text in STATE_NAMES.items()}
-            for i in range(min(int(table.high_water), abi.constant("TW_ACTOR_SLOTS"))):
-                slot = table.slots[i]
-                if slot.pid == 0 or slot.state not in names:
-                    continue
-                target = None
-                if slot.state == abi.constant("TW_ACTOR_BLOCKED"):
-                    target = (slot.target_ns - start) / 1e9
-                label = ffi.string(slot.label, abi.constant("TW_ACTOR_LABEL_LEN")).decode(errors="replace")
-                actors.append(Actor(int(slot.pid), int(slot.tid), names[slot.state], label, target,
-                                    (host - slot.since_host_ns) / 1e9, int(slot.heartbeat)))
-    return RunStatus((run_now - start) / 1e9, jumps, deadlock, actors)
+    try:
+        target = f"127.0.0.1:{int(port_file.read_text().split()[0])}"
+        with grpc.insecure_channel(target) as channel:
+            reply = pb_grpc.CoordinatorStub(channel).Status(pb.StatusRequest(), timeout=2.0)
+    except (OSError, ValueError, IndexError, grpc.RpcError):
+        return None
+    actors = [Actor(a.pid, a.tid, a.state, a.label, a.target_s if a.has_target else None, a.for_s, a.waits)
+              for a in reply.actors]
+    return RunStatus(reply.virtual_s, reply.jumps, reply.deadlock, actors, reply.outsiders)
 
 
 def format_status(status: RunStatus) -> str:
@@ -78,6 +44,8 @@ def format_status(status: RunStatus) -> str:
                      f"{a.waits:>7}")
     if not status.actors:
         lines.append("(no live actors)")
+    if status.outsiders:
+        lines.append(f"{status.outsiders} process(es) of the run without the shim (not actors)")
     return "\n".join(lines)
 
 
@@ -89,7 +57,7 @@ def main(argv: list[str]) -> int:
     if not (args.run_dir / "clock.page").exists():
         parser.error(f"{args.run_dir}: not a run directory (no clock.page)")
     while True:
-        print(format_status(read_status(args.run_dir)), flush=True)
+        print(format_status(status_from_coordinator(args.run_dir) or read_status(args.run_dir)), flush=True)
         if args.watch is None:
             return 0
         try:

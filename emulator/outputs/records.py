@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,20 @@ def read_trace(path: Path) -> ProcessRecords:
         exit_signal=int(header["exit_signal"]), records=records,
         names=read_names(path.with_suffix(".names")),
     )
+
+
+def trim_trace_files(run_dir: Path) -> None:
+    """Cut each proc/<pid>.trace to its records once the run is over (the shim leaves the mapped
+    length: a process may record until its last instruction, and cutting under it would fault)."""
+    header_dtype = struct_dtype("tw_trace_header")
+    header_bytes = abi.constant("TW_TRACE_HEADER_BYTES")
+    for path in sorted((run_dir / "proc").glob("*.trace")):
+        if path.stat().st_size < header_dtype.itemsize:
+            continue
+        header = np.fromfile(path, dtype=header_dtype, count=1)[0]
+        used = header_bytes + int(header["record_count"]) * int(header["record_bytes"])
+        if int(header["magic"]) == abi.constant("TW_TRACE_MAGIC") and used < path.stat().st_size:
+            os.truncate(path, used)
 
 
 def read_spec(path: Path) -> dict[str, str]:

@@ -316,7 +316,7 @@ static char kernel_state(int32_t pid, int32_t tid)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
+    ssize_t n = tw_io_read(fd, buf, sizeof buf - 1);
     close(fd);
     if (n <= 0)
         return 0;

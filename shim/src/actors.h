@@ -52,6 +52,10 @@ extern __thread int tw_woken_by_jump;
  * interruptible, a signal ends the wait early and EINTR is returned; else 0. */
 int tw_wait_virtual(int64_t target_local_ns, const char *label, bool interruptible);
 
+/* Waits, as an interposed poll, until fd is readable or timeout_ns (virtual; -1: none) passes:
+ * poll's result (1 ready, 0 timed out, -1 with errno). */
+int tw_wait_fd_readable(int fd, int64_t timeout_ns, const char *label);
+
 #define TW_SLICE_TIMED_NS (50 * 1000000LL)     /* longest real slice of a timed OS wait */
 #define TW_SLICE_COND_NS (5 * 1000000LL)       /* condvars ignore the wake signal */
 #define TW_SLICE_FOREVER_NS (250 * 1000000LL)  /* untimed waits: deadlock checks */

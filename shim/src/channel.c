@@ -36,7 +36,7 @@ static int read_all(int fd, void *data, size_t bytes)
 {
     char *p = data;
     while (bytes > 0) {
-        ssize_t n = recv(fd, p, bytes, 0);
+        ssize_t n = tw_io_recv(fd, p, bytes, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)

@@ -202,16 +202,14 @@ void tw_trace_set_exit(int status, int signal_number)
     trace.header->exit_virtual_ns = tw_now_ns();
 }
 
+/* The process is ending: GPU work still queued gets its times, the header its exit. The file
+ * keeps its mapped length (zeros past the last record): exit handlers and static destructors
+ * run after this and may still record, and a record written past a truncated end would be a
+ * SIGBUS. `emulate` trims the files once the run is over (emulator/outputs/records.py). */
 static void trace_finish(int status)
 {
     tw_timeline_flush();
     tw_trace_set_exit(status, 0);
-    if (trace.state == 1 && trace.pid == getpid()) {
-        uint64_t used = __atomic_load_n(&trace.header->record_count, __ATOMIC_ACQUIRE);
-        uint64_t mapped = __atomic_load_n(&trace.mapped_records, __ATOMIC_ACQUIRE);
-        if (used <= mapped && ftruncate(trace.fd, (off_t)(TW_TRACE_HEADER_BYTES + used * sizeof(tw_record))) != 0)
-            TW_DEBUG("trace truncate failed");
-    }
 }
 
 void tw_trace_after_fork(void)
@@ -225,7 +223,27 @@ void tw_trace_after_fork(void)
 }
 
 /* exit() and _exit() are interposed to keep the status in the header before the process
- * goes; a clean return from main reaches exit() too. */
+ * goes. A return from main reaches libc's exit by an internal call that no interposition sees,
+ * so main itself is wrapped, through __libc_start_main (which _start calls via the PLT). */
+typedef int (*main_fn)(int, char **, char **);
+typedef int (*libc_start_main_fn)(main_fn, int, char **, void (*)(void), void (*)(void), void (*)(void), void *);
+static main_fn program_main;
+
+static int main_wrapper(int argc, char **argv, char **envp)
+{
+    int status = program_main(argc, argv, envp);
+    trace_finish(status);
+    return status;
+}
+
+TW_EXPORT int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void), void (*fini)(void),
+                                void (*rtld_fini)(void), void *stack_end)
+{
+    libc_start_main_fn real_start = (libc_start_main_fn)dlsym(RTLD_NEXT, "__libc_start_main");
+    program_main = main;
+    return real_start(main_wrapper, argc, argv, init, fini, rtld_fini, stack_end);
+}
+
 typedef void (*exit_fn)(int);
 
 TW_EXPORT void exit(int status)

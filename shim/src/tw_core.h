@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "timewarp/records.h"
 
@@ -206,6 +207,9 @@ tw_record *tw_trace_claim(void);           /* zeroed slot, or NULL when tracing 
 void tw_trace_commit(tw_record *rec, uint16_t kind);
 void tw_trace_api(uint32_t api_name_id, int64_t begin_ns, int64_t end_ns);
 void tw_trace_mark(const char *what);
+/* waits_io.c: read and recv that bypass the interposed (waiting) ones: the shim's own I/O */
+ssize_t tw_io_read(int fd, void *buf, size_t count);
+ssize_t tw_io_recv(int fd, void *buf, size_t len, int flags);
 /* crash.c: <run>/crash/<pid>.txt for a fatal signal (async-signal-safe; diagnosis may be NULL) */
 void tw_crash_report(int sig, const siginfo_t *info, const char *diagnosis);
 void tw_trace_set_exit(int status, int signal_number); /* at exit / fatal signal */

@@ -320,6 +320,13 @@ static int poll_attempt(void *ctx, int64_t timeout_ns)
     return real.ppoll(c->fds, c->nfds, host_timeout(timeout_ns, &ts), c->sigmask);
 }
 
+int tw_wait_fd_readable(int fd, int64_t timeout_ns, const char *label)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    struct poll_ctx c = {&p, 1, NULL};
+    return fd_wait(label, timeout_ns, poll_attempt, &c);
+}
+
 TW_EXPORT int poll(struct pollfd *fds, nfds_t nfds, int timeout)
 {
     struct poll_ctx c = {fds, nfds, NULL};

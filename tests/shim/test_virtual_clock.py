@@ -31,10 +31,12 @@ def test_daemon_sleeper_does_not_drag_time(emulate) -> None:  # noqa: ANN001
     run = emulate([sys.executable, str(WORKLOADS / "clock_daemon_sleeper.py")])
     assert run.exit_status == 0, run.stderr[-4000:]
     res = results(run.stdout)
-    # Under the eager rule the 60 s sleeper jumped time while the main thread computed.
-    assert res["work_s"] < res["cpu_s"] + 0.5, res
+    # Under the eager rule the 60 s sleeper jumped time while the main thread computed. The work
+    # takes its real time, which on a loaded machine exceeds its CPU time: allow for that, not
+    # for a jump.
+    assert res["work_s"] < 3 * res["cpu_s"] + 0.5 < 60, res
     assert 5.0 <= res["sleep_s"] < 5.02, res
-    assert res["total_s"] < res["cpu_s"] + 5.6, res
+    assert res["total_s"] < res["work_s"] + 5.1, res
     assert run.summary["wall_time_s"] < 10
 
 
@@ -79,6 +81,21 @@ def test_a_killed_peer_stops_holding_time_back(emulate) -> None:  # noqa: ANN001
     assert 100.0 <= res["slept_s"] < 100.0 + 2.0, res
     # 0.3 s of the child's work, then noticed within 1 s; the rest is interpreter start-up
     assert run.summary["wall_time_s"] < 0.3 + 1.0 + 3.0, run.summary["wall_time_s"]
+
+
+def test_blocking_reads_are_waits(emulate) -> None:  # noqa: ANN001
+    run = emulate([sys.executable, str(WORKLOADS / "clock_blocking_reads.py")], timeout=60)
+    assert run.exit_status == 0, run.stderr[-4000:]
+    res = results(run.stdout)
+    assert res["ok"] == 1, run.stdout
+    # the child acts 50 virtual s after its start (after-fork set-up: real CPU), then 20, 10
+    # (the second half of the MSG_WAITALL read) and 10 s later; its CPU between steps is well
+    # under a millisecond, and a read taken for running would add 20 ms of real time each
+    assert 50 <= res["read_s"] < 50.1, res
+    steps = [("read_s", "recv_s", 20), ("recv_s", "waitall_s", 10), ("waitall_s", "accept_s", 10)]
+    for before, after, gap in steps:
+        assert gap <= res[after] - res[before] < gap + 0.005, (before, after, res)
+    assert run.summary["wall_time_s"] < 10
 
 
 def model(n: int, rounds: list[list]) -> dict[tuple[str, int], float]:
@@ -148,6 +165,10 @@ t.start()
 time.sleep(0.2)
 out = subprocess.run([sys.executable, "-m", "emulator", "status", sys.argv[1]], capture_output=True, text=True)
 print(out.stdout)
+from pathlib import Path
+from emulator.status import status_from_coordinator
+served = status_from_coordinator(Path(sys.argv[1]))
+print("COORDINATOR", sorted((a.state, a.label) for a in served.actors if a.pid == __import__("os").getpid()))
 q.put(1)
 t.join()
 """
@@ -161,6 +182,9 @@ def test_status_shows_the_live_actor_table(emulate, tmp_path: Path) -> None:  # 
     assert run.exit_status == 0, run.stderr[-4000:]
     assert "sem_wait" in run.stdout and "blocked-forever" in run.stdout, run.stdout
     assert "running" in run.stdout
+    # the coordinator's gRPC Status serves the same registry: this process's waiting thread
+    served = next(line for line in run.stdout.splitlines() if line.startswith("COORDINATOR"))
+    assert "('blocked-forever', 'sem_wait')" in served, served
 
 
 def test_status_of_a_finished_run(emulate) -> None:  # noqa: ANN001
