@@ -8,6 +8,9 @@ Every `poll()` (run.py calls it every 100 ms while the command runs):
 * **outsiders**: processes of the run (the command's process tree; `emulate` is the subreaper
   of its orphans, so they stay in it) that run without the shim — started with a cleared environment, say — are counted into the
   table, where the deadlock check reads that a live outsider may still wake somebody;
+* **stuck pauses**: every clock of the run stands still while a process waits on a prediction
+  round trip (shim/src/clock.c); one that lasts STUCK_PAUSE_S (its process died mid-call, or the
+  coordinator hung) is ended here, with a warning, so the run's clock resumes;
 * **crashes**: a process that died of a fatal signal wrote `crash/<pid>.txt` (shim/src/crash.c);
   the first one found is the cause with which the run ends.
 """
@@ -15,13 +18,18 @@ Every `poll()` (run.py calls it every 100 ms while the command runs):
 from __future__ import annotations
 
 import ctypes
+import logging
 import mmap
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from shim import abi
 
+log = logging.getLogger(__name__)
+
+STUCK_PAUSE_S = 10.0
 PR_SET_CHILD_SUBREAPER = 36
 SYS_FUTEX = 202          # x86-64
 FUTEX_WAKE = 1
@@ -96,6 +104,8 @@ class RunMonitor:
         self._map: mmap.mmap | None = None
         self._table = None
         self._libc = ctypes.CDLL(None, use_errno=True)
+        self._clock = None
+        self._clock_map: mmap.mmap | None = None
 
     def _actor_table(self):  # noqa: ANN202 - a cffi tw_actor_table pointer, or None
         if self._table is not None:
@@ -128,8 +138,13 @@ class RunMonitor:
             pid = int(slot.pid)
             if pid == 0 or slot.state == abi.constant("TW_ACTOR_FREE"):
                 continue
+            # Liveness now, not from the snapshot: a process started since the snapshot is alive
+            # and registered, and freeing its slot would hide its waits from the jump rule.
+            if slot.tid != 0 and pid not in procs and _stat_fields(pid) is not None:
+                holders.add(pid)
+                continue
             state = procs.get(pid, (None, 0))[0]
-            if slot.tid != 0 and _dead(state):
+            if slot.tid != 0 and _dead(state) and _dead((_stat_fields(pid) or (None, 0))[0]):
                 slot.state = abi.constant("TW_ACTOR_FREE")
                 slot.pid = 0
                 freed = True
@@ -167,6 +182,28 @@ class RunMonitor:
                 except ChildProcessError:
                     pass
 
+    def _end_stuck_pause(self) -> None:
+        if self._clock is None:
+            path = self.run_dir / "clock.page"
+            size = self._ffi.sizeof("tw_clock_page")
+            if not path.exists() or path.stat().st_size < size:
+                return
+            with open(path, "r+b") as f:
+                self._clock_map = mmap.mmap(f.fileno(), size)
+            self._clock = self._ffi.from_buffer("tw_clock_page *", self._clock_map)
+        clock = self._clock
+        if clock.pause_depth == 0:
+            return
+        began = int(clock.pause_begin_host_ns)
+        if time.clock_gettime_ns(time.CLOCK_MONOTONIC) - began < STUCK_PAUSE_S * 1e9:
+            return
+        log.warning("the run's clock has been paused for a prediction round trip for over %.0f s (a process "
+                    "died in one, or the coordinator hangs): resuming it", STUCK_PAUSE_S)
+        clock.pause_seq += 1
+        clock.hidden_ns += time.clock_gettime_ns(time.CLOCK_MONOTONIC) - began
+        clock.pause_depth = 0
+        clock.pause_seq += 1
+
     def _new_crashes(self) -> None:
         folder = self.run_dir / "crash"
         if not folder.is_dir():
@@ -186,6 +223,7 @@ class RunMonitor:
         holders = self._sweep_actors(procs)
         self._count_outsiders(procs, holders)
         self._reap_orphans(procs)
+        self._end_stuck_pause()
         self._new_crashes()
         return self.crashes[0] if self.crashes else None
 
@@ -195,10 +233,11 @@ class RunMonitor:
         return sorted(pid for pid in self._run_tree(procs) if not _dead(procs[pid][0]))
 
     def close(self) -> None:
-        self._table = None
-        if self._map is not None:
-            try:
-                self._map.close()
-            except BufferError:
-                pass   # a cffi view still holds it; the mapping goes with the process
-            self._map = None
+        self._table = self._clock = None
+        for mapping in (self._map, self._clock_map):
+            if mapping is not None:
+                try:
+                    mapping.close()
+                except BufferError:
+                    pass   # a cffi view still holds it; the mapping goes with the process
+        self._map = self._clock_map = None

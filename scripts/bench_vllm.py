@@ -1,131 +1,39 @@
-"""vLLM offline inference under emulate, and its prefill and decode step times.
+"""vLLM offline inference under emulate: prefill and decode step times, and emulation speed.
 
     python scripts/bench_vllm.py --model tiny --out runs/vllm-tiny
-    python scripts/bench_vllm.py --model llama-3.1-8b --out runs/vllm-8b --prompts 8 --max-tokens 32
+    python scripts/bench_vllm.py --model llama-3.1-8b --out runs/vllm-8b --prompts 8 --prompt-len 128 \\
+        --max-tokens 32 --gpu-memory-utilization 0.9
 
 Runs tests/e2e/workloads/vllm_offline.py (unmodified vLLM, dummy weights, token-id prompts of a
-fixed length, ignore_eos) under `emulate`, then derives the engine steps of `generate()` from
-the run's kernels.csv and trace.json (method in docs/vllm.md) and prints one JSON object.
+fixed length, ignore_eos, generate() inside vLLM's CUDA-profiler range) under `emulate` and
+prints one JSON object: the step times come from summary.json's `steps` section (the rule is in
+docs/outputs.md), the emulation speed from the run's clock jumps (docs/vllm.md).
 The vLLM interpreter is --python, else $TIMEWARP_VLLM_PYTHON, else this one.
 """
 
 from __future__ import annotations
 
 import argparse
-import bisect
-import csv
 import json
 import logging
 import os
 import re
-import statistics
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run as a script from a checkout
+
+from emulator.outputs import load_run  # noqa: E402
+from emulator.outputs.summary import unique_jumps  # noqa: E402
+
 WORKLOAD = REPO / "tests" / "e2e" / "workloads" / "vllm_offline.py"
-COMPUTE_KINDS = {"kernel", "gemm", "attention", "conv", "collective"}
-SLEEP_REASON = 2  # TW_WAIT_SLEEP: a sleep is not a wait on the GPU
 _RESULT_FIELD = re.compile(r"(\w+)=(\S+)")
 
 log = logging.getLogger("bench_vllm")
-
-
-@dataclass
-class Step:
-    """GPU work issued by the engine between two of its host waits on the GPU."""
-
-    index: int
-    ops: int
-    compute_ops: int
-    graph_replays: int
-    start_us: float
-    end_us: float
-    span_us: float   # first op start to last op end on the virtual timeline
-    busy_us: float   # union of the ops' [start, end] intervals: time the GPU had work
-
-
-@dataclass
-class StepReport:
-    engine_pid: int
-    steps: list[Step] = field(default_factory=list)
-
-    @property
-    def prefill(self) -> Step | None:
-        return self.steps[0] if self.steps else None
-
-    @property
-    def decode(self) -> list[Step]:
-        return self.steps[1:]
-
-    def summary(self) -> dict[str, object]:
-        dec = self.decode
-        out: dict[str, object] = {"engine_pid": self.engine_pid, "steps": len(self.steps),
-                                  "decode_steps": len(dec)}
-        if self.prefill:
-            out["prefill_span_ms"] = self.prefill.span_us / 1e3
-            out["prefill_busy_ms"] = self.prefill.busy_us / 1e3
-        if dec:
-            out["decode_span_ms_median"] = statistics.median(s.span_us for s in dec) / 1e3
-            out["decode_busy_ms_median"] = statistics.median(s.busy_us for s in dec) / 1e3
-            out["decode_graph_steps"] = sum(1 for s in dec if s.graph_replays)
-        return out
-
-
-def _union_us(intervals: list[tuple[float, float]]) -> float:
-    total, cur_s, cur_e = 0.0, None, None
-    for s, e in sorted(intervals):
-        if cur_e is None or s > cur_e:
-            if cur_e is not None:
-                total += cur_e - cur_s  # type: ignore[operator]
-            cur_s, cur_e = s, e
-        else:
-            cur_e = max(cur_e, e)
-    if cur_e is not None:
-        total += cur_e - cur_s  # type: ignore[operator]
-    return total
-
-
-def engine_steps(run_dir: Path, begin_ns: int, end_ns: int, decode_steps: int) -> StepReport:
-    """Split the GPU ops issued during [begin_ns, end_ns] (virtual CLOCK_MONOTONIC, as the
-    workload printed them) into engine steps at the engine thread's host waits on the GPU.
-    The engine's last `decode_steps` groups are the decode steps and the group before them the
-    prefill (the window only checks that the engine's timeline and the workload's agree)."""
-    trace = json.loads((run_dir / "trace.json").read_text())
-    t0_ns = int(trace.get("otherData", {}).get("time_origin_virtual_ns", 0))
-    lo_us, hi_us = (begin_ns - t0_ns) / 1e3, (end_ns - t0_ns) / 1e3
-    with (run_dir / "kernels.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    if rows and not any(lo_us <= float(r["issue_us"]) <= hi_us for r in rows):
-        log.warning("no GPU op issued inside the generate window: using the engine's last steps")
-    # the engine's own timeline decides: its last steps are generate()'s (nothing follows them)
-    if not rows:
-        return StepReport(engine_pid=0)
-    by_pid: dict[str, int] = {}
-    for r in rows:
-        by_pid[r["pid"]] = by_pid.get(r["pid"], 0) + 1
-    pid = max(by_pid, key=by_pid.__getitem__)
-    waits = sorted(e["ts"] for e in trace["traceEvents"]
-                   if e.get("cat") == "wait" and str(e.get("pid")) == pid and str(e.get("tid")) == pid
-                   and e.get("args", {}).get("reason") != SLEEP_REASON)
-    groups: dict[int, list[dict[str, str]]] = {}
-    for r in sorted((r for r in rows if r["pid"] == pid), key=lambda r: float(r["issue_us"])):
-        groups.setdefault(bisect.bisect_left(waits, float(r["issue_us"])), []).append(r)
-    report = StepReport(engine_pid=int(pid))
-    with_compute = [ops for _, ops in sorted(groups.items()) if any(r["kind"] in COMPUTE_KINDS for r in ops)]
-    # input/output copies alone are not a step; the prefill is the group before the decodes
-    for ops in with_compute[-(decode_steps + 1):]:
-        if not ops:
-            continue
-        compute = [r for r in ops if r["kind"] in COMPUTE_KINDS]
-        spans = [(float(r["start_us"]), float(r["end_us"])) for r in ops]
-        start, end = min(s for s, _ in spans), max(e for _, e in spans)
-        report.steps.append(Step(index=len(report.steps), ops=len(ops), compute_ops=len(compute),
-                                 graph_replays=len({r["graph_id"] for r in ops if r["graph_id"] not in ("", "0")}),
-                                 start_us=start, end_us=end, span_us=end - start, busy_us=_union_us(spans)))
-    return report
 
 
 def parse_results(stdout: str) -> dict[str, str]:
@@ -162,8 +70,15 @@ class BenchRun:
     run_dir: Path
     stdout: str
     stderr: str
-    results: dict[str, str]
-    report: StepReport | None
+    results: dict[str, str]       # the workload's RESULT fields
+    summary: dict[str, Any] | None
+
+    @property
+    def steps(self) -> dict[str, Any]:
+        return (self.summary or {}).get("steps") or {}
+
+    def phase_steps(self, phase: str) -> list[dict[str, Any]]:
+        return [s for s in self.steps.get("list", []) if s["phase"] == phase]
 
 
 def run_bench(model_dir: Path, out: Path, *, python: str | None = None, gpu: str = "h100", prompts: int = 4,
@@ -175,19 +90,63 @@ def run_bench(model_dir: Path, out: Path, *, python: str | None = None, gpu: str
            "--prompt-len", str(prompt_len), "--max-tokens", str(max_tokens), "--compile-mode", compile_mode,
            "--capture-sizes", capture_sizes, *(extra_args or [])]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=workload_env(env), cwd=REPO)
-    results = parse_results(proc.stdout)
-    report = None
-    if proc.returncode == 0 and "generate_begin_ns" in results:
-        report = engine_steps(out, int(results["generate_begin_ns"]), int(results["generate_end_ns"]),
-                              decode_steps=max_tokens - 1)
-    return BenchRun(proc.returncode, out, proc.stdout, proc.stderr, results, report)
+    summary_path = out / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    return BenchRun(proc.returncode, out, proc.stdout, proc.stderr, parse_results(proc.stdout), summary)
+
+
+def jumped_s(run_dir: Path, begin_us: float, end_us: float) -> float:
+    """Virtual seconds that clock jumps added inside [begin, end] (µs from the run's origin)."""
+    run = load_run(run_dir)
+    jumps = (unique_jumps(run) - run.start_virtual_ns) / 1e3
+    overlap = (jumps[:, 1].clip(begin_us, end_us) - jumps[:, 0].clip(begin_us, end_us)).clip(0)
+    return float(overlap.sum()) / 1e6
+
+
+def emulation_speed(run: BenchRun) -> dict[str, float]:
+    """Virtual seconds per wall second, for generate() (wall from /proc/uptime in the workload)
+    and for its decode steps (wall = virtual minus the jumps inside the decode interval: between
+    jumps the virtual clock runs at the wall clock's rate)."""
+    out: dict[str, float] = {}
+    generate_s, wall_s = float(run.results.get("generate_s", 0)), float(run.results.get("generate_wall_s", 0))
+    if generate_s and wall_s:
+        out.update(generate_virtual_s=generate_s, generate_wall_s=wall_s, generate_speed=generate_s / wall_s)
+    steps = run.steps.get("list", [])
+    prefills = [i for i, s in enumerate(steps) if s["phase"] == "prefill"]
+    decodes = steps[prefills[-1] + 1:] if prefills else []
+    if decodes:
+        # from the end of the last prefill step: the decode steps' host and GPU time
+        begin_us, end_us = steps[prefills[-1]]["end_us"], decodes[-1]["end_us"]
+        virtual_s = (end_us - begin_us) / 1e6
+        wall = virtual_s - jumped_s(run.run_dir, begin_us, end_us)
+        out.update(decode_steps=len(decodes), decode_virtual_s=virtual_s, decode_wall_s=wall,
+                   decode_speed=virtual_s / wall if wall > 0 else float("inf"))
+    return out
+
+
+def bench_result(run: BenchRun) -> dict[str, Any]:
+    summary = run.summary or {}
+    by_phase = run.steps.get("by_phase", {})
+    result: dict[str, Any] = {
+        "requests": int(run.results.get("requests", 0)), "tokens": int(run.results.get("tokens", 0)),
+        "virtual_time_s": summary.get("virtual_time_s"), "wall_time_s": summary.get("wall_time_s"),
+        "unimplemented": summary.get("unimplemented"), "steps": run.steps.get("count", 0),
+    }
+    for phase in ("prefill", "decode"):
+        if phase in by_phase:
+            p = by_phase[phase]
+            result[phase] = {"count": p["count"], "tokens_median": p["tokens_median"],
+                             "busy_ms_median": p["busy_us"]["median"] / 1e3, "busy_ms_p90": p["busy_us"]["p90"] / 1e3,
+                             "span_ms_median": p["span_us"]["median"] / 1e3}
+    result["speed"] = emulation_speed(run)
+    return result
 
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="tiny", help="tiny | llama-3.1-8b (scripts/make_model_dir.py)")
-    ap.add_argument("--model-dir", type=Path, help="an existing model dir (default: OUT/model)")
+    ap.add_argument("--model-dir", type=Path, help="an existing model dir (default: OUT-model)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--python", help="the interpreter that has vLLM")
     ap.add_argument("--gpu", default="h100")
@@ -195,28 +154,22 @@ def main() -> int:
     ap.add_argument("--prompt-len", type=int, default=64)
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--compile-mode", choices=("none", "vllm"), default="none")
-    ap.add_argument("--capture-sizes", default="1,2,4,8")
+    ap.add_argument("--capture-sizes", default="1,2,4,8", help="'' = vLLM's default list")
     ap.add_argument("--max-model-len", type=int, default=512)
+    ap.add_argument("--gpu-memory-utilization", type=float, default=0.5)
     args = ap.parse_args()
     python = vllm_python(args.python)
     model_dir = args.model_dir or make_model_dir(python, args.model, args.out.with_name(args.out.name + "-model"))
     run = run_bench(model_dir, args.out, python=python, gpu=args.gpu, prompts=args.prompts,
                     prompt_len=args.prompt_len, max_tokens=args.max_tokens, compile_mode=args.compile_mode,
-                    capture_sizes=args.capture_sizes, extra_args=["--max-model-len", str(args.max_model_len)])
+                    capture_sizes=args.capture_sizes,
+                    extra_args=["--max-model-len", str(args.max_model_len),
+                                "--gpu-memory-utilization", str(args.gpu_memory_utilization)])
     if run.exit_status != 0:
         log.error("emulate exited %d\n%s", run.exit_status, run.stderr[-4000:])
         return 1
-    summary = json.loads((args.out / "summary.json").read_text())
-    result: dict[str, object] = {
-        "model": args.model, "gpu": args.gpu, "prompts": args.prompts, "prompt_len": args.prompt_len,
-        "max_tokens": args.max_tokens, "tokens": int(run.results.get("tokens", 0)),
-        "virtual_time_s": summary["virtual_time_s"], "wall_time_s": summary["wall_time_s"],
-        "generate_virtual_s": float(run.results.get("generate_s", "nan")),
-        "unimplemented": summary["unimplemented"],
-    }
-    if run.report:
-        result.update(run.report.summary())
-        (args.out / "vllm_steps.json").write_text(json.dumps([asdict(s) for s in run.report.steps], indent=1))
+    result = {"model": args.model, "gpu": args.gpu, "prompts": args.prompts, "prompt_len": args.prompt_len,
+              "max_tokens": args.max_tokens, "compile_mode": args.compile_mode, **bench_result(run)}
     print(json.dumps(result, indent=1))
     return 0
 

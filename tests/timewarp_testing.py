@@ -27,6 +27,10 @@ class EmulatedRun:
     def kernels_csv(self) -> str:
         return (self.run_dir / "kernels.csv").read_text()
 
+    def crash_reports(self) -> str:
+        """What crashed processes wrote (shim/src/crash.c), for assertion messages."""
+        return "\n".join(p.read_text(errors="replace") for p in sorted((self.run_dir / "crash").glob("*.txt")))
+
 
 def run_emulated(cmd: list[str], run_dir: Path, gpu: str = "h100", extra: list[str] | None = None,
                  env: dict[str, str] | None = None, timeout: float = 600) -> EmulatedRun:

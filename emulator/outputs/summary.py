@@ -10,6 +10,7 @@ import pandas as pd
 
 from emulator.outputs.ops import NON_KERNEL_KINDS
 from emulator.outputs.records import RunRecords, rec
+from emulator.outputs.steps import steps_summary
 
 MAX_KERNEL_NAMES = 200
 
@@ -135,4 +136,5 @@ def build_summary(run: RunRecords, ops: pd.DataFrame) -> dict[str, Any]:
         "unimplemented": [{"name": n, "count": c} for n, c in unimplemented.most_common()],
         "waits": {"count": int(sum(len(p.of_kind("WAIT")) for p in run.processes)),
                   "jumped_s": int((jumps[:, 1] - jumps[:, 0]).sum()) / 1e9},
+        "steps": steps_summary(run, ops),
     }

@@ -203,8 +203,10 @@ static void adopt_slot(tw_actor *s)
 
 tw_actor *tw_actor_self(void)
 {
-    if (TW_LIKELY(tl_self != NULL))
+    /* The slot is still ours unless a sweep took it for a dead process's: then register anew. */
+    if (TW_LIKELY(tl_self != NULL && __atomic_load_n(&tl_self->pid, __ATOMIC_ACQUIRE) == my_pid))
         return tl_self;
+    tl_self = NULL;
     if (tl_registering)
         return NULL;
     tl_registering = 1;
@@ -308,18 +310,19 @@ void tw_actor_set_spinning(bool spinning)
 }
 
 /* The kernel's state letter of a thread ('R' runnable, 'S' sleeping, 'D' disk, 'Z' zombie...),
- * or 0 when it no longer exists. */
+ * 0 when it no longer exists, '?' when /proc could not tell (out of descriptors, say): a live
+ * thread must never be taken for gone, or its slot and its waits would vanish. */
 static char kernel_state(int32_t pid, int32_t tid)
 {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/%d/task/%d/stat", pid, tid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return 0;
+        return errno == ENOENT || errno == ESRCH ? 0 : '?';
     ssize_t n = tw_io_read(fd, buf, sizeof buf - 1);
     close(fd);
     if (n <= 0)
-        return 0;
+        return n == 0 || errno == ESRCH ? 0 : '?';
     buf[n] = '\0';
     char *paren = strrchr(buf, ')');
     return paren != NULL && paren[1] == ' ' ? paren[2] : 0;
@@ -381,7 +384,7 @@ static enum tw_jump_result quiescent(uint32_t n, uint32_t gen0)
             release_slot(s);
             return TW_JUMP_RETRY;
         }
-        if (k == 'R' || k == 'D')
+        if (k == 'R' || k == 'D' || k == '?')
             return TW_JUMP_RETRY;
     }
     if (__atomic_load_n(&table->generation, __ATOMIC_ACQUIRE) != gen0)
@@ -511,7 +514,7 @@ void tw_actors_check_deadlock(void)
             count--;
             release_slot(s);
         }
-        else if (k == 'R' || k == 'D')
+        else if (k == 'R' || k == 'D' || k == '?')
             return;
     }
     uint32_t expected = 0;

@@ -1,7 +1,7 @@
 /* Virtual time (DESIGN §3): every clock that tracks real time reads
  *   virtual = host + offset_ns - hidden_ns
- * with offset_ns in the run's shared clock page and hidden_ns this process's prediction round
- * trips. The offset only grows, and only under the causal rule of actors.c: when every thread
+ * with offset_ns and hidden_ns in the run's shared clock page (hidden_ns: prediction round trips
+ * kept out of the clock, see tw_clock_pause_begin). The offset only grows, and only under the causal rule of actors.c: when every thread
  * of the run is blocked, to the earliest target among them. The interposed waits are in
  * waits.c; this file reads time, detects busy polling and carries out jumps. */
 #define _GNU_SOURCE
@@ -27,9 +27,6 @@ static clock_gettime_fn real_clock_gettime;
 
 static tw_clock_page local_page;   /* used when the run has no shared page */
 static tw_clock_page *page = &local_page;
-static int64_t hidden_ns;          /* emulator time this process keeps out of its clock */
-static int pause_depth;            /* >0 while the process waits on the emulator itself */
-static int64_t paused_at_ns;       /* the virtual time readers see while paused */
 static int64_t boottime_minus_mono_ns;
 static int64_t tai_minus_realtime_ns;
 static int clock_ready;
@@ -94,7 +91,7 @@ static inline void ensure_clock(void)
  * the emulator (prediction round trips), which the real program would not have spent. */
 static inline int64_t offset_ns(void)
 {
-    return __atomic_load_n(&page->offset_ns, __ATOMIC_ACQUIRE) - __atomic_load_n(&hidden_ns, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&page->offset_ns, __ATOMIC_ACQUIRE) - __atomic_load_n(&page->hidden_ns, __ATOMIC_ACQUIRE);
 }
 
 int64_t tw_host_mono_ns(void)
@@ -103,11 +100,25 @@ int64_t tw_host_mono_ns(void)
     return host_clock_ns(CLOCK_MONOTONIC);
 }
 
+/* The run's virtual time at host time `host`: frozen while any process of the run waits on a
+ * prediction round trip. pause_seq is a sequence word: odd while a pause begins or ends, and
+ * changed by each, so a reader that raced one reads again. */
+static inline int64_t virtual_at(int64_t host)
+{
+    for (;;) {
+        uint32_t seq = __atomic_load_n(&page->pause_seq, __ATOMIC_ACQUIRE);
+        int64_t now = TW_UNLIKELY(__atomic_load_n(&page->pause_depth, __ATOMIC_ACQUIRE) > 0)
+                          ? __atomic_load_n(&page->paused_at_ns, __ATOMIC_ACQUIRE) : host + offset_ns();
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (TW_LIKELY(!(seq & 1) && __atomic_load_n(&page->pause_seq, __ATOMIC_RELAXED) == seq))
+            return now;
+        host = host_clock_ns(CLOCK_MONOTONIC);
+    }
+}
+
 static inline int64_t virtual_mono_ns(void)
 {
-    if (TW_UNLIKELY(__atomic_load_n(&pause_depth, __ATOMIC_ACQUIRE) > 0))
-        return __atomic_load_n(&paused_at_ns, __ATOMIC_ACQUIRE);
-    return host_clock_ns(CLOCK_MONOTONIC) + offset_ns();
+    return virtual_at(host_clock_ns(CLOCK_MONOTONIC));
 }
 
 int64_t tw_now_ns(void)
@@ -116,24 +127,57 @@ int64_t tw_now_ns(void)
     return virtual_mono_ns();
 }
 
-/* While the process waits on the emulator (a prediction round trip), its clock stands still;
- * afterwards the real time spent is hidden from it. Callers serialise (the timeline lock). */
+/* While a process waits on the emulator (a prediction round trip) every clock of the run stands
+ * still, and afterwards the real time spent is hidden from all of them (hidden_ns grows by it):
+ * a GPU host would not have spent it. The pause is run-wide so that all processes keep one
+ * clock: hiding it from the predicting process alone made its clock lag the others' (a message
+ * would read as received before it was sent). The price: another process's CPU work during
+ * the pause is not counted — usually none runs, as the others wait for the predicting one.
+ * Nested and concurrent pauses count once (the run's pause spans them all). */
+static void pause_lock(void)
+{
+    uint32_t expected = 0;
+    while (!__atomic_compare_exchange_n(&page->pause_lock, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        expected = 0;
+}
+
+static void pause_unlock(void)
+{
+    __atomic_store_n(&page->pause_lock, 0, __ATOMIC_RELEASE);
+}
+
 int64_t tw_clock_pause_begin(void)
 {
     ensure_clock();
+    pause_lock();
     int64_t host = host_clock_ns(CLOCK_MONOTONIC);
-    if (__atomic_load_n(&pause_depth, __ATOMIC_ACQUIRE) == 0)
-        __atomic_store_n(&paused_at_ns, host + offset_ns(), __ATOMIC_RELEASE);
-    __atomic_fetch_add(&pause_depth, 1, __ATOMIC_ACQ_REL);
+    if (page->pause_depth == 0) {
+        __atomic_fetch_add(&page->pause_seq, 1, __ATOMIC_ACQ_REL);
+        __atomic_store_n(&page->paused_at_ns, host + offset_ns(), __ATOMIC_RELEASE);
+        __atomic_store_n(&page->pause_begin_host_ns, host, __ATOMIC_RELEASE);
+        __atomic_store_n(&page->pause_depth, 1, __ATOMIC_RELEASE);
+        __atomic_fetch_add(&page->pause_seq, 1, __ATOMIC_ACQ_REL);
+    } else {
+        __atomic_fetch_add(&page->pause_depth, 1, __ATOMIC_ACQ_REL);
+    }
+    pause_unlock();
     return host;
 }
 
 void tw_clock_pause_end(int64_t begin_host_ns)
 {
-    int64_t spent = host_clock_ns(CLOCK_MONOTONIC) - begin_host_ns;
-    if (spent > 0)
-        __atomic_fetch_add(&hidden_ns, spent, __ATOMIC_ACQ_REL);
-    __atomic_fetch_sub(&pause_depth, 1, __ATOMIC_ACQ_REL);
+    (void)begin_host_ns;
+    pause_lock();
+    if (page->pause_depth == 1) {
+        __atomic_fetch_add(&page->pause_seq, 1, __ATOMIC_ACQ_REL);
+        int64_t spent = host_clock_ns(CLOCK_MONOTONIC) - page->pause_begin_host_ns;
+        __atomic_fetch_add(&page->hidden_ns, spent > 0 ? spent : 0, __ATOMIC_ACQ_REL);
+        __atomic_store_n(&page->pause_depth, 0, __ATOMIC_RELEASE);
+        __atomic_fetch_add(&page->pause_seq, 1, __ATOMIC_ACQ_REL);
+    } else if (page->pause_depth > 1) {
+        __atomic_fetch_sub(&page->pause_depth, 1, __ATOMIC_ACQ_REL);
+    }
+    pause_unlock();
 }
 
 int64_t tw_realtime_ns(void)
@@ -224,8 +268,7 @@ TW_EXPORT int clock_gettime(clockid_t id, struct timespec *ts)
         return real_clock_gettime(id, ts);
     int64_t host = host_clock_ns(CLOCK_MONOTONIC);
     spin_count(host, 1);
-    int64_t now = TW_UNLIKELY(__atomic_load_n(&pause_depth, __ATOMIC_ACQUIRE) > 0)
-                      ? __atomic_load_n(&paused_at_ns, __ATOMIC_ACQUIRE) : host + offset_ns();
+    int64_t now = virtual_at(host);
     /* Coarse and raw clocks read the precise one: they must not fall behind the others. */
     *ts = ns_ts(now + tw_clock_minus_mono_ns(id));
     return 0;
@@ -278,7 +321,7 @@ int64_t tw_clock_run_now_ns(void)
 
 int64_t tw_clock_hidden_ns(void)
 {
-    return __atomic_load_n(&hidden_ns, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&page->hidden_ns, __ATOMIC_ACQUIRE);
 }
 
 void tw_clock_record_wait(int64_t begin_ns, int64_t end_ns, int reason, uint32_t what_name_id)

@@ -42,7 +42,8 @@ def run_workload(emulate, name: str, *args: str, tmp_path: Path | None = None, g
         env["TRITON_CACHE_DIR"] = str(tmp_path / "triton-cache")
         env["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path / "inductor-cache")
     run = emulate([sys.executable, str(WORKLOADS / f"{name}.py"), *args], gpu=gpu, env=env)
-    assert run.exit_status == 0, f"exit {run.exit_status}\nstdout:\n{run.stdout}\nstderr:\n{run.stderr[-6000:]}"
+    assert run.exit_status == 0, (f"exit {run.exit_status}\nstdout:\n{run.stdout}\nstderr:\n{run.stderr[-6000:]}\n"
+                                  f"crash reports:\n{run.crash_reports()}")
     assert result_map(run.stdout).get("done") == "1", run.stdout
     rows = list(csv.DictReader(io.StringIO(run.kernels_csv())))
     compute = [r for r in rows if r["kind"] in COMPUTE_KINDS]

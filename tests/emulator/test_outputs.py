@@ -174,6 +174,11 @@ def test_summary(run_dir: Path) -> None:
     assert s["predictions_by_model"] == {"roofline": 5, "table": 1}
     assert s["waits"]["count"] == 1
     assert s["waits"]["jumped_s"] == pytest.approx((51_900 + 10_050_000) / 1e9)
+    # a program without profiler marks: one step (the ops before the parent's one wait)
+    steps = s["steps"]
+    assert (steps["window"], steps["pid"], steps["tid"], steps["count"]) == ("run", 100, 100, 1)
+    assert steps["list"][0]["span_us"] == pytest.approx(97.0)
+    assert steps["list"][0]["busy_us"] == pytest.approx(92.0)  # [5, 15] + [20, 102] µs
 
 
 def test_trace_json(run_dir: Path) -> None:
@@ -274,3 +279,55 @@ def test_report_prints_summary(run_dir: Path) -> None:
     assert "process 200 (parent 100) crashed: signal 11" in text
     assert "GPU 0 memory peak 5.0 MiB" in text
     assert "cudaFooBar" in text and "vecAdd" in text
+
+
+def test_engine_steps_prefill_and_decode(tmp_path: Path) -> None:
+    """An LLM engine's records: steps inside the cudaProfilerStart/Stop range, cut at the engine
+    thread's GPU waits (not its sleeps), classified by tokens per sequence from the GEMMs."""
+    engine = TraceFile(pid=300, ppid=1, start_ns=T0, exit_ns=T0 + 10_000_000)
+    seq = iter(range(1, 1000))
+    vocab, hidden = 32000, 4096
+
+    def step(issue_us: int, tokens: int, sequences: int, graph_id: int = 0) -> None:
+        at = issue_us * 1000
+        gpu_op(engine, "MEMCPY", "", at + 1_000, at + 2_000, seq=next(seq), issue_ns=T0 + at,
+               value=C("TW_COPY_H2D_PINNED"))
+        for i, m in enumerate((hidden, 3 * hidden, hidden)):
+            gpu_op(engine, "GEMM", "cublasLt", at + 3_000 + 10_000 * i, at + 12_000 + 10_000 * i, seq=next(seq),
+                   issue_ns=T0 + at + 100 * (i + 1), dims=(m, tokens, hidden, 1), graph_id=graph_id)
+        gpu_op(engine, "GEMM", "cublasLt", at + 40_000, at + 50_000, seq=next(seq), issue_ns=T0 + at + 500,
+               dims=(vocab, sequences, hidden, 1))
+        engine.add("WAIT", "cudaStreamSynchronize", begin_ns=T0 + at + 600, end_ns=T0 + at + 50_000, value=1)
+
+    step(0, 8192, 1)                                        # warm-up before the profiler range
+    engine.add("MARK", "cudaProfilerStart", begin_ns=T0 + 1_000_000, end_ns=T0 + 1_000_000)
+    step(1_100, 130, 2)                                     # prefill: 2 prompts of 65 tokens
+    gpu_op(engine, "MEMCPY", "", 1_300_000, 1_301_000, seq=next(seq), issue_ns=T0 + 1_250_000)
+    engine.add("WAIT", "cudaMemcpy", begin_ns=T0 + 1_260_000, end_ns=T0 + 1_301_000, value=1)  # copies only
+    step(1_400, 2, 2, graph_id=5)                           # decode, replayed
+    engine.add("WAIT", "sleep", begin_ns=T0 + 1_500_000, end_ns=T0 + 1_600_000, value=2)
+    step(1_700, 2, 2, graph_id=5)                           # the sleep does not cut the step before
+    engine.add("MARK", "cudaProfilerStop", begin_ns=T0 + 2_000_000, end_ns=T0 + 2_000_000)
+    step(3_000, 4, 4)                                       # after the range
+    engine.write(tmp_path)
+    helper = TraceFile(pid=301, ppid=300, start_ns=T0, exit_ns=T0 + 10_000_000)
+    gpu_op(helper, "KERNEL", VECADD, 1_200_000, 1_210_000, seq=1, issue_ns=T0 + 1_200_000)
+    helper.write(tmp_path)
+
+    steps = write_outputs(tmp_path)["steps"]
+    assert steps["window"] == "cudaProfilerStart" and steps["windows_us"] == [[1000.0, 2000.0]]
+    assert (steps["pid"], steps["tid"]) == (300, 300)
+    shape = [(s["phase"], s["tokens"], s["sequences"], s["graphs"], s["ops"]) for s in steps["list"]]
+    assert shape == [("prefill", 130, 2, 0, 5), ("decode", 2, 2, 1, 5), ("decode", 2, 2, 1, 5)]
+    first = steps["list"][0]
+    assert first["start_us"] == pytest.approx(1101.0) and first["end_us"] == pytest.approx(1150.0)
+    assert first["busy_us"] == pytest.approx(1.0 + 27.0 + 10.0)  # copy, 3 GEMMs back to back, logits
+    assert steps["by_phase"]["decode"]["count"] == 2
+    assert steps["by_phase"]["decode"]["busy_us"]["median"] == pytest.approx(38.0)
+    assert steps["by_phase"]["prefill"]["tokens_median"] == 130
+
+
+def test_steps_of_a_run_without_gpu_ops(tmp_path: Path) -> None:
+    TraceFile(pid=400, ppid=1, start_ns=T0, exit_ns=T0 + 1_000).write(tmp_path)
+    steps = write_outputs(tmp_path)["steps"]
+    assert steps["count"] == 0 and steps["pid"] is None and steps["list"] == [] and steps["by_phase"] == {}

@@ -19,7 +19,14 @@ typedef struct tw_clock_page {
     int64_t run_start_mono_ns;       /* host CLOCK_MONOTONIC when the run started */
     uint64_t jump_count;             /* number of forward jumps taken */
     int64_t jumped_ns_total;         /* sum of all jumps */
-    uint64_t reserved[8];
+    int64_t hidden_ns;               /* prediction round trips kept out of every clock (clock.c) */
+    int64_t paused_at_ns;            /* what every clock reads while pause_depth > 0 */
+    uint32_t pause_depth;            /* prediction round trips in progress, run-wide */
+    uint32_t pause_seq;              /* odd while a pause begins or ends (readers retry) */
+    uint32_t pause_lock;             /* serialises pause begin/end across processes */
+    uint32_t reserved32;
+    int64_t pause_begin_host_ns;     /* host CLOCK_MONOTONIC when the run's pause began */
+    uint64_t reserved[2];
 } tw_clock_page;
 
 /* ---- actor table: <run>/actors.page, created zeroed by the first shim process (all-zero is

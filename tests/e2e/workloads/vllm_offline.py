@@ -6,13 +6,23 @@ token-id prompts, ignore_eos so every request generates exactly max_tokens token
 
 Prints `RESULT k=v ...` lines (read by tests/e2e/test_vllm_offline.py and scripts/bench_vllm.py).
 Everything passed to vLLM is a setting a user would pass: a short max_model_len, a memory
-fraction, the CUDA-graph capture sizes, and (for a fast start on a small CPU) no torch.compile.
+fraction, the CUDA-graph capture sizes, (for a fast start on a small CPU) no torch.compile, and
+vLLM's CUDA profiler (`profiler="cuda"`): `generate()` runs between `start_profile()` and
+`stop_profile()`, so the engine calls cudaProfilerStart/Stop around it, as it would for
+`nsys --capture-range=cudaProfilerApi`, and summary.json's `steps` cover exactly that range.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
+
+
+def real_s() -> float:
+    """Seconds since boot from the kernel: under emulate every clock call returns virtual time,
+    /proc/uptime does not (10 ms resolution)."""
+    return float(Path("/proc/uptime").read_text().split()[0])
 
 
 def main() -> None:
@@ -41,19 +51,21 @@ def main() -> None:
     t0 = time.perf_counter()
     llm = LLM(model=args.model, load_format="dummy", max_model_len=args.max_model_len,
               gpu_memory_utilization=args.gpu_memory_utilization, enforce_eager=False,
-              compilation_config=compilation or None)
+              compilation_config=compilation or None, profiler_config={"profiler": "cuda"})
     t1 = time.perf_counter()
     # kernels never run, so sampled ids are whatever the output buffers held: no detokenizing
     params = SamplingParams(max_tokens=args.max_tokens, ignore_eos=True, temperature=0.0, detokenize=False)
     prompts = [{"prompt_token_ids": [3 + (i + j) % 200 for j in range(args.prompt_len)]}
                for i in range(args.prompts)]
-    gen_begin_ns = time.monotonic_ns()  # virtual under emulate: bounds the steps in the trace
+    gen_begin_ns, gen_begin_real_s = time.monotonic_ns(), real_s()  # virtual under emulate, real
+    llm.start_profile()  # the engine's cudaProfilerStart: the range summary.json's steps cover
     outs = llm.generate(prompts, params, use_tqdm=False)
-    gen_end_ns = time.monotonic_ns()
-    t2 = time.perf_counter()
+    llm.stop_profile()
+    gen_end_ns, gen_end_real_s = time.monotonic_ns(), real_s()
     tokens = [len(o.outputs[0].token_ids) for o in outs]
-    print(f"RESULT init_s={t1 - t0:.6f} generate_s={t2 - t1:.6f}")
-    print(f"RESULT generate_begin_ns={gen_begin_ns} generate_end_ns={gen_end_ns}")
+    print(f"RESULT init_s={t1 - t0:.6f} generate_s={(gen_end_ns - gen_begin_ns) / 1e9:.6f}")
+    print(f"RESULT generate_begin_ns={gen_begin_ns} generate_end_ns={gen_end_ns} "
+          f"generate_wall_s={gen_end_real_s - gen_begin_real_s:.2f}")
     print(f"RESULT requests={len(outs)} tokens={sum(tokens)} min_tokens={min(tokens)} max_tokens={max(tokens)}")
     print("RESULT done=1", flush=True)
 
