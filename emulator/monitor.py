@@ -138,13 +138,9 @@ class RunMonitor:
             pid = int(slot.pid)
             if pid == 0 or slot.state == abi.constant("TW_ACTOR_FREE"):
                 continue
-            # Liveness now, not from the snapshot: a process started since the snapshot is alive
-            # and registered, and freeing its slot would hide its waits from the jump rule.
-            if slot.tid != 0 and pid not in procs and _stat_fields(pid) is not None:
-                holders.add(pid)
-                continue
-            state = procs.get(pid, (None, 0))[0]
-            if slot.tid != 0 and _dead(state) and _dead((_stat_fields(pid) or (None, 0))[0]):
+            # Dead in the snapshot is confirmed now: a process started since the snapshot is
+            # alive and registered, and freeing its slot would hide its waits from the jump rule.
+            if slot.tid != 0 and _dead(procs.get(pid, (None, 0))[0]) and _dead((_stat_fields(pid) or (None, 0))[0]):
                 slot.state = abi.constant("TW_ACTOR_FREE")
                 slot.pid = 0
                 freed = True

@@ -154,8 +154,7 @@ def _supervise(child: subprocess.Popen, run_dir: Path) -> tuple[int, int | None,
             now = time.monotonic()
             if crash is not None and crash_seen_at is None:
                 crash_seen_at = now
-                ended_by = {"reason": "crash", "pid": crash.pid, "cause": crash.headline,
-                            "report": str(crash.path)}
+                ended_by = _ended_by_crash(crash)
                 log.error("timewarp: %s: ending the run (report: %s)", crash.headline, crash.path)
             if crash_seen_at is not None and terminated_at is None and now - crash_seen_at > CRASH_GRACE_S:
                 terminated_at = now
@@ -164,7 +163,7 @@ def _supervise(child: subprocess.Popen, run_dir: Path) -> tuple[int, int | None,
                 _signal_all(watch.run_pids(), signal.SIGKILL)
         crash = watch.poll()   # the command itself may be what crashed
         if crash is not None and ended_by is None:
-            ended_by = {"reason": "crash", "pid": crash.pid, "cause": crash.headline, "report": str(crash.path)}
+            ended_by = _ended_by_crash(crash)
         _end_leftovers(watch)
         if watch.dead_actor_pids and ended_by is not None:
             ended_by["dead_without_exit"] = watch.dead_actor_pids
@@ -174,6 +173,10 @@ def _supervise(child: subprocess.Popen, run_dir: Path) -> tuple[int, int | None,
         watch.close()
     status, sig = _exit_status(returncode)
     return status, sig, ended_by
+
+
+def _ended_by_crash(crash: monitor.Crash) -> dict:
+    return {"reason": "crash", "pid": crash.pid, "cause": crash.headline, "report": str(crash.path)}
 
 
 def _signal_all(pids: list[int], sig: int) -> None:

@@ -129,11 +129,8 @@ def spent(log: dict) -> int:
     return log["cpu1"] - log["cpu0"] + log["wait1"] - log["wait0"]
 
 
-def check_program(program: dict, observed: list[Observed], latency_ns: int, clocks_agree: bool = True) -> None:
-    """Assert the invariants and agreement with the reference model; messages name the step.
-
-    clocks_agree=False leaves out what compares two processes' clocks (a receive against its
-    send): the model restarts each process from its observed time after a receive."""
+def check_program(program: dict, observed: list[Observed], latency_ns: int) -> None:
+    """Assert the invariants and agreement with the reference model; messages name the step."""
     n = program["procs"]
     own = [[s for s in program["steps"] if s[0] == p] for p in range(n)]
     for p in range(n):
@@ -176,8 +173,6 @@ def check_program(program: dict, observed: list[Observed], latency_ns: int, cloc
             where = f"process {p} step {i} {step[1:]}"
             assert log["msg"] == step[3], f"{where}: got message {log['msg']}"
             assert log["sent_ns"] == sent_at[step[3]]
-            if not clocks_agree:
-                continue
             assert log["t1"] >= log["sent_ns"], \
                 f"{where}: received {(log['sent_ns'] - log['t1']) / 1e6:.3f} ms before it was sent"
             target = max(log["t0"], log["sent_ns"])
@@ -212,9 +207,6 @@ def check_program(program: dict, observed: list[Observed], latency_ns: int, cloc
             model_t[p] += latency_ns + sum(durations)
         elif step[1] == "send":
             sends[step[3]] = (model_t[p], model_tol[p])
-        elif not clocks_agree:
-            model_t[p], model_tol[p] = log["t1"], 0
-            continue
         else:
             send_t, send_tol = sends[step[3]]
             reach = max(model_t[p] + model_tol[p], send_t + send_tol)
@@ -226,9 +218,9 @@ def check_program(program: dict, observed: list[Observed], latency_ns: int, cloc
             f"{where}: ended {(log['t1'] - model_t[p]) / 1e6:.3f} ms after the model (tolerance {model_tol[p] / 1e6:.3f} ms)"
 
 
-def check(program: dict, clocks_agree: bool = True) -> None:
+def check(program: dict) -> None:
     observed, latency_ns = run_program(program)
-    check_program(program, observed, latency_ns, clocks_agree)
+    check_program(program, observed, latency_ns)
 
 
 @CI
