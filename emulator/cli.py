@@ -30,6 +30,9 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, help="run directory (default runs/<time>-<gpu>)")
     parser.add_argument("--log-level", type=int, choices=range(4), help="shim log level 0..3")
     parser.add_argument("--quiet", action="store_true", help="no summary on stderr")
+    parser.add_argument("--allow-degraded", action="store_true",
+                        help="if predictions become unavailable, go on with the spec's per-launch floor (the "
+                             "summary says so) instead of ending the run")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     return parser
 
@@ -52,6 +55,12 @@ def _print_brief(summary: dict, run_dir: Path) -> None:
         f"timewarp: {summary.get('gpu', {}).get('name', '?')}: virtual {summary.get('virtual_time_s', 0):.6f} s, "
         f"wall {summary.get('wall_time_s', 0):.3f} s, {kernels.get('count', 0)} kernels; outputs in {run_dir}",
         file=sys.stderr)
+    for degraded in summary.get("degraded") or []:
+        print(f"timewarp: DEGRADED: pid {degraded['pid']}: {degraded['cause']}; its later GPU times are the "
+              f"per-launch floor, not predictions", file=sys.stderr)
+    ended_by = summary.get("ended_by") or {}
+    if ended_by.get("cause"):
+        print(f"timewarp: the run was ended early: {ended_by['cause']}", file=sys.stderr)
     unimplemented = summary.get("unimplemented") or []
     if unimplemented:
         names = ", ".join(f"{u['name']} x{u['count']}" for u in unimplemented[:10])
@@ -71,7 +80,8 @@ def run_main(argv: list[str]) -> int:
 
     try:
         result = run_command(command, gpu=args.gpu, gpus=args.gpus, predictor=args.predictor, out=args.out,
-                             predictor_options=_options(args.predictor_option), log_level=args.log_level)
+                             predictor_options=_options(args.predictor_option), log_level=args.log_level,
+                             allow_degraded=args.allow_degraded)
     except catalog.UnknownGpuError as err:
         print(f"emulate: {err}", file=sys.stderr)
         return 2

@@ -39,7 +39,8 @@ def _prepend(value: str, existing: str | None, sep: str = ":") -> str:
 
 
 def program_environment(base: dict[str, str], *, shim_library: Path, run_dir: Path, coordinator: str | None,
-                        spec_path: Path, gpus: int, log_level: int | None = None) -> dict[str, str]:
+                        spec_path: Path, gpus: int, log_level: int | None = None,
+                        allow_degraded: bool = False) -> dict[str, str]:
     """The program's environment: the caller's plus the shim and its switches."""
     env = dict(base)
     lib_dir = library_dir(shim_library)
@@ -53,6 +54,10 @@ def program_environment(base: dict[str, str], *, shim_library: Path, run_dir: Pa
         env["TIMEWARP_COORDINATOR"] = coordinator
     if log_level is not None:
         env["TIMEWARP_LOG_LEVEL"] = str(log_level)
+    if allow_degraded:
+        env["TIMEWARP_ALLOW_DEGRADED"] = "1"
+    else:
+        env.pop("TIMEWARP_ALLOW_DEGRADED", None)
     # Documented switches frameworks read to find libraries by path.
     env.setdefault("TRITON_LIBCUDA_PATH", str(lib_dir))
     env.setdefault("VLLM_NCCL_SO_PATH", str(lib_dir / "libnccl.so.2"))

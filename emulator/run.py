@@ -63,7 +63,7 @@ def _exit_status(returncode: int) -> tuple[int, int | None]:
 
 def run_command(cmd: list[str], *, gpu: str = "h100", gpus: int = 1, predictor: str = "auto",
                 out: Path | None = None, predictor_options: dict | None = None, log_level: int | None = None,
-                write_outputs: bool = True) -> RunResult:
+                write_outputs: bool = True, allow_degraded: bool = False) -> RunResult:
     """Run CMD emulated on `gpus` GPUs of kind `gpu`; returns its status and run directory.
 
     Raises catalog.UnknownGpuError for an unknown GPU name.
@@ -85,7 +85,7 @@ def run_command(cmd: list[str], *, gpu: str = "h100", gpus: int = 1, predictor: 
     coordinator = coordinator_launch.start(run_dir, spec.key, gpus, predictor, predictor_options or {})
     env = environment.program_environment(
         dict(os.environ), shim_library=shim_library, run_dir=run_dir.resolve(), coordinator=coordinator.address,
-        spec_path=spec_path.resolve(), gpus=gpus, log_level=log_level)
+        spec_path=spec_path.resolve(), gpus=gpus, log_level=log_level, allow_degraded=allow_degraded)
     started_at = _dt.datetime.now(_dt.timezone.utc).isoformat()
     wall_start = time.monotonic()
     exit_status: int
@@ -114,6 +114,7 @@ def run_command(cmd: list[str], *, gpu: str = "h100", gpus: int = 1, predictor: 
         "wall_time_s": wall_time_s,
         "gpu": {"key": spec.key, "name": spec.name, "count": gpus},
         "predictor": predictor,
+        "allow_degraded": allow_degraded,
         "timewarp_version": _version(),
         "started_at": started_at,
         "ended_by": ended_by,
@@ -176,7 +177,10 @@ def _supervise(child: subprocess.Popen, run_dir: Path) -> tuple[int, int | None,
 
 
 def _ended_by_crash(crash: monitor.Crash) -> dict:
-    return {"reason": "crash", "pid": crash.pid, "cause": crash.headline, "report": str(crash.path)}
+    # "ended by timewarp" heads the reports of processes the emulation itself had to end
+    # (shim/src/crash.c tw_fatal): predictions unavailable, collectives that cannot match.
+    reason = "emulation" if " ended by timewarp: " in crash.headline else "crash"
+    return {"reason": reason, "pid": crash.pid, "cause": crash.headline, "report": str(crash.path)}
 
 
 def _signal_all(pids: list[int], sig: int) -> None:

@@ -10,11 +10,13 @@ VLLM_VERSION="${TIMEWARP_VLLM_VERSION:-0.32.0}"
 PYTHON="${PYTHON:-python3}"
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-# The build machines' pip configuration offers a CPU-only torch through a local find-links
-# folder; --isolated and an unset PIP_FIND_LINKS keep pip on PyPI's CUDA wheels.
-pip_in() { local venv=$1; shift; env -u PIP_FIND_LINKS -u PIP_CONFIG_FILE "$venv/bin/python" -m pip install --isolated -q "$@"; }
-pipi() { pip_in .venv "$@"; }
-pipi --upgrade pip
+# uv installs everything: it hard-links files from one cache, so the venvs (torch, vLLM, ...)
+# share their bytes on disk, and it reads no pip configuration (the build machines' pip
+# configuration offers a CPU-only torch through a local find-links folder).
+env -u PIP_FIND_LINKS -u PIP_CONFIG_FILE .venv/bin/python -m pip install --isolated -q "uv>=0.5"
+UV=.venv/bin/uv
+uv_in() { local venv=$1; shift; "$UV" pip install -q --python "$venv/bin/python" "$@"; }
+pipi() { uv_in .venv "$@"; }
 pipi "torch==${TORCH_VERSION}"
 # The headers the shim builds against must match the CUDA runtime torch brought.
 cuda_mm=$(.venv/bin/python -c "from importlib.metadata import version; print('.'.join(version('nvidia-cuda-runtime').split('.')[:2]))")
@@ -34,9 +36,8 @@ check_cuda_torch .venv
 # vLLM in its own environment: its exact pins (torch, transformers, ...) stay out of .venv. The
 # test finds it there (or in $TIMEWARP_VLLM_PYTHON); the workload runs under emulate from .venv.
 if [ "${TIMEWARP_SKIP_VLLM:-0}" != 1 ]; then
-    [ -x .venv-vllm/bin/python ] || "$PYTHON" -m venv .venv-vllm
-    pip_in .venv-vllm --upgrade pip
-    pip_in .venv-vllm "vllm==${VLLM_VERSION}"
+    [ -x .venv-vllm/bin/python ] || "$UV" venv -q --python "$(command -v "$PYTHON")" .venv-vllm
+    uv_in .venv-vllm "vllm==${VLLM_VERSION}"
     check_cuda_torch .venv-vllm
     .venv-vllm/bin/python -c "import vllm; print(f'setup: vLLM {vllm.__version__}')"
 fi

@@ -54,6 +54,17 @@ def unique_jumps(run: RunRecords) -> np.ndarray:
     return np.unique(pairs, axis=0)
 
 
+def degraded_causes(run: RunRecords) -> list[dict[str, Any]]:
+    """The processes that went on with floor predictions (emulate --allow-degraded) and why."""
+    out = []
+    for p in run.processes:
+        for name_id in p.of_kind("MARK")["name_id"].tolist():
+            name = p.name(name_id)
+            if name.startswith("degraded: "):
+                out.append({"pid": p.pid, "cause": name[len("degraded: "):]})
+    return out
+
+
 def _int_or_none(value: Any) -> int | None:  # noqa: ANN401 - json value
     return None if value is None else int(value)
 
@@ -116,10 +127,12 @@ def build_summary(run: RunRecords, ops: pd.DataFrame) -> dict[str, Any]:
             unimplemented[p.name(name_id, f"<name {name_id}>")] += count
 
     jumps = unique_jumps(run)
+    floor = ops[ops["model"] == "floor"]
     return {
         "timewarp_version": str(info.get("timewarp_version", "")),
         "gpu": gpu_out,
         "predictor": str(info.get("predictor", "")),
+        "allow_degraded": bool(info.get("allow_degraded", False)),
         "command": [str(c) for c in info.get("command", [])],
         "exit_status": _int_or_none(info.get("exit_status")),
         "exit_signal": _int_or_none(info.get("exit_signal")),
@@ -133,6 +146,11 @@ def build_summary(run: RunRecords, ops: pd.DataFrame) -> dict[str, Any]:
                     "by_name": by_name},
         "ops_by_kind": ops_by_kind,
         "predictions_by_model": {str(m): int(c) for m, c in ops["model"].value_counts().items()},
+        # Ops whose duration is the spec's per-launch floor, by name: a degraded run (predictions
+        # unavailable) or a process started outside emulate. Empty in a sound run.
+        "floor_predicted": [{"name": str(n), "count": int(c)}
+                            for n, c in floor["name"].value_counts().head(MAX_KERNEL_NAMES).items()],
+        "degraded": degraded_causes(run),
         "unimplemented": [{"name": n, "count": c} for n, c in unimplemented.most_common()],
         "waits": {"count": int(sum(len(p.of_kind("WAIT")) for p in run.processes)),
                   "jumped_s": int((jumps[:, 1] - jumps[:, 0]).sum()) / 1e9},

@@ -147,9 +147,7 @@ static void actors_init(void)
 {
     real_syscall = (syscall_fn)dlsym(RTLD_NEXT, "syscall");
     my_pid = getpid();
-    const char *grace = getenv("TIMEWARP_DEADLOCK_S");
-    if (grace != NULL && *grace != '\0')
-        deadlock_grace_ns = (int64_t)(strtod(grace, NULL) * 1e9);
+    deadlock_grace_ns = (int64_t)(tw_config_get()->deadlock_grace_s * 1e9);
     pthread_key_create(&exit_key, on_thread_exit);
     map_table();
     struct sigaction old;

@@ -15,6 +15,8 @@
 
 #include "tw_core.h"
 
+#define TW_FATAL_EXIT_STATUS 70   /* EX_SOFTWARE */
+
 static const int fatal_signals[] = {SIGABRT, SIGILL, SIGFPE, SIGSYS, SIGTRAP};
 static struct sigaction previous[65];
 static char crash_dir[4096];
@@ -114,6 +116,36 @@ void tw_crash_report(int sig, const siginfo_t *info, const char *diagnosis)
     int depth = backtrace(frames, 48);
     backtrace_symbols_fd(frames, depth, fd);
     close(fd);
+}
+
+void tw_fatal(const char *cause)
+{
+    TW_ERROR("ending this process: %s", cause);
+    if (crash_dir[0] != '\0') {
+        char path[4200];
+        size_t p = put_str(path, 0, sizeof path, crash_dir);
+        p = put_str(path, p, sizeof path, "/");
+        p = put_uint(path, p, sizeof path, (unsigned long long)getpid(), 10);
+        put_str(path, p, sizeof path, ".txt");
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            char line[1024];
+            size_t n = put_str(line, 0, sizeof line, "pid ");
+            n = put_uint(line, n, sizeof line, (unsigned long long)getpid(), 10);
+            n = put_str(line, n, sizeof line, " (");
+            n = put_cmdline(line, n, sizeof line);
+            n = put_str(line, n, sizeof line, ") ended by timewarp: ");
+            n = put_str(line, n, sizeof line, cause);
+            n = put_str(line, n, sizeof line, "\n");
+            (void)!write(fd, line, n);
+            (void)!write(fd, "native backtrace:\n", 18);
+            void *frames[48];
+            backtrace_symbols_fd(frames, backtrace(frames, 48), fd);
+            close(fd);
+        }
+    }
+    tw_trace_set_exit(TW_FATAL_EXIT_STATUS, 0);
+    _exit(TW_FATAL_EXIT_STATUS);
 }
 
 static void on_fatal_signal(int sig, siginfo_t *info, void *uctx)

@@ -1,6 +1,8 @@
 /* The duration cache: canonical descriptor -> predicted duration. A miss creates a pending
  * slot; all pending slots are answered in one batch when a time is needed (timeline flush).
- * Without a coordinator, durations come from the spec's floor (model "floor"). */
+ * Outside emulate (no run directory), durations come from the spec's floor (model "floor");
+ * inside a run a coordinator that cannot answer ends the run (predictions_unavailable). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,7 +73,7 @@ tw_prediction_slot *tw_predict_slot_locked(const tw_desc *desc)
     slot->hash = hash;
     table[at] = slot;
     slot_count++;
-    if (tw_config_get()->coordinator == NULL) {
+    if (tw_config_get()->coordinator == NULL && tw_config_get()->run_dir == NULL) {
         slot->duration_ns = floor_duration_ns(desc);
         slot->model = TW_MODEL_FLOOR;
         slot->ready = 1;
@@ -100,9 +102,31 @@ bool tw_predict_ready(const tw_prediction_slot *slot, int64_t *duration_ns, int 
 
 #define BATCH_MAX 4096
 
+/* No answer from the coordinator. Inside a run that ends the run with the cause named, unless
+ * the user allowed a degraded run (then the summary and emulate's closing line say so); a
+ * process started outside emulate has no coordinator to ask and uses the floor, with a warning. */
+static void predictions_unavailable(void)
+{
+    static int reported;
+    const tw_config *config = tw_config_get();
+    char cause[400];
+    snprintf(cause, sizeof cause, "predictions unavailable: %s", tw_channel_failure());
+    if (config->run_dir != NULL && !config->allow_degraded)
+        tw_fatal(cause);
+    if (reported++)
+        return;
+    if (config->run_dir == NULL) {
+        TW_WARN("no coordinator (not started by emulate): durations are the spec's per-launch floor");
+        return;
+    }
+    TW_ERROR("DEGRADED RUN: %s; every later prediction is the spec's per-launch floor", cause);
+    char mark[420];
+    snprintf(mark, sizeof mark, "degraded: %s", cause);
+    tw_trace_mark(mark);   /* the summary lists these marks under "degraded" */
+}
+
 void tw_predict_resolve_locked(void)
 {
-    static int warned;
     while (pending_head != NULL) {
         tw_wire_desc *descs = calloc(BATCH_MAX, sizeof *descs);
         const char **names = calloc(BATCH_MAX, sizeof *names);
@@ -125,10 +149,8 @@ void tw_predict_resolve_locked(void)
         int64_t paused = tw_clock_pause_begin();
         bool answered = tw_channel_predict(descs, names, count, answers) == 0;
         tw_clock_pause_end(paused);
-        if (!answered && !warned) {
-            warned = 1;
-            TW_WARN("no coordinator answered predictions: using the spec's per-launch floor");
-        }
+        if (!answered)
+            predictions_unavailable();
         for (uint32_t i = 0; i < count; i++) {
             tw_prediction_slot *slot = slots[i];
             if (answered && answers[i].duration_ns >= 0) {

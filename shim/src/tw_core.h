@@ -29,6 +29,10 @@ typedef struct tw_config {
     int device_count;             /* TIMEWARP_GPUS (default from spec, else 1) */
     int trace_api;                /* TIMEWARP_TRACE_API: CPU API spans: 0 none, 1 syncs, copies,
                                      allocations (default), 2 also every launch */
+    double deadlock_grace_s;      /* TIMEWARP_DEADLOCK_S: all threads blocked forever this long
+                                     is a deadlock (default 3; 0 disables) */
+    int allow_degraded;           /* TIMEWARP_ALLOW_DEGRADED=1: predictions unavailable fall back
+                                     to the floor (said in the summary) instead of ending the run */
 } tw_config;
 
 const tw_config *tw_config_get(void);
@@ -212,6 +216,10 @@ ssize_t tw_io_read(int fd, void *buf, size_t count);
 ssize_t tw_io_recv(int fd, void *buf, size_t len, int flags);
 /* crash.c: <run>/crash/<pid>.txt for a fatal signal (async-signal-safe; diagnosis may be NULL) */
 void tw_crash_report(int sig, const siginfo_t *info, const char *diagnosis);
+/* crash.c: the emulation cannot go on in this process (predictions unavailable, a collective
+ * that cannot match): writes <run>/crash/<pid>.txt headed "ended by timewarp: CAUSE", logs it
+ * and exits with status 70; emulate ends the run with the cause named. */
+__attribute__((noreturn)) void tw_fatal(const char *cause);
 void tw_trace_set_exit(int status, int signal_number); /* at exit / fatal signal */
 uint32_t tw_thread_id(void);               /* cached gettid() */
 
@@ -346,7 +354,8 @@ tw_prediction_slot *tw_predict_lookup(const tw_desc *desc, const char *name); /*
 bool tw_predict_ready(const tw_prediction_slot *slot, int64_t *duration_ns, int *model);
 void tw_predict_resolve_pending(void);     /* one batch round trip for all pending slots */
 int tw_channel_predict(const tw_wire_desc *descs, const char *const *names, uint32_t count,
-                       tw_prediction *out); /* 0 ok, -1 no coordinator */
+                       tw_prediction *out); /* 0 ok, -1 unavailable after retries */
+const char *tw_channel_failure(void);      /* why the last request failed */
 
 /* ---------------------------------------------------------------- init.c
  * fork: each core file resets what a child must not share with its parent. */
