@@ -44,6 +44,7 @@ static int64_t deadlock_grace_ns = DEFAULT_DEADLOCK_GRACE_NS;
 
 static __thread tw_actor *tl_self;
 static __thread int tl_registering;
+static __thread bool tl_exempt;      /* the emulator's own thread: never an actor */
 __thread int tw_woken_by_jump;   /* touched by every wait before a wake signal can come */
 
 static long futex_call(uint32_t *word, int op, uint32_t val, const struct timespec *ts)
@@ -89,6 +90,13 @@ static void release_slot(tw_actor *s)
 {
     __atomic_store_n(&s->state, TW_ACTOR_FREE, __ATOMIC_RELEASE);
     __atomic_store_n(&s->pid, 0, __ATOMIC_RELEASE);
+}
+
+void tw_actors_kick(void)
+{
+    __atomic_fetch_add(&table->generation, 1, __ATOMIC_ACQ_REL);
+    __atomic_fetch_add(&table->epoch, 1, __ATOMIC_ACQ_REL);
+    futex_call(&table->epoch, FUTEX_WAKE, INT_MAX, NULL);
 }
 
 static void kick(void)
@@ -205,7 +213,7 @@ tw_actor *tw_actor_self(void)
     if (TW_LIKELY(tl_self != NULL && __atomic_load_n(&tl_self->pid, __ATOMIC_ACQUIRE) == my_pid))
         return tl_self;
     tl_self = NULL;
-    if (tl_registering)
+    if (tl_registering || tl_exempt)
         return NULL;
     tl_registering = 1;
     pthread_once(&init_once, actors_init);
@@ -226,9 +234,28 @@ tw_actor *tw_actor_self(void)
     return tl_self;
 }
 
+void tw_actor_exempt_self(void)
+{
+    tl_exempt = true;
+}
+
+typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+static pthread_create_fn real_pthread_create(void)
+{
+    static pthread_create_fn real_create;
+    if (real_create == NULL)
+        real_create = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
+    return real_create;
+}
+
+int tw_thread_create_exempt(pthread_t *thread, void *(*fn)(void *), void *arg)
+{
+    return real_pthread_create()(thread, NULL, fn, arg);
+}
+
 /* A new thread is an actor from its creation, not from its first interposed call: otherwise
  * the run could jump while it starts (its creator blocks in join, say). */
-typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 struct thread_start {
     void *(*fn)(void *);
     void *arg;
@@ -246,9 +273,7 @@ static void *thread_trampoline(void *p)
 
 TW_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
 {
-    static pthread_create_fn real_create;
-    if (real_create == NULL)
-        real_create = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
+    pthread_create_fn real_create = real_pthread_create();
     pthread_once(&init_once, actors_init);
     struct thread_start *start = malloc(sizeof *start);
     if (start == NULL)
@@ -283,6 +308,13 @@ tw_actor *tw_actor_block(const char *label, int64_t target_local_ns, uint32_t fl
     strncpy(s->label, label, sizeof s->label - 1);
     set_state(s, target_local_ns < 0 ? TW_ACTOR_BLOCKED_FOREVER : TW_ACTOR_BLOCKED);
     return s;
+}
+
+void tw_actor_set_target(tw_actor *s, int64_t target_local_ns)
+{
+    s->target_ns = target_local_ns + tw_clock_hidden_ns();
+    s->flags |= TW_ACTOR_F_EPOCH;
+    set_state(s, TW_ACTOR_BLOCKED);
 }
 
 void tw_actor_run(void)
@@ -445,6 +477,10 @@ enum tw_jump_result tw_actors_try_jump(void)
     }
     if (earliest == INT64_MAX)
         return TW_JUMP_NONE;
+    /* A rendezvous completed and a participant has not yet recomputed its timeline: its waits
+     * may get targets earlier than `earliest` (collectives.c). Its progress thread kicks. */
+    if (tw_coll_any_dirty())
+        return TW_JUMP_NONE;
     /* A target already reached belongs to a thread that a jump or its own real-time slice has
      * woken and that has not run yet: it acts next. Waking everyone again here would starve it
      * on a small machine (every waiter re-scans, sees the same target, wakes everyone). */
@@ -532,6 +568,12 @@ void tw_actors_check_deadlock(void)
         used += (size_t)snprintf(report + used, sizeof report - used, "  pid %d tid %d: %s in %s for %.1f s\n",
                                  s->pid, s->tid, state_name(s->state), label,
                                  (double)(host - s->since_host_ns) / 1e9);
+    }
+    if (used < sizeof report - 256) {
+        size_t pending_at = used;
+        used += (size_t)snprintf(report + used, sizeof report - used, "collectives waiting for participants:\n");
+        size_t listed = tw_coll_describe_pending(report + used, sizeof report - used);
+        used = listed > 0 ? used + listed : pending_at;
     }
     const char *run_dir = tw_config_get()->run_dir;
     if (run_dir != NULL) {

@@ -4,6 +4,7 @@
 #ifndef TW_ACTORS_H
 #define TW_ACTORS_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -39,6 +40,14 @@ enum tw_jump_result tw_actors_try_jump(void);
  * errno (EINTR when a signal came). */
 int tw_actors_wait_epoch(uint32_t seen_epoch, int64_t host_timeout_ns);
 uint32_t tw_actors_epoch(void);
+/* Wake every epoch waiter to re-evaluate (a state they wait on changed). */
+void tw_actors_kick(void);
+/* A blocked slot (of any thread of this process) gets a target: it may wake on a jump to it. */
+void tw_actor_set_target(tw_actor *slot, int64_t target_local_ns);
+/* The calling thread is the emulator's own (a progress thread): never an actor. */
+void tw_actor_exempt_self(void);
+/* Starts such a thread without claiming an actor slot for it. */
+int tw_thread_create_exempt(pthread_t *thread, void *(*fn)(void *), void *arg);
 /* Checks for a run where every thread waits forever; reports it and ends the run. */
 void tw_actors_check_deadlock(void);
 /* Spin detection from clock.c decided the caller busy-polls (true) or works again (false). */

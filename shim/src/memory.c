@@ -614,6 +614,9 @@ static uint64_t host_span(const void *p, uint64_t bytes)
 
 void tw_mem_copy_data(void *dst, const void *src, uint64_t bytes)
 {
+    /* a collective's received bytes land before anything reads or overwrites them */
+    tw_coll_materialize_range(src, bytes);
+    tw_coll_materialize_range(dst, bytes);
     uint64_t n = host_span(dst, bytes);
     uint64_t from = host_span(src, bytes);
     if (from < n)
@@ -624,6 +627,7 @@ void tw_mem_copy_data(void *dst, const void *src, uint64_t bytes)
 
 void tw_mem_set_data(void *dst, int value, uint64_t bytes)
 {
+    tw_coll_materialize_range(dst, bytes);
     uint64_t n = host_span(dst, bytes);
     if (n)
         memset(dst, value, n);

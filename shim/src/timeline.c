@@ -8,13 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors.h"
 #include "timeline_internal.h"
 
 #define QUEUE_CAPACITY (1u << 16)
 #define MAX_DEVICES 64
 #define MAX_CAPTURE_DEPS 16
+#define EVENT_HISTORY 64
 
-enum queued_type { Q_OP = 1, Q_EVENT_RECORD, Q_EVENT_WAIT, Q_HOST_FUNC, Q_GRAPH };
+enum queued_type { Q_OP = 1, Q_EVENT_RECORD, Q_EVENT_WAIT, Q_HOST_FUNC, Q_GRAPH, Q_COLL };
 
 struct tw_stream {
     int device;
@@ -23,6 +25,7 @@ struct tw_stream {
     int priority;
     bool legacy;
     int64_t tail_ns;
+    uint64_t stall_pass;        /* == flush_pass: an op of it waits for other ranks */
     tw_graph *capture_graph;
     int capture_mode;
     uint64_t capture_id;
@@ -30,11 +33,17 @@ struct tw_stream {
     uint32_t capture_dep_count;
 };
 
+/* Records are numbered in issue order; with ops deferred behind collectives a later record can
+ * be computed before an earlier one, so a wait looks up the time of the record it needs. */
 struct tw_event {
     unsigned flags;
-    int64_t time_ns;            /* computed time of the latest computed record */
+    int64_t time_ns;            /* time of the latest record computed so far */
     uint64_t records_issued;
-    uint64_t records_computed;
+    uint64_t latest_computed;   /* number of the latest record computed */
+    struct {
+        uint64_t number;
+        int64_t time_ns;
+    } history[EVENT_HISTORY];
     tw_graph *capture_graph;    /* recorded inside a capture: a graph position, not a time */
     uint32_t capture_deps[MAX_CAPTURE_DEPS];
     uint32_t capture_dep_count;
@@ -46,17 +55,29 @@ typedef struct queued_op {
     uint32_t tid;
     uint64_t seq;
     int64_t issue_ns;
+    uint64_t record_number;     /* Q_EVENT_RECORD: this record; Q_EVENT_WAIT: the record it needs */
     tw_stream *stream;
     union {
         tw_prediction_slot *slot;
         tw_event *event;
         tw_graph_exec *exec;
+        tw_coll_launch *coll;
         struct {
             void (*fn)(void *);
             void *data;
         } host;
     } u;
 } queued_op;
+
+/* One NCCL group's ops on one stream of this rank. */
+struct tw_coll_launch {
+    uint32_t count;
+    uint32_t name_id;
+    bool posted;                /* arrivals posted */
+    int64_t arrival_ns;         /* when this rank's stream reached it */
+    tw_prediction_slot *p2p_slot;
+    tw_coll_member members[];
+};
 
 pthread_mutex_t tw_timeline_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -65,6 +86,14 @@ static uint64_t queue_head;     /* next to compute */
 static uint64_t queue_tail;     /* next free */
 static uint64_t next_seq = 1;
 static uint32_t next_stream_id = 2;  /* 0 = legacy default, 1 = reserved */
+
+/* Ops that wait for other ranks, and every later op that depends on them, in issue order. */
+static queued_op *deferred, *deferred_next;
+static size_t deferred_count, deferred_next_count, deferred_capacity;
+static uint64_t flush_pass = 1;
+static uint64_t completions_seen;  /* tw_coll_completed_count() at the last pass */
+static uint64_t device_stall_pass[MAX_DEVICES];    /* some stream of the device is stalled */
+static uint64_t blocking_stall_pass[MAX_DEVICES];  /* some blocking (legacy-synchronised) stream is */
 
 static tw_stream legacy_streams[MAX_DEVICES];
 static int64_t blocking_tail_ns[MAX_DEVICES]; /* latest end on blocking non-legacy streams */
@@ -160,6 +189,7 @@ static queued_op *enqueue_locked(uint8_t type, tw_stream *s)
     queue_tail++;
     op->type = type;
     op->flags = 0;
+    op->record_number = 0;
     op->stream = s;
     op->seq = next_seq++;
     op->issue_ns = tw_now_ns();
@@ -272,51 +302,251 @@ static void push_host_call(host_call **calls, size_t *count, void (*fn)(void *),
     grown[(*count)++] = (host_call){fn, data};
 }
 
+/* ---- collectives on the timeline ---- */
+
+tw_coll_launch *tw_coll_launch_new(uint32_t member_count, uint32_t name_id)
+{
+    tw_coll_launch *l = calloc(1, sizeof *l + member_count * sizeof l->members[0]);
+    if (l == NULL)
+        abort();
+    l->count = member_count;
+    l->name_id = name_id;
+    return l;
+}
+
+void tw_coll_launch_set(tw_coll_launch *l, uint32_t i, const tw_coll_ref *ref, const tw_desc *desc)
+{
+    l->members[i].ref = *ref;
+    if (desc != NULL) {
+        pthread_mutex_lock(&tw_timeline_lock);
+        l->members[i].slot = tw_predict_slot_locked(desc);
+        pthread_mutex_unlock(&tw_timeline_lock);
+    }
+}
+
+void tw_coll_launch_set_p2p(tw_coll_launch *l, const tw_desc *desc)
+{
+    pthread_mutex_lock(&tw_timeline_lock);
+    l->p2p_slot = tw_predict_slot_locked(desc);
+    pthread_mutex_unlock(&tw_timeline_lock);
+}
+
+static const tw_prediction_slot *launch_first_slot(const tw_coll_launch *l)
+{
+    for (uint32_t i = 0; i < l->count; i++)
+        if (l->members[i].slot != NULL)
+            return l->members[i].slot;
+    return l->p2p_slot;
+}
+
+/* One record per launch: begin at the rendezvous, value = when this rank arrived (the gap is
+ * time spent waiting for late ranks), addr = the communicator, dims = ranks, count, this
+ * participant's index, the op's sequence number. */
+static void emit_coll_record(const queued_op *op, const tw_coll_launch *l, int64_t start, int64_t end)
+{
+    const tw_prediction_slot *slot = launch_first_slot(l);
+    tw_record *rec = tw_trace_claim();
+    if (rec == NULL || slot == NULL)
+        return;
+    uint64_t bytes = 0;
+    for (uint32_t i = 0; i < l->count; i++)
+        if (l->members[i].slot != NULL)
+            bytes += l->members[i].slot->desc.bytes;
+    if (l->p2p_slot != NULL)
+        bytes += l->p2p_slot->desc.bytes;
+    rec->op_kind = TW_OP_COLLECTIVE;
+    rec->device = (uint16_t)op->stream->device;
+    rec->model = (uint16_t)slot->model;
+    rec->tid = op->tid;
+    rec->stream_id = op->stream->id;
+    rec->name_id = l->name_id;
+    rec->seq = op->seq;
+    rec->issue_ns = op->issue_ns;
+    rec->begin_ns = start;
+    rec->end_ns = end;
+    rec->flags = slot->desc.flags;
+    rec->bytes = bytes;
+    rec->addr = l->count > 0 ? l->members[0].ref.comm_key : 0;
+    rec->value = l->arrival_ns;
+    rec->dims[0] = slot->desc.dims[0];
+    rec->dims[1] = slot->desc.dims[1];
+    rec->dims[2] = l->count > 0 ? l->members[0].ref.index : 0;
+    rec->dims[3] = l->count > 0 ? (int64_t)(l->members[0].ref.op_key & 0xffffffffffffULL) : 0;
+    tw_trace_commit(rec, TW_REC_GPU_OP);
+}
+
+/* Posts this rank's arrival (once: the stream reached the op) and computes the op when every
+ * member's rendezvous is complete; false while some participant has not arrived. */
+static bool compute_collective(const queued_op *op)
+{
+    tw_coll_launch *l = op->u.coll;
+    tw_stream *s = op->stream;
+    if (!l->posted) {
+        l->arrival_ns = earliest_start(s, op->issue_ns);
+        l->posted = true;
+        for (uint32_t i = 0; i < l->count; i++)
+            tw_coll_arrive(&l->members[i].ref, l->arrival_ns);
+    }
+    int64_t start = l->arrival_ns;
+    for (uint32_t i = 0; i < l->count; i++) {
+        int64_t member_start;
+        if (!tw_coll_start(&l->members[i].ref, &member_start))
+            return false;
+        if (member_start > start)
+            start = member_start;
+    }
+    int64_t duration = l->p2p_slot != NULL ? l->p2p_slot->duration_ns : 0;
+    for (uint32_t i = 0; i < l->count; i++)
+        if (l->members[i].slot != NULL)
+            duration += l->members[i].slot->duration_ns;
+    advance_stream(s, start + duration);
+    emit_coll_record(op, l, start, start + duration);
+    for (uint32_t i = 0; i < l->count; i++) {
+        tw_coll_materialize_ref(&l->members[i].ref);
+        tw_coll_release(&l->members[i].ref);
+    }
+    free(l);
+    return true;
+}
+
+/* ---- computing the queue ---- */
+
+static void event_computed(tw_event *e, uint64_t number, int64_t at)
+{
+    e->history[number % EVENT_HISTORY].number = number;
+    e->history[number % EVENT_HISTORY].time_ns = at;
+    if (number > e->latest_computed) {
+        e->latest_computed = number;
+        e->time_ns = at;
+    }
+}
+
+/* The time of record `number` of e, false while it is not computed. */
+static bool event_record_time(const tw_event *e, uint64_t number, int64_t *at)
+{
+    if (number == 0)
+        return false;
+    if (e->history[number % EVENT_HISTORY].number == number) {
+        *at = e->history[number % EVENT_HISTORY].time_ns;
+        return true;
+    }
+    /* overwritten by a later record: computed long ago (its time is at most the latest's) */
+    if (e->history[number % EVENT_HISTORY].number > number) {
+        *at = e->time_ns;
+        return true;
+    }
+    return false;
+}
+
+/* Stall marks carry the pass that set them: a mark of the latest pass means an op of that
+ * stream is deferred now. */
+static bool stream_stalled(const tw_stream *s)
+{
+    int device = s->device;
+    if (s->stall_pass == flush_pass)
+        return true;
+    if (s->legacy)
+        return blocking_stall_pass[device] == flush_pass;
+    if (!(s->flags & TW_STREAM_NON_BLOCKING))
+        return legacy_streams[device].stall_pass == flush_pass;
+    return false;
+}
+
+static void defer_locked(const queued_op *op)
+{
+    tw_stream *s = op->stream;
+    s->stall_pass = flush_pass;
+    device_stall_pass[s->device] = flush_pass;
+    if (!s->legacy && !(s->flags & TW_STREAM_NON_BLOCKING))
+        blocking_stall_pass[s->device] = flush_pass;
+    if (deferred_next_count == deferred_capacity) {
+        size_t capacity = deferred_capacity ? deferred_capacity * 2 : 256;
+        queued_op *a = realloc(deferred, capacity * sizeof *a);
+        queued_op *b = a != NULL ? realloc(deferred_next, capacity * sizeof *b) : NULL;
+        if (a == NULL || b == NULL)
+            abort();
+        deferred = a;
+        deferred_next = b;
+        deferred_capacity = capacity;
+    }
+    deferred_next[deferred_next_count++] = *op;
+}
+
+/* Computes one op; false when it must wait for other ranks (then it and every later op of its
+ * stream are deferred). */
+static bool compute_op(const queued_op *op, host_call **calls, size_t *call_count)
+{
+    tw_stream *s = op->stream;
+    switch (op->type) {
+    case Q_OP: {
+        int64_t start = earliest_start(s, op->issue_ns);
+        int64_t end = start + op->u.slot->duration_ns;
+        advance_stream(s, end);
+        emit_op_record(op, op->u.slot, start, end, 0);
+        return true;
+    }
+    case Q_EVENT_RECORD: {
+        int64_t at = earliest_start(s, op->issue_ns) - tw_spec()->launch_latency_ns;
+        if (at < s->tail_ns)
+            at = s->tail_ns;
+        if (at < op->issue_ns)
+            at = op->issue_ns;
+        event_computed(op->u.event, op->record_number, at);
+        advance_stream(s, at);
+        return true;
+    }
+    case Q_EVENT_WAIT: {
+        int64_t at;
+        if (!event_record_time(op->u.event, op->record_number, &at))
+            return false;
+        advance_stream(s, at);
+        return true;
+    }
+    case Q_HOST_FUNC: {
+        int64_t at = s->tail_ns > op->issue_ns ? s->tail_ns : op->issue_ns;
+        advance_stream(s, at);
+        push_host_call(calls, call_count, op->u.host.fn, op->u.host.data);
+        return true;
+    }
+    case Q_GRAPH:
+        compute_graph(op);
+        return true;
+    case Q_COLL:
+        return compute_collective(op);
+    default:
+        return true;
+    }
+}
+
+static void process_locked(const queued_op *op, host_call **calls, size_t *call_count)
+{
+    if (stream_stalled(op->stream) || !compute_op(op, calls, call_count))
+        defer_locked(op);
+}
+
+typedef struct gpu_waiter gpu_waiter;
+static void resolve_waiters_locked(void);
+
 static void flush_locked(host_call **calls, size_t *call_count)
 {
-    if (queue_head == queue_tail)
+    uint64_t completions = tw_coll_completed_count();
+    if (queue_head == queue_tail && (deferred_count == 0 || completions == completions_seen))
         return;
+    completions_seen = completions;
     tw_predict_resolve_locked();
+    flush_pass++;
+    deferred_next_count = 0;
+    for (size_t i = 0; i < deferred_count; i++)
+        process_locked(&deferred[i], calls, call_count);
     while (queue_head != queue_tail) {
-        queued_op *op = &queue[queue_head % QUEUE_CAPACITY];
-        tw_stream *s = op->stream;
-        switch (op->type) {
-        case Q_OP: {
-            int64_t start = earliest_start(s, op->issue_ns);
-            int64_t end = start + op->u.slot->duration_ns;
-            advance_stream(s, end);
-            emit_op_record(op, op->u.slot, start, end, 0);
-            break;
-        }
-        case Q_EVENT_RECORD: {
-            int64_t at = earliest_start(s, op->issue_ns) - tw_spec()->launch_latency_ns;
-            if (at < s->tail_ns)
-                at = s->tail_ns;
-            if (at < op->issue_ns)
-                at = op->issue_ns;
-            op->u.event->time_ns = at;
-            op->u.event->records_computed++;
-            advance_stream(s, at);
-            break;
-        }
-        case Q_EVENT_WAIT:
-            if (op->u.event->records_computed > 0)
-                advance_stream(s, op->u.event->time_ns);
-            break;
-        case Q_HOST_FUNC: {
-            int64_t at = s->tail_ns > op->issue_ns ? s->tail_ns : op->issue_ns;
-            advance_stream(s, at);
-            push_host_call(calls, call_count, op->u.host.fn, op->u.host.data);
-            break;
-        }
-        case Q_GRAPH:
-            compute_graph(op);
-            break;
-        default:
-            break;
-        }
+        process_locked(&queue[queue_head % QUEUE_CAPACITY], calls, call_count);
         queue_head++;
     }
+    queued_op *swap = deferred;
+    deferred = deferred_next;
+    deferred_next = swap;
+    deferred_count = deferred_next_count;
+    resolve_waiters_locked();
 }
 
 void tw_timeline_flush(void)
@@ -329,6 +559,11 @@ void tw_timeline_flush(void)
     for (size_t i = 0; i < count; i++)
         calls[i].fn(calls[i].data);
     free(calls);
+}
+
+void tw_timeline_progress(void)
+{
+    tw_timeline_flush();
 }
 
 /* ---- submission ---- */
@@ -364,6 +599,16 @@ uint64_t tw_submit_graph_locked(tw_stream *s, tw_graph_exec *x)
     return op->seq;
 }
 
+void tw_submit_collective(tw_stream *s, tw_coll_launch *l)
+{
+    pthread_mutex_lock(&tw_timeline_lock);
+    queued_op *op = enqueue_locked(Q_COLL, s);
+    op->u.coll = l;
+    pthread_mutex_unlock(&tw_timeline_lock);
+    /* post this rank's arrival now if its stream has reached the op: a peer may be waiting */
+    tw_timeline_flush();
+}
+
 void tw_submit_host_func(tw_stream *s, void (*fn)(void *), void *user_data)
 {
     pthread_mutex_lock(&tw_timeline_lock);
@@ -382,25 +627,131 @@ void tw_submit_host_func(tw_stream *s, void (*fn)(void *), void *user_data)
     pthread_mutex_unlock(&tw_timeline_lock);
 }
 
-/* ---- waits ---- */
+/* ---- waits ----
+ * A wait's target is the stream's, the device's or the event's computed time. While an op it
+ * depends on waits for other ranks, it has none yet: the thread is blocked with no target, and
+ * the flush that completes the op (the progress thread's, after a peer arrived) gives its slot
+ * the target before the clock may move on (collectives.c: dirty processes hold the clock). */
 
-static uint32_t wait_name(const char *what)
+enum { TARGET_STREAM = 1, TARGET_DEVICE, TARGET_EVENT };
+
+struct gpu_waiter {
+    int kind;
+    void *object;
+    tw_actor *slot;
+    int64_t target_ns;
+    int resolved;
+    gpu_waiter *next;
+};
+static gpu_waiter *waiters;   /* under tw_timeline_lock */
+
+static bool target_locked(int kind, void *object, int64_t *target)
 {
-    return tw_name_intern(what);
+    switch (kind) {
+    case TARGET_STREAM: {
+        tw_stream *s = object;
+        if (stream_stalled(s))
+            return false;
+        *target = s->tail_ns;
+        return true;
+    }
+    case TARGET_DEVICE: {
+        int device = clamp_device((int)(intptr_t)object);
+        if (device_stall_pass[device] == flush_pass)
+            return false;
+        *target = device_tail_ns[device];
+        return true;
+    }
+    default: {
+        tw_event *e = object;
+        if (e->records_issued == 0) {
+            *target = 0;
+            return true;
+        }
+        return event_record_time(e, e->records_issued, target);
+    }
+    }
 }
 
-static int64_t flushed_stream_tail(tw_stream *s)
+static void resolve_waiters_locked(void)
+{
+    bool resolved_any = false;
+    for (gpu_waiter *w = waiters; w != NULL; w = w->next) {
+        if (w->resolved || !target_locked(w->kind, w->object, &w->target_ns))
+            continue;
+        if (w->slot != NULL)
+            tw_actor_set_target(w->slot, w->target_ns);
+        __atomic_store_n(&w->resolved, 1, __ATOMIC_RELEASE);
+        resolved_any = true;
+    }
+    if (resolved_any)
+        tw_actors_kick();
+}
+
+/* Flushes and reads the target; when there is none yet, registers `waiter`. */
+static bool flushed_target(int kind, void *object, int64_t *target, gpu_waiter *waiter)
 {
     host_call *calls = NULL;
     size_t count = 0;
     pthread_mutex_lock(&tw_timeline_lock);
     flush_locked(&calls, &count);
-    int64_t tail = s->tail_ns;
+    bool known = target_locked(kind, object, target);
+    if (!known && waiter != NULL) {
+        *waiter = (gpu_waiter){.kind = kind, .object = object, .slot = tw_actor_self(), .next = waiters};
+        waiters = waiter;
+    }
     pthread_mutex_unlock(&tw_timeline_lock);
     for (size_t i = 0; i < count; i++)
         calls[i].fn(calls[i].data);
     free(calls);
-    return tail;
+    return known;
+}
+
+static void unregister_waiter(gpu_waiter *waiter)
+{
+    pthread_mutex_lock(&tw_timeline_lock);
+    for (gpu_waiter **at = &waiters; *at != NULL; at = &(*at)->next)
+        if (*at == waiter) {
+            *at = waiter->next;
+            break;
+        }
+    pthread_mutex_unlock(&tw_timeline_lock);
+}
+
+/* Blocked with no target until a flush gives this waiter one. */
+static void wait_for_peers(gpu_waiter *waiter)
+{
+    if (tw_actor_block("gpu:peers", -1, TW_ACTOR_F_EPOCH) == NULL)
+        waiter->slot = NULL;
+    while (!__atomic_load_n(&waiter->resolved, __ATOMIC_ACQUIRE)) {
+        uint32_t epoch = tw_actors_epoch();
+        if (__atomic_load_n(&waiter->resolved, __ATOMIC_ACQUIRE))
+            break;
+        tw_actors_try_jump();
+        tw_actors_wait_epoch(epoch, waiter->slot != NULL ? TW_SLICE_FOREVER_NS : 1000000LL);
+        tw_actors_check_deadlock();
+    }
+    unregister_waiter(waiter);
+    tw_actor_run();
+}
+
+static void gpu_wait(int kind, void *object, int reason, uint32_t name_id)
+{
+    int64_t begin = tw_now_ns();
+    int64_t target = 0;
+    gpu_waiter waiter;
+    while (!flushed_target(kind, object, &target, &waiter))
+        wait_for_peers(&waiter);
+    if (target > tw_now_ns())
+        tw_wait_virtual(target, reason == TW_WAIT_EVENT ? "gpu:event" : "gpu:sync", false);
+    int64_t end = tw_now_ns();
+    if (name_id != 0 || end > begin)
+        tw_clock_record_wait(begin, end, reason, name_id);
+}
+
+static uint32_t wait_name(const char *what)
+{
+    return tw_name_intern(what);
 }
 
 void tw_stream_synchronize(tw_stream *s)
@@ -408,12 +759,13 @@ void tw_stream_synchronize(tw_stream *s)
     static uint32_t name_id;
     if (name_id == 0)
         name_id = wait_name("stream synchronize");
-    tw_wait_until(flushed_stream_tail(s), TW_WAIT_GPU, name_id);
+    gpu_wait(TARGET_STREAM, s, TW_WAIT_GPU, name_id);
 }
 
 bool tw_stream_query_done(tw_stream *s)
 {
-    return flushed_stream_tail(s) <= tw_now_ns();
+    int64_t target;
+    return flushed_target(TARGET_STREAM, s, &target, NULL) && target <= tw_now_ns();
 }
 
 void tw_device_synchronize(int device)
@@ -421,11 +773,7 @@ void tw_device_synchronize(int device)
     static uint32_t name_id;
     if (name_id == 0)
         name_id = wait_name("device synchronize");
-    tw_timeline_flush();
-    pthread_mutex_lock(&tw_timeline_lock);
-    int64_t target = device_tail_ns[clamp_device(device)];
-    pthread_mutex_unlock(&tw_timeline_lock);
-    tw_wait_until(target, TW_WAIT_GPU, name_id);
+    gpu_wait(TARGET_DEVICE, (void *)(intptr_t)device, TW_WAIT_GPU, name_id);
 }
 
 /* ---- events ---- */
@@ -452,9 +800,9 @@ void tw_event_record(tw_event *e, tw_stream *s)
         e->capture_dep_count = s->capture_dep_count;
     } else {
         e->capture_graph = NULL;
-        e->records_issued++;
         queued_op *op = enqueue_locked(Q_EVENT_RECORD, s);
         op->u.event = e;
+        op->record_number = ++e->records_issued;
     }
     pthread_mutex_unlock(&tw_timeline_lock);
 }
@@ -478,6 +826,7 @@ void tw_stream_wait_event(tw_stream *s, tw_event *e)
     } else if (e->records_issued > 0 && s->capture_graph == NULL) {
         queued_op *op = enqueue_locked(Q_EVENT_WAIT, s);
         op->u.event = e;
+        op->record_number = e->records_issued;   /* the latest record at the time of the call */
     }
     pthread_mutex_unlock(&tw_timeline_lock);
 }
@@ -497,7 +846,8 @@ bool tw_event_query_done(tw_event *e)
 {
     if (e->records_issued == 0)
         return true;
-    return tw_event_time_ns(e) <= tw_now_ns();
+    int64_t target;
+    return flushed_target(TARGET_EVENT, e, &target, NULL) && target <= tw_now_ns();
 }
 
 void tw_event_synchronize(tw_event *e)
@@ -507,7 +857,7 @@ void tw_event_synchronize(tw_event *e)
         name_id = wait_name("event synchronize");
     if (e->records_issued == 0)
         return;
-    tw_wait_until(tw_event_time_ns(e), TW_WAIT_EVENT, name_id);
+    gpu_wait(TARGET_EVENT, e, TW_WAIT_EVENT, name_id);
 }
 
 /* ---- capture state (graph.c drives it) ---- */

@@ -357,11 +357,94 @@ int tw_channel_predict(const tw_wire_desc *descs, const char *const *names, uint
                        tw_prediction *out); /* 0 ok, -1 unavailable after retries */
 const char *tw_channel_failure(void);      /* why the last request failed */
 
+/* ---------------------------------------------------------------- collectives.c
+ * Communicators and rendezvous entries shared by the run's processes (records.h
+ * tw_coll_page). An op is opened at issue (mismatches end the run), its send data staged, its
+ * arrival posted when the stream reaches it, and it starts at the latest arrival. */
+typedef struct tw_coll_op {
+    uint64_t comm_key;
+    uint64_t op_key;              /* collective: sequence number (1..); p2p and splits: see api_nccl.c */
+    uint32_t kind;                /* enum tw_coll_kind */
+    uint32_t dtype;               /* ncclDataType_t */
+    uint64_t count;
+    int32_t root, peer;           /* root; p2p: root = sender rank, peer = receiver rank */
+    uint32_t redop;
+    uint32_t expected;            /* participants */
+    int index;                    /* this participant's index: its rank; p2p: 0 sender, 1 receiver */
+    uint64_t stage_bytes_per_rank;  /* staging to reserve per participant (0 = none) */
+} tw_coll_op;
+typedef struct tw_coll_ref {      /* a participant's handle on an entry */
+    uint32_t entry;
+    int index;
+    uint64_t comm_key, op_key;
+} tw_coll_ref;
+
+int tw_coll_comm_join(uint64_t key, int nranks, int rank, int device, char *why, size_t why_len);
+void tw_coll_comm_wait_joined(uint64_t key);       /* blocks (an actor wait) until all ranks joined */
+void tw_coll_comm_leave(uint64_t key);
+int tw_coll_comm_device(uint64_t key, int rank);
+int tw_coll_open(const tw_coll_op *op, tw_coll_ref *out);   /* TW_OK, TW_ERR_NOMEM; mismatch: fatal */
+void *tw_coll_stage(const tw_coll_ref *ref, uint64_t *bytes); /* this participant's staging, or NULL */
+void tw_coll_deposit(const tw_coll_ref *ref, int64_t aux);  /* staged (or nothing to stage) */
+bool tw_coll_all_deposited(const tw_coll_ref *ref);
+const void *tw_coll_staged(const tw_coll_ref *ref, int index);
+int64_t tw_coll_aux(const tw_coll_ref *ref, int index);
+bool tw_coll_arrive(const tw_coll_ref *ref, int64_t arrival_ns);  /* true: this arrival completed it */
+bool tw_coll_start(const tw_coll_ref *ref, int64_t *start_ns);     /* false until all arrived */
+void tw_coll_release(const tw_coll_ref *ref);
+uint64_t tw_coll_completed_count(void);
+uint32_t *tw_coll_progress_word(void);   /* bumped by every join, arrival and deposit */
+bool tw_coll_any_dirty(void);      /* a process must recompute before the clock may jump */
+const char *tw_coll_kind_name(int kind);
+size_t tw_coll_describe_pending(char *out, size_t len);
+
+/* collective_data.c: received data of host-backed buffers, written once every participant's
+ * send data is staged; reads and writes of an overlapping range first wait for it. */
+typedef struct tw_coll_result {
+    tw_coll_ref ref;
+    void *recv;
+    uint64_t recv_bytes;
+    uint32_t kind, dtype, redop;
+    uint64_t count;
+    int nranks, rank, root;
+} tw_coll_result;
+/* What a participant deposits beside its data: whether it staged any, and its pre-multiplied
+ * sum scale (1 for the static operators). */
+int64_t tw_coll_deposit_aux(bool has_data, double scale);
+void tw_coll_expect_result(const tw_coll_result *result);
+void tw_coll_materialize_range(const void *p, uint64_t bytes);
+void tw_coll_materialize_ref(const tw_coll_ref *ref);   /* the op completed: write its results now */
+
+/* reduce.c: NCCL's data types and reduction operators on host memory */
+size_t tw_nccl_dtype_bytes(int dtype);
+void tw_reduce(int dtype, int op, const double *scales, void *out, const void *const *inputs, int input_count,
+               uint64_t count);
+double tw_nccl_scalar(const void *p, int dtype);
+
+/* timeline.c: a collective op on a stream (one per stream and NCCL group): its members'
+ * entries and durations; it starts when every member's rendezvous is complete. */
+typedef struct tw_coll_member {
+    tw_coll_ref ref;
+    tw_prediction_slot *slot;     /* this member's duration (NULL: counted in the launch's p2p slot) */
+} tw_coll_member;
+typedef struct tw_coll_launch tw_coll_launch;
+tw_coll_launch *tw_coll_launch_new(uint32_t member_count, uint32_t name_id);
+void tw_coll_launch_set(tw_coll_launch *l, uint32_t i, const tw_coll_ref *ref, const tw_desc *desc);
+void tw_coll_launch_set_p2p(tw_coll_launch *l, const tw_desc *desc); /* combined send/recv duration */
+void tw_submit_collective(tw_stream *s, tw_coll_launch *l);
+/* Recompute what can be computed now (the progress thread, after a rendezvous completed). */
+void tw_timeline_progress(void);
+
+/* waits.c: block the calling thread (no target) until ready(arg), re-checked whenever the
+ * futex word changes and between slices; a deadlock check runs while it waits. */
+void tw_wait_for(bool (*ready)(void *), void *arg, uint32_t *futex_word, const char *label);
+
 /* ---------------------------------------------------------------- init.c
  * fork: each core file resets what a child must not share with its parent. */
 void tw_names_after_fork(void);
 void tw_trace_after_fork(void);
 void tw_timeline_after_fork(void);
 void tw_channel_after_fork(void);
+void tw_coll_after_fork(void);
 
 #endif

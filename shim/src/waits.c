@@ -160,6 +160,29 @@ int tw_wait_virtual(int64_t target_local_ns, const char *label, bool interruptib
     return rc;
 }
 
+/* ---- waits for a condition in shared memory (collective rendezvous) ---- */
+
+void tw_wait_for(bool (*ready)(void *), void *arg, uint32_t *futex_word, const char *label)
+{
+    if (ready(arg))
+        return;
+    ensure_real();
+    tw_actor *self = tw_actor_block(label, -1, 0);
+    while (!ready(arg)) {
+        uint32_t seen = __atomic_load_n(futex_word, __ATOMIC_ACQUIRE);
+        if (ready(arg))
+            break;
+        /* no target of ours: others may jump; re-check at least every slice for the deadlock
+         * report and for a change the futex word missed */
+        tw_actors_try_jump();
+        struct timespec slice = {0, self != NULL ? TW_SLICE_FOREVER_NS : 1000000L};
+        real.syscall(SYS_futex, futex_word, FUTEX_WAIT, seen, &slice, NULL, 0);
+        if (self != NULL)
+            tw_actors_check_deadlock();
+    }
+    tw_actor_run();
+}
+
 static uint32_t sleep_name_id(void)
 {
     static uint32_t id;

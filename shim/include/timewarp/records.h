@@ -66,6 +66,86 @@ typedef struct tw_actor_table {
     tw_actor slots[512];           /* TW_ACTOR_SLOTS */
 } tw_actor_table;
 
+/* ---- collectives: <run>/collectives.page, created zeroed by the first shim process that
+ * joins a communicator of more than one rank (all-zero is the valid empty page), mmap'd
+ * MAP_SHARED by every process of the run (shim/src/collectives.c). A communicator is a record
+ * keyed by its unique id; each collective, point-to-point pair and split is a rendezvous entry
+ * keyed by (communicator, op): ranks post their arrival (the virtual time their stream reaches
+ * the op) and their send data (host-backed buffers), and the entry completes when every
+ * participant has arrived: start = the latest arrival. Cross-host runs will complete the same
+ * entries through the coordinator. */
+#define TW_COLL_MAGIC 0x4c4c4f4357544954
+#define TW_COLL_VERSION 1
+#define TW_COLL_MAX_RANKS 64
+#define TW_COLL_COMMS 256
+#define TW_COLL_ENTRIES 2048
+#define TW_COLL_PROCS 256
+#define TW_COLL_DATA_BYTES 268435456     /* <run>/collectives.data: staging for host-backed data */
+enum tw_coll_kind {
+    TW_COLL_NONE = 0,
+    TW_COLL_ALLREDUCE = 1, TW_COLL_ALLGATHER = 2, TW_COLL_REDUCESCATTER = 3, TW_COLL_BROADCAST = 4,
+    TW_COLL_REDUCE = 5, TW_COLL_SEND = 6, TW_COLL_RECV = 7, TW_COLL_ALLTOALL = 8, TW_COLL_GATHER = 9,
+    TW_COLL_SCATTER = 10,
+    TW_COLL_P2P = 11,          /* an entry that pairs one send with one receive */
+    TW_COLL_SPLIT = 12,        /* ncclCommSplit: aux = (color << 32) | key per rank */
+    TW_COLL_KERNEL = 13        /* a kernel launch that synchronises GPUs over IPC memory */
+};
+typedef struct tw_coll_comm {
+    uint64_t key;                  /* hash of the unique id; 0 = free */
+    uint32_t nranks;
+    uint32_t joined;               /* ranks that have called init */
+    uint32_t left;                 /* ranks that have destroyed or aborted it */
+    uint32_t reserved;
+    int32_t pid[64];               /* TW_COLL_MAX_RANKS: the process of each rank, 0 = not yet */
+    int32_t device[64];
+} tw_coll_comm;
+typedef struct tw_coll_entry {
+    uint64_t comm_key;             /* 0 = free */
+    uint64_t op_key;               /* collective: sequence number; p2p / split: see collectives.c */
+    uint32_t kind;                 /* enum tw_coll_kind */
+    uint32_t dtype;                /* NCCL's ncclDataType_t */
+    uint64_t count;                /* elements, as the API counts them */
+    int32_t root;                  /* root rank, or the sender of a p2p pair */
+    int32_t peer;                  /* the receiver of a p2p pair */
+    uint32_t redop;                /* NCCL's ncclRedOp_t */
+    uint32_t expected;             /* participants */
+    uint32_t arrived;              /* participants whose arrival is posted */
+    uint32_t deposited;            /* participants whose send data is staged (or who have none) */
+    uint32_t released;             /* participants done with the entry: freed when all are */
+    uint32_t created_by_rank;
+    uint64_t arrived_mask;
+    uint64_t deposited_mask;
+    uint64_t released_mask;
+    int64_t start_ns;              /* run axis: the latest arrival, once all arrived */
+    uint64_t data_offset;          /* staging area in collectives.data, stride bytes per rank */
+    uint64_t data_stride;          /* 0 = no data staged */
+    int64_t created_host_ns;       /* host CLOCK_MONOTONIC when the first participant created it */
+    int64_t arrival_ns[64];        /* TW_COLL_MAX_RANKS, run axis */
+    int64_t aux[64];               /* per-rank values of the op (split color/key, dtype/count seen) */
+} tw_coll_entry;
+typedef struct tw_coll_proc {
+    int32_t pid;                   /* 0 = free */
+    uint32_t dirty;                /* futex word: bumped when a rendezvous of this process completes */
+    uint32_t serviced;             /* the dirty value its progress thread last caught up with */
+    uint32_t paused;               /* 1 while the run's clock is paused for its catch-up */
+} tw_coll_proc;
+typedef struct tw_coll_page {
+    uint64_t magic;                /* TW_COLL_MAGIC once initialised (by CAS from 0) */
+    uint32_t version;
+    uint32_t lock;                 /* 0 free, else the holder's pid (a dead holder is taken over) */
+    uint32_t progress;             /* futex word: bumped by every join, arrival, deposit and release */
+    uint32_t proc_high_water;      /* every used procs[] index is below this */
+    uint64_t data_head;            /* next staging byte (wraps at TW_COLL_DATA_BYTES) */
+    uint64_t completed;            /* rendezvous completed so far */
+    uint32_t error;                /* 1 once a mismatch or a dead participant was reported */
+    uint32_t reserved32;
+    char error_text[512];          /* what went wrong, for emulate's ended_by */
+    uint64_t reserved[8];
+    tw_coll_proc procs[256];       /* TW_COLL_PROCS */
+    tw_coll_comm comms[256];       /* TW_COLL_COMMS */
+    tw_coll_entry entries[2048];   /* TW_COLL_ENTRIES */
+} tw_coll_page;
+
 /* ---- operation kinds: what a GPU-timeline op or a prediction descriptor is ---- */
 enum tw_op_kind {
     TW_OP_NONE = 0,

@@ -1,0 +1,131 @@
+"""NCCL across processes (shim/src/api_nccl.c, collectives.c): ranks in separate processes form a
+communicator, their collectives carry real data where buffers are host-backed, and each
+collective is a rendezvous on the virtual timeline that starts at the latest arrival."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emulator.outputs.records import load_run, rec
+from shim import abi, build
+
+CUDA_DIR = Path(__file__).resolve().parent / "cuda"
+N = 4   # floats per rank in the values scenario
+
+
+@pytest.fixture(scope="module")
+def nccl_ranks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    assert cc is not None, "a C compiler is a prerequisite of the tests"
+    includes = [f"-I{d}" for d in build.vendor_include_dirs()]
+    exe = tmp_path_factory.mktemp("nccl") / "nccl_ranks"
+    subprocess.run([cc, "-std=gnu11", "-Wall", "-Wextra", "-Werror", *includes, "-o", str(exe),
+                    str(CUDA_DIR / "nccl_ranks.c"), "-ldl"], check=True, capture_output=True, text=True)
+    return exe
+
+
+def rank_values(stdout: str) -> dict[int, dict[str, list[float]]]:
+    out: dict[int, dict[str, list[float]]] = defaultdict(dict)
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] == "rank":
+            out[int(parts[1])][parts[2]] = [float(v) for v in parts[3:]]
+    return out
+
+
+def sent(rank: int, i: int) -> float:
+    """What rank `rank` holds at index i (nccl_ranks.c scenario_values)."""
+    return (rank + 1) * 10.0 + i
+
+
+@pytest.mark.parametrize("nranks", [2, 4])
+def test_collectives_move_and_reduce_data_across_processes(emulate, nccl_ranks: Path, nranks: int) -> None:  # noqa: ANN001
+    run = emulate([str(nccl_ranks), str(nranks), "values"], extra=["--gpus", str(nranks)])
+    assert run.exit_status == 0, run.stderr[-3000:]
+    got = rank_values(run.stdout)
+    assert sorted(got) == list(range(nranks))
+    ranks = range(nranks)
+    for r in ranks:
+        v = got[r]
+        assert v["allreduce_sum"] == [sum(sent(k, 0) for k in ranks), sum(sent(k, 3) for k in ranks)]
+        assert v["allreduce_max"] == [sent(nranks - 1, 0)]
+        # int32 product in place: [k + 1, 2, 3, 4] on rank k
+        assert v["allreduce_prod_int"] == [float(np.prod([k + 1 for k in ranks])), 2.0 ** nranks]
+        assert v["allgather"] == [sent(0, 0), sent(nranks - 1, 0)]
+        assert v["reducescatter"] == [sum(sent(k, r * N) for k in ranks)]
+        assert v["broadcast"] == [sent(nranks - 1, 0)]
+        assert v["alltoall"] == [sent(0, r * N), sent(nranks - 1, r * N)]
+        assert v["ring"] == [sent((r - 1) % nranks, 0)]
+    assert run.summary["unimplemented"] == []
+    assert run.summary["floor_predicted"] == []
+
+
+def collective_records(run_dir: Path) -> list[dict]:
+    out = []
+    for proc in load_run(run_dir).processes:
+        r = proc.records[(proc.records["kind"] == rec("GPU_OP")) &
+                         (proc.records["op_kind"] == abi.constant("TW_OP_COLLECTIVE"))]
+        for row in r:
+            out.append({"pid": proc.pid, "name": proc.name(int(row["name_id"])), "comm": int(row["addr"]),
+                        "rank": int(row["dims"][2]), "seq": int(row["dims"][3]), "arrival": int(row["value"]),
+                        "begin": int(row["begin_ns"]), "end": int(row["end_ns"])})
+    return out
+
+
+def test_collective_starts_at_the_latest_arrival(emulate, nccl_ranks: Path) -> None:  # noqa: ANN001
+    nranks = 4
+    run = emulate([str(nccl_ranks), str(nranks), "timing"], extra=["--gpus", str(nranks)])
+    assert run.exit_status == 0, run.stderr[-3000:]
+    got = rank_values(run.stdout)
+    records = [c for c in collective_records(run.run_dir) if c["name"] == "nccl:allreduce"]
+    assert sorted(c["rank"] for c in records) == list(range(nranks))
+    latest = max(c["arrival"] for c in records)
+    for c in records:
+        # one rendezvous: every rank starts at the latest arrival and ends together
+        assert c["begin"] == latest, c
+        assert c["end"] == records[0]["end"], c
+        assert c["arrival"] <= c["begin"]
+    # rank r issued r x 10 ms after its t0: the last arrival is rank 3's, about 30 ms after rank 0's
+    arrivals = {c["rank"]: c["arrival"] for c in records}
+    assert arrivals[nranks - 1] == latest
+    assert arrivals[nranks - 1] - arrivals[0] >= (nranks - 1) * 10_000_000
+    # 64 MiB all-reduced over 4 ranks: a ring moves 2 (n-1)/n of it over each GPU's NVLink
+    # (450 GB/s per direction on H100 SXM): at least 112 µs, and not more than 10x that
+    duration = records[0]["end"] - records[0]["begin"]
+    ring_floor_ns = 2 * 3 / 4 * (64 << 20) / 450e9 * 1e9
+    assert ring_floor_ns <= duration <= 10 * ring_floor_ns, duration
+    end = records[0]["end"]
+    for r in range(nranks):
+        done = got[r]["done"][0]
+        assert done >= end, f"rank {r} saw the all-reduce finish {end - done} ns before it did"
+        # woken by the completion, not by its own 30 ms head start
+        assert done - end < 10_000_000, f"rank {r} woke {done - end} ns late"
+
+
+def test_split_forms_communicators_by_color(emulate, nccl_ranks: Path) -> None:  # noqa: ANN001
+    nranks = 4
+    run = emulate([str(nccl_ranks), str(nranks), "split"], extra=["--gpus", str(nranks)])
+    assert run.exit_status == 0, run.stderr[-3000:]
+    got = rank_values(run.stdout)
+    for r in range(nranks):
+        color = [k for k in range(nranks) if k % 2 == r % 2]
+        assert got[r]["split_size"] == [len(color)]
+        # key -rank: the highest parent rank comes first
+        assert got[r]["split_rank"] == [sorted(color, reverse=True).index(r)]
+        assert got[r]["split_sum"] == [float(sum(color))]
+
+
+def test_mismatched_collectives_end_the_run_naming_both(emulate, nccl_ranks: Path) -> None:  # noqa: ANN001
+    run = emulate([str(nccl_ranks), "2", "mismatch"], extra=["--gpus", "2"])
+    assert "mismatch_survived" not in run.stdout
+    assert run.exit_status != 0
+    ended = run.summary["ended_by"]
+    assert ended is not None and ended["reason"] == "emulation", ended
+    assert "collective mismatch" in ended["cause"], ended
+    assert "allreduce(count 16" in ended["cause"] and "allgather(count 16" in ended["cause"], ended
