@@ -74,6 +74,20 @@ def _dead(state: str | None) -> bool:
     return state is None or state in ("Z", "X", "x")
 
 
+def _gone(pid: int) -> bool:
+    """The process no longer runs: absent, or a zombie whose last thread has finished tearing
+    it down (a zombie leader with live threads is still exiting, which takes host time)."""
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in ("X", "x"):
+        return True
+    if fields[0] != "Z":
+        return False
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) <= 1
+    except OSError:
+        return True
+
+
 def _subtrees(procs: dict[int, tuple[str, int]], roots: set[int]) -> set[int]:
     """The roots that exist and all their descendants."""
     children: dict[int, list[int]] = {}
@@ -140,7 +154,7 @@ class RunMonitor:
                 continue
             # Dead in the snapshot is confirmed now: a process started since the snapshot is
             # alive and registered, and freeing its slot would hide its waits from the jump rule.
-            if slot.tid != 0 and _dead(procs.get(pid, (None, 0))[0]) and _dead((_stat_fields(pid) or (None, 0))[0]):
+            if slot.tid != 0 and _dead(procs.get(pid, (None, 0))[0]) and _gone(pid):
                 slot.state = abi.constant("TW_ACTOR_FREE")
                 slot.pid = 0
                 freed = True

@@ -5,6 +5,7 @@
  * readable socket) is runnable ('R' in /proc) before it returns to mark itself running, so a
  * message sent before its sender blocked is never skipped past. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -117,13 +118,14 @@ static void on_thread_exit(void *slot)
     }
 }
 
-static void release_process_slots(void)
+/* At exit the slots stay: the process still runs its teardown (destructors after this handler,
+ * library finalisers, the kernel's exit), and while it runs the clock must not jump (torchrun's
+ * agent, polling its workers every 100 ms, jumped hundreds of virtual seconds past a worker that
+ * had released its slots but took seconds of host time to die). The jumper and emulate's sweep
+ * free the slots once the process is a zombie or gone. */
+static void exit_keeps_running(void)
 {
-    uint32_t n = __atomic_load_n(&table->high_water, __ATOMIC_ACQUIRE);
-    for (uint32_t i = 0; i < n; i++)
-        if (__atomic_load_n(&table->slots[i].pid, __ATOMIC_ACQUIRE) == my_pid)
-            release_slot(&table->slots[i]);
-    kick();
+    tw_actor_run();
 }
 
 static tw_actor *claim_slot(int32_t pid, int32_t tid);
@@ -169,7 +171,7 @@ static void actors_init(void)
             wake_signal = sig;
     }
     pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
-    atexit(release_process_slots);
+    atexit(exit_keeps_running);
 }
 
 /* A free slot, running, for pid/tid (tid 0: a thread or child about to start). */
@@ -184,6 +186,8 @@ static tw_actor *claim_slot(int32_t pid, int32_t tid)
         s->flags = 0;
         s->target_ns = INT64_MAX;
         s->heartbeat = 0;
+        s->probe_cpu_ns = 0;
+        s->probe_host_ns = 0;
         s->since_host_ns = tw_clock_host_ns();
         memset(s->label, 0, sizeof s->label);
         __atomic_store_n(&s->state, TW_ACTOR_RUNNING, __ATOMIC_RELEASE);
@@ -339,6 +343,20 @@ void tw_actor_set_spinning(bool spinning)
     }
 }
 
+static bool other_threads_alive(int32_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", pid);
+    DIR *dir = opendir(path);
+    if (dir == NULL)
+        return false;
+    int threads = 0;
+    for (struct dirent *e; (e = readdir(dir)) != NULL;)
+        threads += e->d_name[0] != '.';
+    closedir(dir);
+    return threads > 1;
+}
+
 /* The kernel's state letter of a thread ('R' runnable, 'S' sleeping, 'D' disk, 'Z' zombie...),
  * 0 when it no longer exists, '?' when /proc could not tell (out of descriptors, say): a live
  * thread must never be taken for gone, or its slot and its waits would vanish. */
@@ -355,7 +373,28 @@ static char kernel_state(int32_t pid, int32_t tid)
         return n == 0 || errno == ESRCH ? 0 : '?';
     buf[n] = '\0';
     char *paren = strrchr(buf, ')');
-    return paren != NULL && paren[1] == ' ' ? paren[2] : 0;
+    char k = paren != NULL && paren[1] == ' ' ? paren[2] : 0;
+    /* A zombie leader whose other threads still run is a process in its exit: the last thread
+     * tears the address space down, which takes real time; it is gone only when that is done. */
+    if (k == 'Z' && pid == tid && other_threads_alive(pid))
+        return 'R';
+    return k;
+}
+
+/* The CPU time a thread has received (schedstat's first field), 0 when unreadable. */
+static uint64_t thread_cpu_ns(int32_t pid, int32_t tid)
+{
+    char path[64], buf[128];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", pid, tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = tw_io_read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    return strtoull(buf, NULL, 10);
 }
 
 static bool gone(char k)
@@ -460,7 +499,8 @@ enum tw_jump_result tw_actors_try_jump(void)
             /* Running lately: it blocks where we see it (and re-evaluates) or, if it sleeps in
              * a wait we do not see, a waiter's backoff looks again after the 20 ms. Only then
              * is its kernel state worth a /proc read. */
-            if (tw_clock_host_ns() - s->since_host_ns < UNINTERPOSED_SLEEP_NS)
+            int64_t host = tw_clock_host_ns();
+            if (host - s->since_host_ns < UNINTERPOSED_SLEEP_NS)
                 return TW_JUMP_NONE;
             char k = kernel_state(pid, s->tid);
             if (gone(k)) {
@@ -469,6 +509,20 @@ enum tw_jump_result tw_actors_try_jump(void)
             }
             if (k != 'S')
                 return TW_JUMP_NONE;
+            /* Asleep in the kernel right now. It is in a wait we do not interpose (a pipe read,
+             * a contended mutex, a thread join) only if it has also stopped receiving CPU for
+             * 20 ms: work that sleeps briefly between bursts (interpreter teardown, imports,
+             * lock hand-offs) keeps the clock, as it would on the GPU host. */
+            uint64_t cpu = thread_cpu_ns(pid, s->tid);
+            if (cpu != s->probe_cpu_ns || s->probe_host_ns == 0) {
+                s->probe_cpu_ns = cpu;
+                s->probe_host_ns = host;
+                return TW_JUMP_NONE;
+            }
+            if (host - s->probe_host_ns < UNINTERPOSED_SLEEP_NS)
+                return TW_JUMP_NONE;
+            TW_DEBUG("jump rule: %d/%d counts as blocked (asleep in the kernel, no CPU for %.1f ms)", pid, s->tid,
+                     (double)(host - s->probe_host_ns) / 1e6);
         } else if (state == TW_ACTOR_BLOCKED && s->target_ns < earliest) {
             earliest = s->target_ns;
         }
@@ -597,7 +651,11 @@ void tw_actors_check_deadlock(void)
     kill(my_pid, SIGTERM);
 }
 
+/* The process is an actor from its start: a child started by vfork or posix_spawn (Python's
+ * subprocess) has no fork slot, and importing a big Python package can run for seconds before
+ * its first interposed call; until it registers, its parent's 100 ms polls would jump freely. */
 __attribute__((constructor(103))) static void actors_constructor(void)
 {
     pthread_once(&init_once, actors_init);
+    tw_actor_self();
 }

@@ -50,6 +50,8 @@ typedef struct tw_actor {
     int64_t since_host_ns;         /* host CLOCK_MONOTONIC of the last state change */
     uint64_t heartbeat;            /* waits entered so far */
     char label[24];                /* what it waits in: "nanosleep", "poll", "gpu:sync", ... */
+    uint64_t probe_cpu_ns;         /* running: its CPU time when a jumper last read it */
+    int64_t probe_host_ns;         /* host CLOCK_MONOTONIC since which probe_cpu_ns has not moved */
 } tw_actor;
 #define TW_ACTOR_F_SIGNAL 1        /* the wait returns EINTR on the wake signal: signal it on a jump */
 #define TW_ACTOR_F_FD 2            /* waits on file descriptors (poll, select, epoll) */

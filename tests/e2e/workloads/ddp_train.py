@@ -1,0 +1,106 @@
+"""A small transformer trained with DistributedDataParallel (or FSDP2's fully_shard) under
+torchrun: each rank prints its step times (virtual, from CUDA events) and the values of a few
+torch.distributed collectives, so the test can check both the timeline and the data.
+
+    torchrun --nproc-per-node N ddp_train.py [--fsdp] [--steps S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+
+class Block(nn.Module):
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.norm1 = nn.LayerNorm(width)
+        self.norm2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm1(x)
+        x = x + self.attn(h, h, h, need_weights=False)[0]
+        return x + self.mlp(self.norm2(x))
+
+
+def model(width: int, layers: int) -> nn.Module:
+    return nn.Sequential(*[Block(width, 4) for _ in range(layers)], nn.Linear(width, width))
+
+
+def check_collective_values(rank: int, world: int) -> None:
+    """Values that must cross the ranks: a broadcast tensor, an all-reduced one read back with
+    .item(), an all-gather, and a barrier."""
+    source = torch.tensor([rank * 100 + 7], dtype=torch.long, device="cuda")
+    dist.broadcast(source, src=world - 1)
+    value = torch.tensor([float(rank + 1)], device="cuda")
+    dist.all_reduce(value)
+    gathered = torch.empty(world, dtype=torch.long, device="cuda")
+    dist.all_gather_into_tensor(gathered, torch.tensor([rank * rank], dtype=torch.long, device="cuda"))
+    dist.barrier()
+    print(f"RESULT rank={rank} broadcast={source.item()} allreduce={value.item():g} "
+          f"squares={gathered.tolist()}", flush=True)
+
+
+def check_object_collectives(rank: int, world: int) -> None:
+    """torch.distributed's object collectives compute sizes with kernels (torch.cat, torch.sum,
+    comparisons) whose outputs the emulator does not have: not supported yet (docs/supported.md)."""
+    objects = [{"from": rank}] if rank == 0 else [None]
+    dist.broadcast_object_list(objects, src=0)
+    gathered: list[object] = [None] * world
+    dist.all_gather_object(gathered, {"rank": rank, "square": rank * rank})
+    squares = [g["square"] for g in gathered]  # type: ignore[index]
+    print(f"RESULT rank={rank} broadcast_from={objects[0]['from']} object_squares={squares}",  # type: ignore[index]
+          flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--fsdp", action="store_true")
+    parser.add_argument("--objects", action="store_true", help="also the object collectives (unsupported)")
+    args = parser.parse_args()
+    dist.init_process_group("nccl")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
+    check_collective_values(rank, world)
+    if args.objects:
+        check_object_collectives(rank, world)
+    torch.manual_seed(0)
+    net = model(args.width, args.layers).cuda()
+    if args.fsdp:
+        from torch.distributed.fsdp import fully_shard
+
+        for block in net[:-1]:
+            fully_shard(block)
+        fully_shard(net)
+    else:
+        net = nn.parallel.DistributedDataParallel(net)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    x = torch.randn(args.batch, args.seq, args.width, device="cuda")
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    for step in range(args.steps):
+        start.record()
+        loss = net(x).float().pow(2).mean()
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        end.record()
+        end.synchronize()
+        print(f"RESULT rank={rank} step={step} ms={start.elapsed_time(end):.4f}", flush=True)
+    dist.barrier()
+    print(f"RESULT rank={rank} done=1", flush=True)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
