@@ -508,8 +508,8 @@ static void member_desc(const group_op *o, tw_desc *d)
     d->name_id = name_id_of(coll_names[o->kind]);
 }
 
-/* The ops of one stream: opened in issue order, then one launch on the timeline. */
-static ncclResult_t launch_stream(group_op *ops, uint32_t count)
+/* The ops of one stream opened in issue order, as one launch for the timeline (NULL on error). */
+static tw_coll_launch *build_launch(const group_op *ops, uint32_t count)
 {
     uint32_t collectives = 0, p2p = 0;
     uint64_t sent = 0, received = 0;
@@ -530,10 +530,9 @@ static ncclResult_t launch_stream(group_op *ops, uint32_t count)
     tw_coll_launch *l = tw_coll_launch_new(count, name_id_of(name));
     for (uint32_t i = 0; i < count; i++) {
         tw_coll_ref ref;
-        ncclResult_t r = open_op(&ops[i], &ref);
-        if (r != ncclSuccess) {
+        if (open_op(&ops[i], &ref) != ncclSuccess) {
             free(l);
-            return r;
+            return NULL;
         }
         bool is_p2p = ops[i].kind == TW_COLL_SEND || ops[i].kind == TW_COLL_RECV;
         tw_desc d;
@@ -558,6 +557,40 @@ static ncclResult_t launch_stream(group_op *ops, uint32_t count)
             }
         tw_coll_launch_set_p2p(l, &d);
     }
+    return l;
+}
+
+/* A group captured into a CUDA graph: its ops as they were issued, bound at every replay. */
+typedef struct captured_group {
+    uint32_t count;
+    group_op ops[];
+} captured_group;
+
+static tw_coll_launch *bind_captured(const void *coll_template)
+{
+    const captured_group *g = coll_template;
+    tw_coll_launch *l = build_launch(g->ops, g->count);
+    if (l == NULL)
+        TW_ERROR("a collective captured in a CUDA graph could not be replayed (see the error above)");
+    return l;
+}
+
+static ncclResult_t launch_stream(const group_op *ops, uint32_t count)
+{
+    if (tw_stream_capture_graph(ops[0].stream) != NULL) {
+        /* captured: nothing runs now; each replay of the graph issues these ops anew */
+        captured_group *g = malloc(sizeof *g + count * sizeof g->ops[0]);
+        if (g == NULL)
+            return ncclSystemError;
+        g->count = count;
+        memcpy(g->ops, ops, count * sizeof *ops);
+        if (tw_capture_collective(ops[0].stream, g, bind_captured))
+            return ncclSuccess;
+        free(g);
+    }
+    tw_coll_launch *l = build_launch(ops, count);
+    if (l == NULL)
+        return ncclSystemError;
     tw_submit_collective(ops[0].stream, l);
     return ncclSuccess;
 }

@@ -80,8 +80,7 @@ static int connect_once_locked(void)
         close_locked(); /* inherited across fork: the parent's connection */
     const char *address = tw_config_get()->coordinator;
     if (address == NULL) {
-        set_failure("%s", "this process has a run directory but no TIMEWARP_COORDINATOR (its environment "
-                          "was cleared or rewritten)");
+        set_failure("%s", "no coordinator: TIMEWARP_COORDINATOR is unset");
         return -1;
     }
     if (strncmp(address, "unix:", 5) != 0) {

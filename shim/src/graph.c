@@ -113,6 +113,7 @@ int tw_graph_instantiate(tw_graph *g, tw_graph_exec **out_exec)
     for (uint32_t i = 0; i < g->node_count; i++) {
         x->nodes[i] = g->nodes[i];
         x->nodes[i].deps = NULL;
+        x->coll_node_count += g->nodes[i].kind == TW_NODE_COLL;
         if (g->nodes[i].dep_count > 0) {
             x->nodes[i].deps = malloc(g->nodes[i].dep_count * sizeof(uint32_t));
             if (x->nodes[i].deps == NULL)
@@ -154,14 +155,32 @@ int tw_graph_launch(tw_graph_exec *x, tw_stream *s)
             uint32_t at = tw_graph_add_node_locked(g, node->kind, node->slot, deps, count);
             g->nodes[at].host_fn = node->host_fn;
             g->nodes[at].host_data = node->host_data;
+            g->nodes[at].coll_template = node->coll_template;
+            g->nodes[at].coll_bind = node->coll_bind;
         }
         if (x->node_count > 0) {
             uint32_t last = g->node_count - 1;
             tw_stream_capture_set_tail(s, &last, 1);
         }
-    } else {
-        tw_submit_graph_locked(s, x);
+        pthread_mutex_unlock(&tw_timeline_lock);
+        return TW_OK;
     }
     pthread_mutex_unlock(&tw_timeline_lock);
+    /* every replay of a collective node is a new collective (the next on its communicator): bind
+     * them in node order before the replay is queued, outside the lock (binding opens entries) */
+    tw_coll_launch **colls = NULL;
+    if (x->coll_node_count > 0) {
+        colls = calloc(x->node_count, sizeof *colls);
+        if (colls == NULL)
+            abort();
+        for (uint32_t i = 0; i < x->node_count; i++)
+            if (x->nodes[i].kind == TW_NODE_COLL)
+                colls[i] = x->nodes[i].coll_bind(x->nodes[i].coll_template);
+    }
+    pthread_mutex_lock(&tw_timeline_lock);
+    tw_submit_graph_locked(s, x, colls);
+    pthread_mutex_unlock(&tw_timeline_lock);
+    if (colls != NULL)
+        tw_timeline_flush();   /* post arrivals now: a peer may be waiting */
     return TW_OK;
 }

@@ -1,7 +1,7 @@
 /* The duration cache: canonical descriptor -> predicted duration. A miss creates a pending
  * slot; all pending slots are answered in one batch when a time is needed (timeline flush).
- * Outside emulate (no run directory), durations come from the spec's floor (model "floor");
- * inside a run a coordinator that cannot answer ends the run (predictions_unavailable). */
+ * Without a coordinator (outside emulate), durations come from the spec's floor (model
+ * "floor"); a run's coordinator that cannot answer ends the run (predictions_unavailable). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +57,30 @@ static int64_t floor_duration_ns(const tw_desc *desc)
     return moved > spec->kernel_floor_ns ? moved : spec->kernel_floor_ns;
 }
 
+/* No answer from the coordinator. A run's coordinator that stopped answering ends the run with
+ * the cause named, unless the user allowed a degraded run (then the summary and emulate's
+ * closing line say so). A process given no coordinator at all (started by hand, outside
+ * emulate) uses the floor, with a warning and, when it traces, a mark the summary lists. */
+static void predictions_unavailable(void)
+{
+    static int reported;
+    const tw_config *config = tw_config_get();
+    char cause[400];
+    snprintf(cause, sizeof cause, "predictions unavailable: %s", tw_channel_failure());
+    if (config->coordinator != NULL && !config->allow_degraded)
+        tw_fatal(cause);
+    if (reported++)
+        return;
+    if (config->coordinator == NULL)
+        TW_WARN("no coordinator (TIMEWARP_COORDINATOR unset: not started by emulate): durations are the "
+                "spec's per-launch floor");
+    else
+        TW_ERROR("DEGRADED RUN: %s; every later prediction is the spec's per-launch floor", cause);
+    char mark[420];
+    snprintf(mark, sizeof mark, "degraded: %s", cause);
+    tw_trace_mark(mark);   /* the summary lists these marks under "degraded" */
+}
+
 tw_prediction_slot *tw_predict_slot_locked(const tw_desc *desc)
 {
     uint64_t hash = hash_desc(desc);
@@ -73,7 +97,8 @@ tw_prediction_slot *tw_predict_slot_locked(const tw_desc *desc)
     slot->hash = hash;
     table[at] = slot;
     slot_count++;
-    if (tw_config_get()->coordinator == NULL && tw_config_get()->run_dir == NULL) {
+    if (tw_config_get()->coordinator == NULL) {
+        predictions_unavailable();   /* says so once */
         slot->duration_ns = floor_duration_ns(desc);
         slot->model = TW_MODEL_FLOOR;
         slot->ready = 1;
@@ -101,29 +126,6 @@ bool tw_predict_ready(const tw_prediction_slot *slot, int64_t *duration_ns, int 
 }
 
 #define BATCH_MAX 4096
-
-/* No answer from the coordinator. Inside a run that ends the run with the cause named, unless
- * the user allowed a degraded run (then the summary and emulate's closing line say so); a
- * process started outside emulate has no coordinator to ask and uses the floor, with a warning. */
-static void predictions_unavailable(void)
-{
-    static int reported;
-    const tw_config *config = tw_config_get();
-    char cause[400];
-    snprintf(cause, sizeof cause, "predictions unavailable: %s", tw_channel_failure());
-    if (config->run_dir != NULL && !config->allow_degraded)
-        tw_fatal(cause);
-    if (reported++)
-        return;
-    if (config->run_dir == NULL) {
-        TW_WARN("no coordinator (not started by emulate): durations are the spec's per-launch floor");
-        return;
-    }
-    TW_ERROR("DEGRADED RUN: %s; every later prediction is the spec's per-launch floor", cause);
-    char mark[420];
-    snprintf(mark, sizeof mark, "degraded: %s", cause);
-    tw_trace_mark(mark);   /* the summary lists these marks under "degraded" */
-}
 
 void tw_predict_resolve_locked(void)
 {

@@ -60,7 +60,10 @@ typedef struct queued_op {
     union {
         tw_prediction_slot *slot;
         tw_event *event;
-        tw_graph_exec *exec;
+        struct {
+            tw_graph_exec *exec;
+            tw_coll_launch **colls;   /* per node: the launch of a collective node, else NULL */
+        } graph;
         tw_coll_launch *coll;
         struct {
             void (*fn)(void *);
@@ -256,27 +259,54 @@ static void emit_op_record(const queued_op *op, const tw_prediction_slot *slot, 
     tw_trace_commit(rec, TW_REC_GPU_OP);
 }
 
-static void compute_graph(const queued_op *op)
+static bool compute_collective_at(tw_coll_launch *l, int64_t arrival_ns, int64_t *end_ns);
+static void finish_collective(const queued_op *op, tw_coll_launch *l, int64_t end);
+
+/* A replay: each node starts after its dependencies. A collective node starts at its
+ * rendezvous; while one has not completed the replay is deferred whole, and recomputed later
+ * from the same inputs (its arrivals, once posted, stay what they were). */
+static bool compute_graph(const queued_op *op)
 {
-    tw_graph_exec *x = op->u.exec;
+    tw_graph_exec *x = op->u.graph.exec;
+    tw_coll_launch **colls = op->u.graph.colls;
     tw_stream *s = op->stream;
     int64_t base = earliest_start(s, op->issue_ns);
     int64_t graph_end = base;
+    bool complete = true;
     for (uint32_t i = 0; i < x->node_count; i++) {
         const tw_graph_node *node = &x->nodes[i];
         int64_t start = base;
-        for (uint32_t d = 0; d < node->dep_count; d++)
-            if (x->node_end_ns[node->deps[d]] > start)
-                start = x->node_end_ns[node->deps[d]];
-        int64_t end = start;
-        if (node->kind == TW_NODE_OP) {
-            end = start + node->slot->duration_ns;
-            emit_op_record(op, node->slot, start, end, x->graph_id);
+        bool known = true;
+        for (uint32_t d = 0; d < node->dep_count; d++) {
+            int64_t dep_end = x->node_end_ns[node->deps[d]];
+            known &= dep_end >= 0;
+            if (dep_end > start)
+                start = dep_end;
         }
+        int64_t end = start;
+        if (!known)
+            end = -1;
+        else if (node->kind == TW_NODE_OP)
+            end = start + node->slot->duration_ns;
+        else if (node->kind == TW_NODE_COLL && colls != NULL && colls[i] != NULL &&
+                 !compute_collective_at(colls[i], start, &end))
+            end = -1;
         x->node_end_ns[i] = end;
+        complete &= end >= 0;
         if (end > graph_end)
             graph_end = end;
     }
+    if (!complete)
+        return false;
+    for (uint32_t i = 0; i < x->node_count; i++) {
+        const tw_graph_node *node = &x->nodes[i];
+        if (node->kind == TW_NODE_OP)
+            emit_op_record(op, node->slot, x->node_end_ns[i] - node->slot->duration_ns, x->node_end_ns[i],
+                           x->graph_id);
+        else if (node->kind == TW_NODE_COLL && colls != NULL && colls[i] != NULL)
+            finish_collective(op, colls[i], x->node_end_ns[i]);
+    }
+    free(colls);
     advance_stream(s, graph_end);
     tw_record *rec = tw_trace_claim();
     if (rec != NULL) {
@@ -291,6 +321,7 @@ static void compute_graph(const queued_op *op)
         rec->value = x->node_count;
         tw_trace_commit(rec, TW_REC_GRAPH_LAUNCH);
     }
+    return true;
 }
 
 static void push_host_call(host_call **calls, size_t *count, void (*fn)(void *), void *data)
@@ -375,14 +406,12 @@ static void emit_coll_record(const queued_op *op, const tw_coll_launch *l, int64
     tw_trace_commit(rec, TW_REC_GPU_OP);
 }
 
-/* Posts this rank's arrival (once: the stream reached the op) and computes the op when every
- * member's rendezvous is complete; false while some participant has not arrived. */
-static bool compute_collective(const queued_op *op)
+/* Posts this rank's arrival (once: when the stream, or the graph's dependencies, reached the
+ * op) and, once every member's rendezvous is complete, its end; false until then. */
+static bool compute_collective_at(tw_coll_launch *l, int64_t arrival_ns, int64_t *end_ns)
 {
-    tw_coll_launch *l = op->u.coll;
-    tw_stream *s = op->stream;
     if (!l->posted) {
-        l->arrival_ns = earliest_start(s, op->issue_ns);
+        l->arrival_ns = arrival_ns;
         l->posted = true;
         for (uint32_t i = 0; i < l->count; i++)
             tw_coll_arrive(&l->members[i].ref, l->arrival_ns);
@@ -399,13 +428,32 @@ static bool compute_collective(const queued_op *op)
     for (uint32_t i = 0; i < l->count; i++)
         if (l->members[i].slot != NULL)
             duration += l->members[i].slot->duration_ns;
-    advance_stream(s, start + duration);
-    emit_coll_record(op, l, start, start + duration);
+    *end_ns = start + duration;
+    return true;
+}
+
+/* The op is computed: its record, its received data written, its entries released. */
+static void finish_collective(const queued_op *op, tw_coll_launch *l, int64_t end)
+{
+    int64_t duration = l->p2p_slot != NULL ? l->p2p_slot->duration_ns : 0;
+    for (uint32_t i = 0; i < l->count; i++)
+        if (l->members[i].slot != NULL)
+            duration += l->members[i].slot->duration_ns;
+    emit_coll_record(op, l, end - duration, end);
     for (uint32_t i = 0; i < l->count; i++) {
         tw_coll_materialize_ref(&l->members[i].ref);
         tw_coll_release(&l->members[i].ref);
     }
     free(l);
+}
+
+static bool compute_collective(const queued_op *op)
+{
+    int64_t end;
+    if (!compute_collective_at(op->u.coll, earliest_start(op->stream, op->issue_ns), &end))
+        return false;
+    advance_stream(op->stream, end);
+    finish_collective(op, op->u.coll, end);
     return true;
 }
 
@@ -509,8 +557,7 @@ static bool compute_op(const queued_op *op, host_call **calls, size_t *call_coun
         return true;
     }
     case Q_GRAPH:
-        compute_graph(op);
-        return true;
+        return compute_graph(op);
     case Q_COLL:
         return compute_collective(op);
     default:
@@ -592,11 +639,28 @@ uint64_t tw_submit(tw_stream *s, const tw_desc *desc)
     return seq;
 }
 
-uint64_t tw_submit_graph_locked(tw_stream *s, tw_graph_exec *x)
+uint64_t tw_submit_graph_locked(tw_stream *s, tw_graph_exec *x, tw_coll_launch **colls)
 {
     queued_op *op = enqueue_locked(Q_GRAPH, s);
-    op->u.exec = x;
+    op->u.graph.exec = x;
+    op->u.graph.colls = colls;
     return op->seq;
+}
+
+bool tw_capture_collective(tw_stream *s, const void *coll_template, tw_coll_launch *(*bind)(const void *))
+{
+    pthread_mutex_lock(&tw_timeline_lock);
+    bool capturing = s->capture_graph != NULL;
+    if (capturing) {
+        uint32_t node = tw_graph_add_node_locked(s->capture_graph, TW_NODE_COLL, NULL, s->capture_deps,
+                                                 s->capture_dep_count);
+        s->capture_graph->nodes[node].coll_template = coll_template;
+        s->capture_graph->nodes[node].coll_bind = bind;
+        s->capture_deps[0] = node;
+        s->capture_dep_count = 1;
+    }
+    pthread_mutex_unlock(&tw_timeline_lock);
+    return capturing;
 }
 
 void tw_submit_collective(tw_stream *s, tw_coll_launch *l)

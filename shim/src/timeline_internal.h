@@ -15,7 +15,7 @@ struct tw_prediction_slot {
     struct tw_prediction_slot *next_pending;
 };
 
-enum tw_node_kind { TW_NODE_OP = 1, TW_NODE_EMPTY = 2, TW_NODE_HOST_FUNC = 3 };
+enum tw_node_kind { TW_NODE_OP = 1, TW_NODE_EMPTY = 2, TW_NODE_HOST_FUNC = 3, TW_NODE_COLL = 4 };
 
 typedef struct tw_graph_node {
     uint32_t kind;           /* enum tw_node_kind */
@@ -24,6 +24,9 @@ typedef struct tw_graph_node {
     tw_prediction_slot *slot;
     void (*host_fn)(void *);
     void *host_data;
+    /* a captured collective: every replay binds it anew (next sequence numbers, staged data) */
+    const void *coll_template;
+    tw_coll_launch *(*coll_bind)(const void *coll_template);
 } tw_graph_node;
 
 #define TW_MAX_CAPTURE_STREAMS 64
@@ -39,6 +42,7 @@ struct tw_graph {
 struct tw_graph_exec {
     tw_graph_node *nodes;    /* frozen copy */
     uint32_t node_count;
+    uint32_t coll_node_count;
     uint32_t graph_id;
     int64_t *node_end_ns;    /* scratch for one replay */
 };
@@ -54,8 +58,9 @@ void tw_predict_resolve_locked(void);
 uint32_t tw_graph_add_node_locked(tw_graph *g, uint32_t kind, tw_prediction_slot *slot,
                                   const uint32_t *deps, uint32_t dep_count);
 
-/* timeline.c: queue a whole graph replay (lock held). */
-uint64_t tw_submit_graph_locked(tw_stream *s, tw_graph_exec *x);
+/* timeline.c: queue a whole graph replay (lock held); colls: the launch of each collective
+ * node (indexed by node), NULL when the graph has none. */
+uint64_t tw_submit_graph_locked(tw_stream *s, tw_graph_exec *x, tw_coll_launch **colls);
 /* timeline.c: submit with a known prediction slot (launch path; lock held). */
 uint64_t tw_submit_slot_locked(tw_stream *s, tw_prediction_slot *slot, uint32_t flags_extra);
 

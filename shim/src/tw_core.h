@@ -432,6 +432,10 @@ tw_coll_launch *tw_coll_launch_new(uint32_t member_count, uint32_t name_id);
 void tw_coll_launch_set(tw_coll_launch *l, uint32_t i, const tw_coll_ref *ref, const tw_desc *desc);
 void tw_coll_launch_set_p2p(tw_coll_launch *l, const tw_desc *desc); /* combined send/recv duration */
 void tw_submit_collective(tw_stream *s, tw_coll_launch *l);
+/* While s captures a graph, a collective becomes a node that bind(template) turns into a launch
+ * at every replay; false when s is not capturing. */
+bool tw_capture_collective(tw_stream *s, const void *coll_template,
+                           tw_coll_launch *(*bind)(const void *coll_template));
 /* Recompute what can be computed now (the progress thread, after a rendezvous completed). */
 void tw_timeline_progress(void);
 

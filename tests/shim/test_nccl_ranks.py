@@ -129,3 +129,22 @@ def test_mismatched_collectives_end_the_run_naming_both(emulate, nccl_ranks: Pat
     assert ended is not None and ended["reason"] == "emulation", ended
     assert "collective mismatch" in ended["cause"], ended
     assert "allreduce(count 16" in ended["cause"] and "allgather(count 16" in ended["cause"], ended
+
+
+def test_collective_captured_in_a_graph_is_a_new_collective_at_every_replay(emulate, nccl_ranks: Path) -> None:  # noqa: ANN001
+    run = emulate([str(nccl_ranks), "2", "graph"], extra=["--gpus", "2"])
+    assert run.exit_status == 0, run.stderr[-3000:]
+    got = rank_values(run.stdout)
+    for r in range(2):
+        for replay in (1, 2, 3):
+            # each replay all-reduces what the buffer held then: (10 replay + 0) + (10 replay + 1)
+            assert got[r][f"graph_replay_{replay}"] == [20.0 * replay + 1], got[r]
+    records = [c for c in collective_records(run.run_dir) if c["name"] == "nccl:allreduce"]
+    assert len(records) == 2 * 3
+    by_seq: dict[int, list[dict]] = defaultdict(list)
+    for c in records:
+        by_seq[c["seq"]].append(c)
+    assert sorted(by_seq) == [1, 2, 3]
+    for seq, pair in by_seq.items():
+        assert len({c["begin"] for c in pair}) == 1 and len({c["end"] for c in pair}) == 1, (seq, pair)
+        assert pair[0]["begin"] == max(c["arrival"] for c in pair)

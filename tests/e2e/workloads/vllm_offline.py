@@ -33,6 +33,8 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--max-model-len", type=int, default=512)
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.5)
+    ap.add_argument("--tensor-parallel-size", type=int, default=1)
+    ap.add_argument("--pipeline-parallel-size", type=int, default=1)
     ap.add_argument("--compile-mode", choices=("none", "vllm"), default="none",
                     help="none: no torch.compile (full CUDA graphs only); vllm: vLLM's default Inductor path")
     ap.add_argument("--capture-sizes", default="1,2,4,8",
@@ -50,6 +52,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     llm = LLM(model=args.model, load_format="dummy", max_model_len=args.max_model_len,
+              tensor_parallel_size=args.tensor_parallel_size, pipeline_parallel_size=args.pipeline_parallel_size,
               gpu_memory_utilization=args.gpu_memory_utilization, enforce_eager=False,
               compilation_config=compilation or None, profiler_config={"profiler": "cuda"})
     t1 = time.perf_counter()

@@ -3,7 +3,7 @@
  * prints `rank R key value` lines the test reads. Plain C: the entry points come from the
  * shim through dlsym, the types from the vendor headers.
  *
- *   nccl_ranks NRANKS SCENARIO      scenarios: values, timing, split, mismatch, group */
+ *   nccl_ranks NRANKS SCENARIO      scenarios: values, timing, split, graph, mismatch */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdint.h>
@@ -40,6 +40,10 @@ FN(ncclSend);
 FN(ncclRecv);
 FN(ncclGroupStart);
 FN(ncclGroupEnd);
+FN(cudaStreamBeginCapture);
+FN(cudaStreamEndCapture);
+FN(cudaGraphInstantiate);
+FN(cudaGraphLaunch);
 
 #define LOAD(name)                                                              \
     do {                                                                        \
@@ -75,6 +79,7 @@ static void load_all(void)
     LOAD(ncclCommDestroy); LOAD(ncclCommSplit); LOAD(ncclCommCount); LOAD(ncclCommUserRank); LOAD(ncclAllReduce);
     LOAD(ncclAllGather); LOAD(ncclReduceScatter); LOAD(ncclBroadcast); LOAD(ncclReduce); LOAD(ncclAlltoAll);
     LOAD(ncclSend); LOAD(ncclRecv); LOAD(ncclGroupStart); LOAD(ncclGroupEnd);
+    LOAD(cudaStreamBeginCapture); LOAD(cudaStreamEndCapture); LOAD(cudaGraphInstantiate); LOAD(cudaGraphLaunch);
 }
 
 /* A device buffer of n floats holding `values`. */
@@ -177,6 +182,28 @@ static void scenario_split(ncclComm_t comm, cudaStream_t s)
     CHECK(p_ncclCommDestroy(half));
 }
 
+/* An all-reduce captured in a CUDA graph: every replay is a new collective with the data the
+ * buffer holds at that replay. */
+static void scenario_graph(ncclComm_t comm, cudaStream_t s)
+{
+    float value = 0, out = 0;
+    float *d = device_floats(&value, 1);
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    CHECK(p_cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+    CHECK(p_ncclAllReduce(d, d, 1, ncclFloat, ncclSum, comm, s));
+    CHECK(p_cudaStreamEndCapture(s, &graph));
+    CHECK(p_cudaGraphInstantiate(&exec, graph, 0));
+    for (int replay = 1; replay <= 3; replay++) {
+        value = (float)(replay * 10 + rank);
+        CHECK(p_cudaMemcpy(d, &value, sizeof value, cudaMemcpyHostToDevice));
+        CHECK(p_cudaGraphLaunch(exec, s));
+        CHECK(p_cudaStreamSynchronize(s));
+        read_floats(&out, d, 1);
+        printf("rank %d graph_replay_%d %g\n", rank, replay, out);
+    }
+}
+
 static void scenario_mismatch(ncclComm_t comm, cudaStream_t s)
 {
     float *d = device_floats(NULL, 1024);
@@ -216,6 +243,8 @@ int main(int argc, char **argv)
         scenario_timing(comm, s);
     else if (strcmp(scenario, "split") == 0)
         scenario_split(comm, s);
+    else if (strcmp(scenario, "graph") == 0)
+        scenario_graph(comm, s);
     else if (strcmp(scenario, "mismatch") == 0)
         scenario_mismatch(comm, s);
     CHECK(p_ncclCommDestroy(comm));
