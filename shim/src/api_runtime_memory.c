@@ -20,11 +20,6 @@ static cudaError_t rt_status(int rc)
     }
 }
 
-static bool is_device_kind(int kind)
-{
-    return kind == TW_MEM_DEVICE || kind == TW_MEM_MANAGED || kind == TW_MEM_VMM_PHYSICAL;
-}
-
 static cudaError_t device_alloc(void **devPtr, size_t size, int device, int kind)
 {
     if (devPtr == NULL)
@@ -202,44 +197,7 @@ TW_EXPORT cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *att
     return cudaSuccess;
 }
 
-/* ---- IPC: the 64-byte handle names (pid, base, size, device) of the exporter's allocation.
- * Opening it in another process maps an unbacked range of that size on the same device: the
- * bytes themselves are not shared (documented), their address, size and kind are. ---- */
-#define TW_IPC_MAGIC 0x43504954u
-typedef struct tw_ipc_handle {
-    uint32_t magic;
-    int32_t pid;
-    uint64_t base;
-    uint64_t size;
-    int32_t device;
-    uint32_t reserved;
-} tw_ipc_handle;
-_Static_assert(sizeof(tw_ipc_handle) <= CUDA_IPC_HANDLE_SIZE, "IPC handle too large");
-
-int tw_ipc_get(const void *ptr, void *out_handle_bytes)
-{
-    tw_alloc a;
-    if (!tw_mem_lookup(ptr, &a) || !is_device_kind(a.kind))
-        return TW_ERR_INVALID;
-    tw_ipc_handle h = {TW_IPC_MAGIC, getpid(), a.base, a.size, a.device, 0};
-    memset(out_handle_bytes, 0, CUDA_IPC_HANDLE_SIZE);
-    memcpy(out_handle_bytes, &h, sizeof(h));
-    return TW_OK;
-}
-
-int tw_ipc_open(const void *handle_bytes, void **out_ptr)
-{
-    tw_ipc_handle h;
-    memcpy(&h, handle_bytes, sizeof(h));
-    if (h.magic != TW_IPC_MAGIC || h.size == 0)
-        return TW_ERR_INVALID;
-    if (h.pid == getpid()) {
-        TW_WARN("cudaIpcOpenMemHandle: a handle cannot be opened by the process that made it");
-        return TW_ERR_INVALID;
-    }
-    return tw_mem_map_foreign(h.device, h.size, out_ptr);
-}
-
+/* ---- IPC (ipc.c): the bytes of host-backed allocations are shared ---- */
 TW_EXPORT cudaError_t cudaIpcGetMemHandle(cudaIpcMemHandle_t *handle, void *devPtr)
 {
     if (handle == NULL)

@@ -8,6 +8,8 @@ static void after_fork_in_child(void)
     tw_timeline_after_fork();
     tw_channel_after_fork();
     tw_coll_after_fork();
+    tw_ipc_after_fork();
+    tw_mem_after_fork();
     tw_names_after_fork();
     tw_trace_after_fork();
 }

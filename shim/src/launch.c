@@ -12,6 +12,7 @@
 
 #define KERNEL_MAGIC 0x4b524e4c
 #define SHAPE_CACHE 4
+#define MAX_PEERS 16
 
 typedef struct shape_entry {
     uint32_t grid[3];
@@ -20,6 +21,8 @@ typedef struct shape_entry {
     uint32_t flags;
     uint64_t args_key;         /* hash of the scalar and pointer parameter values */
     tw_prediction_slot *slot;
+    uint32_t peer_count;       /* owners of IPC-opened memory the arguments reach (kernel_sync.c) */
+    int32_t peer_pids[MAX_PEERS];
 } shape_entry;
 
 struct tw_kernel {
@@ -398,6 +401,32 @@ static void measure_params(tw_kernel *k, void **args, tw_desc *desc)
     }
 }
 
+/* The processes whose IPC-opened memory the arguments point into (parameters and by-value
+ * structs such as vLLM's RankSignals): the launch synchronises with their kernels. */
+static uint32_t peer_owners(const tw_kernel *k, void **args, int32_t *pids)
+{
+    if (k->layout_state != 1 || args == NULL)
+        return 0;
+    uint32_t count = 0;
+    tw_alloc alloc;
+    for (uint32_t i = 0; i < k->layout.count; i++) {
+        uint32_t size = k->layout.size[i];
+        for (uint32_t at = 0; args[i] != NULL && at + sizeof(uint64_t) <= size && at < SCAN_PARAM_BYTES;
+             at += sizeof(uint64_t)) {
+            uint64_t word;
+            memcpy(&word, (const char *)args[i] + at, sizeof word);
+            if (!device_allocation(word, &alloc) || alloc.owner_pid == 0)
+                continue;
+            bool seen = false;
+            for (uint32_t p = 0; p < count; p++)
+                seen |= pids[p] == alloc.owner_pid;
+            if (!seen && count < MAX_PEERS)
+                pids[count++] = alloc.owner_pid;
+        }
+    }
+    return count;
+}
+
 int tw_launch_kernel(tw_kernel *k, tw_dim3 grid, tw_dim3 block, uint32_t smem_bytes, void **args,
                      tw_stream *s, uint32_t flags)
 {
@@ -409,6 +438,7 @@ int tw_launch_kernel(tw_kernel *k, tw_dim3 grid, tw_dim3 block, uint32_t smem_by
     uint64_t key = args_key(k, args);
     uint32_t device = (uint32_t)tw_stream_device(s);
     tw_prediction_slot *slot = NULL;
+    shape_entry *slot_peers = NULL;
     for (uint32_t i = 0; i < SHAPE_CACHE; i++) {
         shape_entry *e = &k->shapes[i];
         if (e->slot != NULL && e->args_key == key && e->grid[0] == grid.x && e->grid[1] == grid.y &&
@@ -416,6 +446,8 @@ int tw_launch_kernel(tw_kernel *k, tw_dim3 grid, tw_dim3 block, uint32_t smem_by
             e->block[2] == block.z && e->smem_bytes == smem_bytes && e->flags == flags &&
             e->slot->desc.device == device) {
             slot = e->slot;
+            if (TW_UNLIKELY(e->peer_count > 0))
+                slot_peers = e;
             break;
         }
     }
@@ -438,6 +470,18 @@ int tw_launch_kernel(tw_kernel *k, tw_dim3 grid, tw_dim3 block, uint32_t smem_by
         e->flags = flags;
         e->args_key = key;
         e->slot = slot;
+        e->peer_count = peer_owners(k, args, e->peer_pids);
+        if (e->peer_count > 0)
+            slot_peers = e;
+    }
+    if (TW_UNLIKELY(slot_peers != NULL)) {
+        tw_desc desc = slot->desc;
+        int32_t pids[MAX_PEERS];
+        uint32_t peers = slot_peers->peer_count;
+        memcpy(pids, slot_peers->peer_pids, peers * sizeof pids[0]);
+        pthread_mutex_unlock(&tw_timeline_lock);
+        tw_submit_peer_kernel(s, &desc, pids, (int)peers);
+        return TW_OK;
     }
     tw_submit_slot_locked(s, slot, 0);
     pthread_mutex_unlock(&tw_timeline_lock);

@@ -35,7 +35,7 @@ static inline uint64_t round_up(uint64_t x, uint64_t a)
 
 /* ---- where an allocation's memory came from, to give it back the same way ---- */
 enum origin { ORIGIN_HEAP = 1, ORIGIN_ARENA, ORIGIN_MMAP, ORIGIN_CALLER, ORIGIN_VMM_MAP,
-              ORIGIN_VMM_RESERVE };
+              ORIGIN_VMM_RESERVE, ORIGIN_SHARED, ORIGIN_FOREIGN_MAP };
 
 typedef struct mem_entry {
     tw_alloc a;
@@ -44,6 +44,7 @@ typedef struct mem_entry {
     uint32_t user_flags;     /* cudaHostAlloc / cudaHostRegister flags */
     uint8_t origin;          /* enum origin */
     bool foreign;            /* opened from another process's IPC handle */
+    uint64_t map_base, map_bytes;  /* ORIGIN_FOREIGN_MAP: the page-aligned mapping to undo */
 } mem_entry;
 
 /* A sorted array (by base) with a seqlock: writers hold g_lock and make seq odd while they
@@ -160,16 +161,10 @@ static bool table_remove(mem_table *t, uint64_t base, mem_entry *out)
 }
 
 /* ---- per-device accounting and the unbacked arena ---- */
-typedef struct extent {
-    uint64_t base, size;
-} extent;
-
 typedef struct device_mem {
     uint64_t used_bytes;   /* charged: device allocations, managed memory, VMM handles */
     uint64_t peak_bytes;
-    uint64_t arena_base, arena_bytes;
-    extent *free_extents;  /* sorted by base, coalesced */
-    size_t free_count, free_capacity;
+    tw_extents arena;      /* unbacked ranges */
 } device_mem;
 
 static device_mem *g_dev;
@@ -229,7 +224,7 @@ static void uncharge(device_mem *d, uint64_t bytes)
  * (address space is cheap: PROT_NONE + MAP_NORESERVE takes neither RAM nor swap). */
 static int arena_init(device_mem *d)
 {
-    if (d->arena_base)
+    if (d->arena.bytes)
         return TW_OK;
     uint64_t bytes = round_up(4 * tw_spec()->memory_bytes, GIB);
     if (bytes < 64 * GIB)
@@ -241,70 +236,7 @@ static int arena_init(device_mem *d)
                  (unsigned long long)bytes, strerror(errno));
         return TW_ERR_NOMEM;
     }
-    uint64_t base = round_up((uint64_t)p, TW_VMM_GRANULARITY);
-    d->arena_base = base;
-    d->arena_bytes = bytes;
-    d->free_capacity = 64;
-    d->free_extents = malloc(d->free_capacity * sizeof(extent));
-    if (d->free_extents == NULL)
-        return TW_ERR_NOMEM;
-    d->free_extents[0] = (extent){base, bytes};
-    d->free_count = 1;
-    return TW_OK;
-}
-
-static uint64_t arena_take(device_mem *d, uint64_t bytes)
-{
-    for (size_t i = 0; i < d->free_count; i++) {
-        extent *x = &d->free_extents[i];
-        if (x->size < bytes)
-            continue;
-        uint64_t base = x->base;
-        x->base += bytes;
-        x->size -= bytes;
-        if (x->size == 0) {
-            memmove(x, x + 1, (d->free_count - i - 1) * sizeof(*x));
-            d->free_count--;
-        }
-        return base;
-    }
-    return 0;
-}
-
-static void arena_give(device_mem *d, uint64_t base, uint64_t bytes)
-{
-    size_t i = 0;
-    while (i < d->free_count && d->free_extents[i].base < base)
-        i++;
-    bool join_prev = i > 0 && d->free_extents[i - 1].base + d->free_extents[i - 1].size == base;
-    bool join_next = i < d->free_count && base + bytes == d->free_extents[i].base;
-    if (join_prev && join_next) {
-        d->free_extents[i - 1].size += bytes + d->free_extents[i].size;
-        memmove(&d->free_extents[i], &d->free_extents[i + 1],
-                (d->free_count - i - 1) * sizeof(extent));
-        d->free_count--;
-    } else if (join_prev) {
-        d->free_extents[i - 1].size += bytes;
-    } else if (join_next) {
-        d->free_extents[i].base = base;
-        d->free_extents[i].size += bytes;
-    } else {
-        if (d->free_count == d->free_capacity) {
-            extent *grown = realloc(d->free_extents, 2 * d->free_capacity * sizeof(extent));
-            if (grown == NULL) {
-                TW_WARN("device arena: lost %llu bytes of address space",
-                        (unsigned long long)bytes);
-                return;
-            }
-            d->free_extents = grown;
-            d->free_capacity *= 2;
-        }
-        memmove(&d->free_extents[i + 1], &d->free_extents[i],
-                (d->free_count - i) * sizeof(extent));
-        d->free_extents[i] = (extent){base, bytes};
-        d->free_count++;
-    }
-    /* the pages were never touched (PROT_NONE): nothing to discard */
+    return tw_extents_init(&d->arena, round_up((uint64_t)p, TW_VMM_GRANULARITY), bytes);
 }
 
 /* An unbacked device range: from the arena, else (fragmented) a mapping of its own. */
@@ -313,7 +245,7 @@ static int unbacked_take(device_mem *d, uint64_t bytes, uint64_t *base, uint8_t 
     int rc = arena_init(d);
     if (rc != TW_OK)
         return rc;
-    *base = arena_take(d, bytes);
+    *base = tw_extents_take(&d->arena, bytes);
     *origin = ORIGIN_ARENA;
     if (*base)
         return TW_OK;
@@ -329,7 +261,7 @@ static int unbacked_take(device_mem *d, uint64_t bytes, uint64_t *base, uint8_t 
 static void unbacked_give(device_mem *d, uint64_t base, uint64_t bytes, uint8_t origin)
 {
     if (origin == ORIGIN_ARENA)
-        arena_give(d, base, bytes);
+        tw_extents_give(&d->arena, base, bytes);   /* never touched (PROT_NONE): nothing to discard */
     else
         munmap((void *)base, bytes);  /* the alignment slack stays reserved: harmless */
 }
@@ -337,7 +269,7 @@ static void unbacked_give(device_mem *d, uint64_t base, uint64_t bytes, uint8_t 
 static bool in_arena(uint64_t addr, int *device)
 {
     for (int i = 0; g_dev && i < g_dev_count; i++) {
-        if (g_dev[i].arena_base && addr - g_dev[i].arena_base < g_dev[i].arena_bytes) {
+        if (tw_extents_contains(&g_dev[i].arena, addr)) {
             *device = i;
             return true;
         }
@@ -374,11 +306,11 @@ int tw_mem_alloc(int device, uint64_t size, int kind, void **out_ptr)
         rc = d ? charge(d, m.charged_bytes) : TW_ERR_INVALID;
         if (rc == TW_OK) {
             if (m.a.backed) {
-                void *p = NULL;
-                rc = posix_memalign(&p, TW_BACKED_ALIGN, m.charged_bytes) == 0 ? TW_OK
-                                                                               : TW_ERR_NOMEM;
+                /* shared memory (ipc.c): another process may map the same bytes by IPC */
+                void *p = tw_ipc_backed_alloc(m.charged_bytes);
+                rc = p != NULL ? TW_OK : TW_ERR_NOMEM;
                 m.a.base = (uint64_t)p;
-                m.origin = ORIGIN_HEAP;
+                m.origin = ORIGIN_SHARED;
             } else {
                 rc = unbacked_take(d, m.charged_bytes, &m.a.base, &m.origin);
             }
@@ -424,6 +356,8 @@ static uint64_t release_entry(const mem_entry *m)
     device_mem *d = m->a.device >= 0 ? dev_mem(m->a.device) : NULL;
     switch (m->origin) {
     case ORIGIN_HEAP: free((void *)m->a.base); break;
+    case ORIGIN_SHARED: tw_ipc_backed_free((void *)m->a.base, m->a.size); break;
+    case ORIGIN_FOREIGN_MAP: munmap((void *)m->map_base, m->map_bytes); break;
     case ORIGIN_ARENA:
     case ORIGIN_MMAP:
         if (m->a.kind == TW_MEM_DEVICE)
@@ -470,9 +404,10 @@ bool tw_mem_lookup(const void *ptr, tw_alloc *out)
     return true;
 }
 
-/* IPC: another process's allocation opened here. Its bytes are not in this process, so the
- * range is unbacked whatever its size, and it charges nothing (the owner holds it). */
-int tw_mem_map_foreign(int device, uint64_t size, void **out_ptr)
+/* IPC: another process's allocation opened here. With its bytes mapped (f->host, a backed
+ * allocation of the owner's) the range is backed and shared; otherwise it is unbacked whatever
+ * its size. It charges nothing (the owner holds it) and remembers its owner. */
+int tw_mem_map_foreign(int device, uint64_t size, const tw_foreign *f, void **out_ptr)
 {
     if (!tw_device_valid(device) || size == 0)
         return TW_ERR_INVALID;
@@ -481,16 +416,38 @@ int tw_mem_map_foreign(int device, uint64_t size, void **out_ptr)
     m.a.device = device;
     m.a.kind = TW_MEM_DEVICE;
     m.a.id = atomic_fetch_add(&g_serial, 1) + 1;
+    m.a.owner_pid = f->owner_pid;
+    m.a.owner_base = f->owner_base;
     m.foreign = true;
     pthread_mutex_lock(&g_lock);
-    int rc = unbacked_take(dev_mem(device), round_up(size, TW_VMM_GRANULARITY), &m.a.base,
-                           &m.origin);
+    int rc = TW_OK;
+    if (f->host != NULL) {
+        m.a.base = (uint64_t)f->host;
+        m.a.backed = true;
+        m.origin = ORIGIN_FOREIGN_MAP;
+        m.map_base = f->map_base;
+        m.map_bytes = f->map_bytes;
+    } else {
+        rc = unbacked_take(dev_mem(device), round_up(size, TW_VMM_GRANULARITY), &m.a.base, &m.origin);
+    }
     if (rc == TW_OK)
         rc = table_insert(&g_allocs, &m);
     pthread_mutex_unlock(&g_lock);
     if (rc == TW_OK)
         *out_ptr = (void *)m.a.base;
     return rc;
+}
+
+/* A forked child did not inherit the backed arena (ipc.c): its allocations are not the child's. */
+void tw_mem_after_fork(void)
+{
+    pthread_mutex_init(&g_lock, NULL);
+    for (size_t i = 0; i < g_allocs.count;) {
+        if (g_allocs.entries[i].origin == ORIGIN_SHARED)
+            table_remove(&g_allocs, g_allocs.entries[i].a.base, NULL);
+        else
+            i++;
+    }
 }
 
 void tw_mem_info(int device, uint64_t *free_bytes, uint64_t *total_bytes)

@@ -370,22 +370,25 @@ static const tw_prediction_slot *launch_first_slot(const tw_coll_launch *l)
     return l->p2p_slot;
 }
 
-/* One record per launch: begin at the rendezvous, value = when this rank arrived (the gap is
- * time spent waiting for late ranks), addr = the communicator, dims = ranks, count, this
- * participant's index, the op's sequence number. */
+/* One record per launch: begin at the rendezvous, value = when this participant arrived (the
+ * gap is time spent waiting for late peers), addr = the rendezvous' id (the same on every
+ * participant). A collective's dims: ranks, count, this participant's index, its sequence
+ * number; a kernel's: its descriptor's. */
 static void emit_coll_record(const queued_op *op, const tw_coll_launch *l, int64_t start, int64_t end)
 {
     const tw_prediction_slot *slot = launch_first_slot(l);
     tw_record *rec = tw_trace_claim();
     if (rec == NULL || slot == NULL)
         return;
+    const tw_desc *d = &slot->desc;
     uint64_t bytes = 0;
     for (uint32_t i = 0; i < l->count; i++)
         if (l->members[i].slot != NULL)
             bytes += l->members[i].slot->desc.bytes;
     if (l->p2p_slot != NULL)
         bytes += l->p2p_slot->desc.bytes;
-    rec->op_kind = TW_OP_COLLECTIVE;
+    const tw_coll_ref *first = l->count > 0 ? &l->members[0].ref : NULL;
+    rec->op_kind = (uint16_t)d->kind;
     rec->device = (uint16_t)op->stream->device;
     rec->model = (uint16_t)slot->model;
     rec->tid = op->tid;
@@ -395,14 +398,19 @@ static void emit_coll_record(const queued_op *op, const tw_coll_launch *l, int64
     rec->issue_ns = op->issue_ns;
     rec->begin_ns = start;
     rec->end_ns = end;
-    rec->flags = slot->desc.flags;
+    memcpy(rec->grid, d->grid, sizeof rec->grid);
+    memcpy(rec->block, d->block, sizeof rec->block);
+    rec->smem_bytes = d->smem_bytes;
+    rec->flags = d->flags | TW_FLAG_RENDEZVOUS;
     rec->bytes = bytes;
-    rec->addr = l->count > 0 ? l->members[0].ref.comm_key : 0;
+    rec->flops = d->flops;
+    rec->addr = first != NULL ? (first->comm_key * 0x9e3779b97f4a7c15ULL) ^ first->op_key : 0;
     rec->value = l->arrival_ns;
-    rec->dims[0] = slot->desc.dims[0];
-    rec->dims[1] = slot->desc.dims[1];
-    rec->dims[2] = l->count > 0 ? l->members[0].ref.index : 0;
-    rec->dims[3] = l->count > 0 ? (int64_t)(l->members[0].ref.op_key & 0xffffffffffffULL) : 0;
+    memcpy(rec->dims, d->dims, sizeof rec->dims);
+    if (d->kind == TW_OP_COLLECTIVE && first != NULL) {
+        rec->dims[2] = first->index;
+        rec->dims[3] = (int64_t)(first->op_key & 0xffffffffffffULL);
+    }
     tw_trace_commit(rec, TW_REC_GPU_OP);
 }
 

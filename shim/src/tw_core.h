@@ -146,6 +146,8 @@ typedef struct tw_alloc {
     int kind;                /* enum tw_mem_kind */
     bool backed;             /* host dereference is valid */
     uint64_t id;             /* allocation serial, for messages */
+    int32_t owner_pid;       /* opened from another process's IPC handle: that process; else 0 */
+    uint64_t owner_base;     /* ... and the allocation's address there */
 } tw_alloc;
 
 /* Status codes of the memory core (adapters translate to their library's codes). */
@@ -176,12 +178,41 @@ int tw_vmm_map(void *ptr, uint64_t size, uint64_t offset, uint64_t handle);
 int tw_vmm_unmap(void *ptr, uint64_t size);
 uint64_t tw_vmm_granularity(void);                /* 2 MiB */
 
+/* extents.c: first-fit ranges inside one reserved span (the device arenas) */
+typedef struct tw_extent {
+    uint64_t base, size;
+} tw_extent;
+typedef struct tw_extents {
+    uint64_t base, bytes;         /* the span */
+    tw_extent *free;              /* sorted by base, coalesced */
+    size_t count, capacity;
+} tw_extents;
+int tw_extents_init(tw_extents *x, uint64_t base, uint64_t bytes);
+uint64_t tw_extents_take(tw_extents *x, uint64_t bytes);   /* 0 when nothing fits */
+void tw_extents_give(tw_extents *x, uint64_t base, uint64_t bytes);
+bool tw_extents_contains(const tw_extents *x, uint64_t addr);
+
 /* Shared by the runtime and driver memory adapters: foreign (IPC) mappings, host-alloc
  * flags, VMM handle details, IPC handles and the default pool. */
+bool tw_mem_get_flags(const void *ptr, uint32_t *flags);
+/* An allocation of another process opened here: its owner, and its bytes when they are mapped. */
+typedef struct tw_foreign {
+    int32_t owner_pid;
+    uint64_t owner_base;
+    void *host;                   /* the owner's bytes mapped here, NULL: unbacked */
+    uint64_t map_base, map_bytes; /* the page-aligned mapping around them */
+} tw_foreign;
+int tw_mem_map_foreign(int device, uint64_t size, const tw_foreign *f, void **out_ptr);
+void tw_mem_after_fork(void);
+
+/* ipc.c: device memory shared across processes: the memfd-backed arena of host-backed device
+ * allocations, and CUDA IPC handles (64 bytes) naming them */
+void *tw_ipc_backed_alloc(uint64_t bytes);
+void tw_ipc_backed_free(void *p, uint64_t bytes);
+bool tw_ipc_backed_contains(const void *p);
 int tw_ipc_get(const void *ptr, void *out_handle_bytes);
 int tw_ipc_open(const void *handle_bytes, void **out_ptr);
-bool tw_mem_get_flags(const void *ptr, uint32_t *flags);
-int tw_mem_map_foreign(int device, uint64_t size, void **out_ptr);
+void tw_ipc_after_fork(void);
 int tw_mem_pool_default(int device, void **out_pool);
 int tw_mem_set_flags(const void *ptr, uint32_t flags);
 int tw_vmm_handle_info(uint64_t handle, int *device, uint64_t *size);
@@ -436,6 +467,8 @@ void tw_submit_collective(tw_stream *s, tw_coll_launch *l);
  * at every replay; false when s is not capturing. */
 bool tw_capture_collective(tw_stream *s, const void *coll_template,
                            tw_coll_launch *(*bind)(const void *coll_template));
+/* kernel_sync.c: a kernel reaching into other processes' IPC memory is a collective among them */
+void tw_submit_peer_kernel(tw_stream *s, const tw_desc *desc, const int32_t *peer_pids, int peer_count);
 /* Recompute what can be computed now (the progress thread, after a rendezvous completed). */
 void tw_timeline_progress(void);
 

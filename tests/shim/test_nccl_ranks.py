@@ -72,7 +72,7 @@ def collective_records(run_dir: Path) -> list[dict]:
         r = proc.records[(proc.records["kind"] == rec("GPU_OP")) &
                          (proc.records["op_kind"] == abi.constant("TW_OP_COLLECTIVE"))]
         for row in r:
-            out.append({"pid": proc.pid, "name": proc.name(int(row["name_id"])), "comm": int(row["addr"]),
+            out.append({"pid": proc.pid, "name": proc.name(int(row["name_id"])), "rendezvous": int(row["addr"]),
                         "rank": int(row["dims"][2]), "seq": int(row["dims"][3]), "arrival": int(row["value"]),
                         "begin": int(row["begin_ns"]), "end": int(row["end_ns"])})
     return out

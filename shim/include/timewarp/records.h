@@ -193,6 +193,9 @@ enum tw_dtype {
 #define TW_FLAG_GELU_EPILOGUE 0x40
 #define TW_FLAG_COOPERATIVE 0x80
 #define TW_FLAG_BACKWARD 0x100
+#define TW_FLAG_RENDEZVOUS 0x200      /* record of an op that met other processes' ops (collectives,
+                                         kernels through peers' memory): addr = the rendezvous' id
+                                         (the same on every participant), value = this one's arrival */
 
 /* A prediction descriptor: everything a predictor may use. Canonical (no pointers, no
  * addresses) so that it can key a cache. The kernel or routine name travels beside it. */

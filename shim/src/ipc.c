@@ -1,0 +1,171 @@
+/* Device memory shared across the run's processes (CUDA IPC).
+ *
+ * Host-backed device allocations live in one memfd per process (the "backed arena", mapped
+ * MAP_SHARED), so another process can map the same bytes: a cudaIpcMemHandle names the
+ * exporter's pid, the arena's descriptor number and the allocation's offset in it, and
+ * cudaIpcOpenMemHandle maps that range from /proc/<pid>/fd/<n>. Writes on either side are seen
+ * by the other, as on a GPU. Unbacked (large) allocations have no bytes: the importer gets a
+ * range of its own of the same size. Either way the imported range remembers its owner (pid,
+ * base address), which is how a kernel that reaches into peers' memory is recognised as a
+ * collective (launch.c).
+ *
+ * The backed arena is not inherited across fork (MADV_DONTFORK): CUDA allocations are not
+ * usable in a forked child, and a shared mapping would let parent and child overwrite each
+ * other's allocations. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "tw_core.h"
+
+#define BACKED_ARENA_BYTES (256ULL << 30)  /* address space and sparse memfd size: no RAM until used */
+#define BACKED_ALIGN 512ULL
+#define PAGE 4096ULL
+#define IPC_MAGIC 0x32435049574754ULL      /* "TWGIPC2" */
+#define IPC_HANDLE_BYTES 64
+
+typedef struct ipc_handle {
+    uint64_t magic;
+    int32_t pid;           /* the exporter */
+    int32_t device;
+    uint64_t base;         /* the allocation in the exporter */
+    uint64_t size;
+    int32_t memfd;         /* the exporter's backed arena descriptor, -1: unbacked */
+    uint32_t reserved;
+    uint64_t offset;       /* the allocation's offset in that arena */
+} ipc_handle;
+_Static_assert(sizeof(ipc_handle) <= IPC_HANDLE_BYTES, "IPC handle larger than CUDA's 64 bytes");
+
+static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
+static tw_extents arena;
+static int arena_fd = -1;
+
+static int arena_open_locked(void)
+{
+    if (arena_fd >= 0)
+        return TW_OK;
+    int fd = memfd_create("timewarp-device-memory", MFD_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, (off_t)BACKED_ARENA_BYTES) != 0) {
+        TW_ERROR("cannot create the shared device-memory arena: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return TW_ERR_NOMEM;
+    }
+    void *p = mmap(NULL, BACKED_ARENA_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    if (p == MAP_FAILED) {
+        close(fd);
+        return TW_ERR_NOMEM;
+    }
+    madvise(p, BACKED_ARENA_BYTES, MADV_DONTFORK);
+    if (tw_extents_init(&arena, (uint64_t)p, BACKED_ARENA_BYTES) != TW_OK) {
+        munmap(p, BACKED_ARENA_BYTES);
+        close(fd);
+        return TW_ERR_NOMEM;
+    }
+    arena_fd = fd;
+    return TW_OK;
+}
+
+void *tw_ipc_backed_alloc(uint64_t bytes)
+{
+    pthread_mutex_lock(&arena_lock);
+    uint64_t base = 0;
+    if (arena_open_locked() == TW_OK)
+        base = tw_extents_take(&arena, (bytes + BACKED_ALIGN - 1) / BACKED_ALIGN * BACKED_ALIGN);
+    pthread_mutex_unlock(&arena_lock);
+    return (void *)base;
+}
+
+void tw_ipc_backed_free(void *p, uint64_t bytes)
+{
+    uint64_t base = (uint64_t)p, size = (bytes + BACKED_ALIGN - 1) / BACKED_ALIGN * BACKED_ALIGN;
+    pthread_mutex_lock(&arena_lock);
+    /* whole pages inside the range go back to the system (neighbours may share the edges) */
+    uint64_t first = (base + PAGE - 1) / PAGE * PAGE, last = (base + size) / PAGE * PAGE;
+    if (last > first)
+        madvise((void *)first, last - first, MADV_REMOVE);
+    tw_extents_give(&arena, base, size);
+    pthread_mutex_unlock(&arena_lock);
+}
+
+bool tw_ipc_backed_contains(const void *p)
+{
+    return tw_extents_contains(&arena, (uint64_t)p);
+}
+
+void tw_ipc_after_fork(void)
+{
+    /* the arena was not inherited (MADV_DONTFORK): the child starts its own on first use */
+    pthread_mutex_init(&arena_lock, NULL);
+    if (arena_fd >= 0)
+        close(arena_fd);
+    arena_fd = -1;
+    memset(&arena, 0, sizeof arena);
+}
+
+/* ---- handles ---- */
+
+int tw_ipc_get(const void *ptr, void *out_handle_bytes)
+{
+    tw_alloc a;
+    if (!tw_mem_lookup(ptr, &a) || (a.kind != TW_MEM_DEVICE && a.kind != TW_MEM_MANAGED))
+        return TW_ERR_INVALID;
+    if (a.owner_pid != 0) {
+        TW_WARN("cudaIpcGetMemHandle: %p was itself opened from another process's handle", ptr);
+        return TW_ERR_INVALID;
+    }
+    ipc_handle h = {.magic = IPC_MAGIC, .pid = getpid(), .device = a.device, .base = a.base, .size = a.size,
+                    .memfd = -1};
+    if (a.backed && tw_ipc_backed_contains((void *)a.base)) {
+        h.memfd = arena_fd;
+        h.offset = a.base - arena.base;
+    }
+    memset(out_handle_bytes, 0, IPC_HANDLE_BYTES);
+    memcpy(out_handle_bytes, &h, sizeof h);
+    return TW_OK;
+}
+
+/* The exporter's bytes mapped here (page-aligned around the allocation), NULL if they cannot be. */
+static void *map_exported(const ipc_handle *h, uint64_t *map_base, uint64_t *map_bytes)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", h->pid, h->memfd);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        TW_WARN("cudaIpcOpenMemHandle: cannot open %s (%s): the bytes are not shared", path, strerror(errno));
+        return NULL;
+    }
+    uint64_t first = h->offset / PAGE * PAGE;
+    uint64_t bytes = (h->offset + h->size + PAGE - 1) / PAGE * PAGE - first;
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)first);
+    close(fd);
+    if (p == MAP_FAILED)
+        return NULL;
+    *map_base = (uint64_t)p;
+    *map_bytes = bytes;
+    return (uint8_t *)p + (h->offset - first);
+}
+
+int tw_ipc_open(const void *handle_bytes, void **out_ptr)
+{
+    ipc_handle h;
+    memcpy(&h, handle_bytes, sizeof h);
+    if (h.magic != IPC_MAGIC || h.size == 0 || !tw_device_valid(h.device))
+        return TW_ERR_INVALID;
+    if (h.pid == getpid()) {
+        TW_WARN("cudaIpcOpenMemHandle: a handle cannot be opened by the process that made it");
+        return TW_ERR_INVALID;
+    }
+    tw_foreign foreign = {.owner_pid = h.pid, .owner_base = h.base};
+    if (h.memfd >= 0)
+        foreign.host = map_exported(&h, &foreign.map_base, &foreign.map_bytes);
+    int rc = tw_mem_map_foreign(h.device, h.size, &foreign, out_ptr);
+    if (rc != TW_OK && foreign.host != NULL)
+        munmap((void *)foreign.map_base, foreign.map_bytes);
+    return rc;
+}

@@ -1,0 +1,55 @@
+"""CUDA IPC across processes (shim/src/ipc.c, kernel_sync.c): a handle opened in another process
+maps the same bytes of a host-backed allocation, and a kernel whose arguments reach into a
+peer's memory is a collective with the peer's launch of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from timewarp_testing import compile_cuda
+
+from emulator.outputs.records import load_run, rec
+from shim import abi
+
+CUDA_DIR = Path(__file__).resolve().parent / "cuda"
+
+
+@pytest.fixture(scope="module")
+def ipc_peers(nvcc: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return compile_cuda(nvcc, CUDA_DIR / "ipc_peers.cu", tmp_path_factory.mktemp("ipc"))
+
+
+def values(stdout: str) -> dict[tuple[int, str], int]:
+    out = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0] == "rank":
+            out[(int(parts[1]), parts[2])] = int(parts[3])
+    return out
+
+
+def test_ipc_handles_share_bytes_and_peer_kernels_meet(emulate, ipc_peers: Path) -> None:  # noqa: ANN001
+    run = emulate([str(ipc_peers)], extra=["--gpus", "2"])
+    assert run.exit_status == 0, run.stderr[-3000:]
+    got = values(run.stdout)
+    # each sees the value the other wrote before exporting, and the one the other wrote into it
+    assert got[(0, "peer_value")] == 1001 and got[(1, "peer_value")] == 1000
+    assert got[(0, "written_by_peer")] == 2001 and got[(1, "written_by_peer")] == 2000
+    kernels = []
+    for proc in load_run(run.run_dir).processes:
+        r = proc.records[(proc.records["kind"] == rec("GPU_OP")) &
+                         (proc.records["op_kind"] == abi.constant("TW_OP_KERNEL"))]
+        kernels += [(proc.pid, row) for row in r if "exchange" in proc.name(int(row["name_id"]))]
+    assert len(kernels) == 2, kernels
+    flag = abi.constant("TW_FLAG_RENDEZVOUS")
+    (_, a), (_, b) = kernels
+    assert a["flags"] & flag and b["flags"] & flag
+    assert int(a["addr"]) == int(b["addr"]), "both launches belong to one rendezvous"
+    latest = max(int(a["value"]), int(b["value"]))
+    assert int(a["begin_ns"]) == int(b["begin_ns"]) == latest
+    assert int(a["end_ns"]) == int(b["end_ns"])
+    # rank 1 launched 10 ms after rank 0: rank 0's kernel waited for it, and its sync returned
+    # only after the shared end
+    assert got[(1, "issued")] - got[(0, "issued")] >= 10_000_000
+    assert got[(0, "done")] >= int(a["end_ns"]) and got[(1, "done")] >= int(a["end_ns"])
