@@ -247,7 +247,7 @@ TW_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t
     if (memory == NULL)
         return NVML_ERROR_INVALID_ARGUMENT;
     const tw_gpu_spec *s = tw_spec();
-    uint64_t used = s->reserved_bytes + tw_mem_used(d);
+    uint64_t used = tw_ipc_device_used(d);   /* every process of the run, their contexts included */
     memory->total = s->memory_bytes;
     memory->used = used < s->memory_bytes ? used : s->memory_bytes;
     memory->free = s->memory_bytes - memory->used;
@@ -262,12 +262,15 @@ TW_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemor
     if (memory->version != nvmlMemory_v2)
         return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
     const tw_gpu_spec *s = tw_spec();
-    uint64_t used = tw_mem_used(d);
+    int32_t pids[64];
+    uint64_t bytes[64];
+    int contexts = tw_ipc_device_processes(d, pids, bytes, 64);
+    uint64_t reserved = (uint64_t)contexts * s->reserved_bytes;
+    uint64_t in_use = tw_ipc_device_used(d);
     memory->total = s->memory_bytes;
-    memory->reserved = s->reserved_bytes;
-    memory->used = used;
-    memory->free = s->memory_bytes > s->reserved_bytes + used
-                       ? s->memory_bytes - s->reserved_bytes - used : 0;
+    memory->reserved = reserved;
+    memory->used = in_use > reserved ? in_use - reserved : 0;
+    memory->free = s->memory_bytes > in_use ? s->memory_bytes - in_use : 0;
     return NVML_SUCCESS;
 }
 
@@ -481,21 +484,22 @@ TW_EXPORT nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device,
     return NVML_ERROR_NOT_SUPPORTED;  /* no thermal model */
 }
 
-/* This process, when it holds memory or a context on the device. */
+/* Every process of the run that holds memory (a context) on the device. */
 static nvmlReturn_t running_processes(int d, unsigned int *infoCount, void *infos, size_t stride)
 {
     if (infoCount == NULL)
         return NVML_ERROR_INVALID_ARGUMENT;
-    uint64_t used = tw_mem_used(d);
-    unsigned n = used > 0 || tw_ctx_primary_active(d) ? 1 : 0;
+    int32_t pids[64];
+    uint64_t bytes[64];
+    unsigned n = (unsigned)tw_ipc_device_processes(d, pids, bytes, 64);
     if (*infoCount < n || (n && infos == NULL)) {
         *infoCount = n;
         return NVML_ERROR_INSUFFICIENT_SIZE;
     }
     *infoCount = n;
-    if (n) {
-        nvmlProcessInfo_t p = {(unsigned)getpid(), used, 0xffffffffu, 0xffffffffu};
-        memcpy(infos, &p, stride);
+    for (unsigned i = 0; i < n; i++) {
+        nvmlProcessInfo_t p = {(unsigned)pids[i], bytes[i], 0xffffffffu, 0xffffffffu};
+        memcpy((char *)infos + i * stride, &p, stride);
     }
     return NVML_SUCCESS;
 }

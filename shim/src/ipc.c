@@ -11,11 +11,18 @@
  *
  * The backed arena is not inherited across fork (MADV_DONTFORK): CUDA allocations are not
  * usable in a forked child, and a shared mapping would let parent and child overwrite each
- * other's allocations. */
+ * other's allocations.
+ *
+ * A device's capacity is shared by every process of the run (records.h tw_devices_page): an
+ * allocation fails when all live processes together would exceed it, and cudaMemGetInfo and
+ * NVML report what all of them use. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -42,6 +49,8 @@ typedef struct ipc_handle {
 _Static_assert(sizeof(ipc_handle) <= IPC_HANDLE_BYTES, "IPC handle larger than CUDA's 64 bytes");
 
 static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
+static int32_t usage_pid;
+static tw_device_usage *my_usage;
 static tw_extents arena;
 static int arena_fd = -1;
 
@@ -100,6 +109,9 @@ bool tw_ipc_backed_contains(const void *p)
 
 void tw_ipc_after_fork(void)
 {
+    /* the child holds no device memory of its own yet: a slot of its own on first use */
+    usage_pid = getpid();
+    my_usage = NULL;
     /* the arena was not inherited (MADV_DONTFORK): the child starts its own on first use */
     pthread_mutex_init(&arena_lock, NULL);
     if (arena_fd >= 0)
@@ -168,4 +180,153 @@ int tw_ipc_open(const void *handle_bytes, void **out_ptr)
     if (rc != TW_OK && foreign.host != NULL)
         munmap((void *)foreign.map_base, foreign.map_bytes);
     return rc;
+}
+
+/* ---- a device's capacity across the run's processes ---- */
+
+static tw_devices_page *usage_page;
+static pthread_once_t usage_once = PTHREAD_ONCE_INIT;
+
+static void usage_map(void)
+{
+    usage_pid = getpid();
+    const char *run_dir = tw_config_get()->run_dir;
+    if (run_dir != NULL) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/devices.page", run_dir);
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 &&
+            ((size_t)st.st_size >= sizeof(tw_devices_page) || ftruncate(fd, sizeof(tw_devices_page)) == 0)) {
+            void *p = mmap(NULL, sizeof(tw_devices_page), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (p != MAP_FAILED)
+                usage_page = p;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    if (usage_page == NULL)   /* outside a run: this process alone */
+        usage_page = mmap(NULL, sizeof(tw_devices_page), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+}
+
+static bool alive(int32_t pid)
+{
+    return pid == usage_pid || kill(pid, 0) == 0 || errno != ESRCH;
+}
+
+static void usage_lock(void)
+{
+    for (uint32_t spins = 0;; spins++) {
+        uint32_t holder = 0;
+        if (__atomic_compare_exchange_n(&usage_page->lock, &holder, (uint32_t)usage_pid, 0, __ATOMIC_ACQUIRE,
+                                        __ATOMIC_RELAXED))
+            return;
+        if (spins > 20000 && holder != (uint32_t)usage_pid && !alive((int32_t)holder))
+            __atomic_compare_exchange_n(&usage_page->lock, &holder, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+        if (spins % 64 == 63)
+            syscall(SYS_sched_yield);
+    }
+}
+
+static void usage_unlock(void)
+{
+    __atomic_store_n(&usage_page->lock, 0, __ATOMIC_RELEASE);
+}
+
+/* This process's slot (lock held), claimed on first use; dead processes' slots are freed. */
+static tw_device_usage *usage_slot_locked(void)
+{
+    if (my_usage != NULL && my_usage->pid == usage_pid)
+        return my_usage;
+    tw_device_usage *free_slot = NULL;
+    for (uint32_t i = 0; i < TW_USAGE_PROCS; i++) {
+        tw_device_usage *u = &usage_page->procs[i];
+        if (u->pid != 0 && !alive(u->pid))
+            memset(u, 0, sizeof *u);   /* its memory went with it */
+        if (u->pid == 0 && free_slot == NULL)
+            free_slot = u;
+    }
+    if (free_slot == NULL)
+        return NULL;
+    free_slot->pid = usage_pid;
+    uint32_t index = (uint32_t)(free_slot - usage_page->procs) + 1;
+    if (index > usage_page->high_water)
+        usage_page->high_water = index;
+    return my_usage = free_slot;
+}
+
+static uint64_t device_use_locked(int device)
+{
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < usage_page->high_water && i < TW_USAGE_PROCS; i++) {
+        tw_device_usage *u = &usage_page->procs[i];
+        if (u->pid != 0 && alive(u->pid))
+            total += u->used_bytes[device];
+    }
+    return total;
+}
+
+int tw_ipc_capacity_charge(int device, uint64_t bytes, uint64_t capacity)
+{
+    if (device < 0 || device >= TW_USAGE_DEVICES)
+        return TW_ERR_INVALID;
+    pthread_once(&usage_once, usage_map);
+    usage_lock();
+    int rc = TW_ERR_NOMEM;
+    tw_device_usage *mine = usage_slot_locked();
+    if (mine != NULL) {
+        /* a process's first memory on a device comes with its context's reserve */
+        uint64_t reserve = mine->used_bytes[device] == 0 ? tw_spec()->reserved_bytes : 0;
+        uint64_t in_use = device_use_locked(device);
+        if (in_use <= capacity && bytes + reserve <= capacity - in_use) {
+            mine->used_bytes[device] += bytes + reserve;
+            rc = TW_OK;
+        }
+    }
+    usage_unlock();
+    return rc;
+}
+
+void tw_ipc_capacity_uncharge(int device, uint64_t bytes)
+{
+    if (device < 0 || device >= TW_USAGE_DEVICES)
+        return;
+    pthread_once(&usage_once, usage_map);
+    usage_lock();
+    tw_device_usage *mine = usage_slot_locked();
+    if (mine != NULL) {
+        uint64_t floor = tw_spec()->reserved_bytes;   /* the context stays */
+        mine->used_bytes[device] = mine->used_bytes[device] > floor + bytes ? mine->used_bytes[device] - bytes : floor;
+    }
+    usage_unlock();
+}
+
+uint64_t tw_ipc_device_used(int device)
+{
+    if (device < 0 || device >= TW_USAGE_DEVICES)
+        return 0;
+    pthread_once(&usage_once, usage_map);
+    usage_lock();
+    uint64_t used = device_use_locked(device);
+    usage_unlock();
+    return used;
+}
+
+int tw_ipc_device_processes(int device, int32_t *pids, uint64_t *bytes, int max)
+{
+    if (device < 0 || device >= TW_USAGE_DEVICES)
+        return 0;
+    pthread_once(&usage_once, usage_map);
+    usage_lock();
+    int n = 0;
+    for (uint32_t i = 0; i < usage_page->high_water && i < TW_USAGE_PROCS && n < max; i++) {
+        tw_device_usage *u = &usage_page->procs[i];
+        if (u->pid != 0 && u->used_bytes[device] > 0 && alive(u->pid)) {
+            pids[n] = u->pid;
+            bytes[n] = u->used_bytes[device];
+            n++;
+        }
+    }
+    usage_unlock();
+    return n;
 }

@@ -182,12 +182,6 @@ static device_mem *dev_mem(int device)
     return device >= 0 && device < g_dev_count ? &g_dev[device] : NULL;
 }
 
-static uint64_t capacity_bytes(void)
-{
-    const tw_gpu_spec *s = tw_spec();
-    return s->memory_bytes > s->reserved_bytes ? s->memory_bytes - s->reserved_bytes : 0;
-}
-
 static void record_mem(uint16_t rec_kind, int device, int mem_kind, uint64_t addr, uint64_t bytes,
                        uint64_t used_after)
 {
@@ -204,10 +198,11 @@ static void record_mem(uint16_t rec_kind, int device, int mem_kind, uint64_t add
     tw_trace_commit(r, rec_kind);
 }
 
-/* Charge `bytes` to a device: fails past capacity (g_lock held). */
+/* Charge `bytes` to a device: fails past its capacity, which the run's processes share
+ * (ipc.c; g_lock held). */
 static int charge(device_mem *d, uint64_t bytes)
 {
-    if (bytes > capacity_bytes() || d->used_bytes > capacity_bytes() - bytes)
+    if (tw_ipc_capacity_charge((int)(d - g_dev), bytes, tw_spec()->memory_bytes) != TW_OK)
         return TW_ERR_NOMEM;
     d->used_bytes += bytes;
     if (d->used_bytes > d->peak_bytes)
@@ -217,6 +212,7 @@ static int charge(device_mem *d, uint64_t bytes)
 
 static void uncharge(device_mem *d, uint64_t bytes)
 {
+    tw_ipc_capacity_uncharge((int)(d - g_dev), bytes);
     d->used_bytes = bytes > d->used_bytes ? 0 : d->used_bytes - bytes;
 }
 
@@ -450,15 +446,17 @@ void tw_mem_after_fork(void)
     }
 }
 
+/* Free memory of a device as every process of the run uses it (this one's context included:
+ * asking creates it, as on the GPU). */
 void tw_mem_info(int device, uint64_t *free_bytes, uint64_t *total_bytes)
 {
     const tw_gpu_spec *s = tw_spec();
-    uint64_t used = tw_mem_used(device);
-    uint64_t cap = capacity_bytes();
+    tw_ipc_capacity_charge(device, 0, s->memory_bytes);
+    uint64_t used = tw_ipc_device_used(device);
     if (total_bytes)
         *total_bytes = s->memory_bytes;
     if (free_bytes)
-        *free_bytes = used < cap ? cap - used : 0;
+        *free_bytes = used < s->memory_bytes ? s->memory_bytes - used : 0;
 }
 
 uint64_t tw_mem_used(int device)

@@ -213,6 +213,12 @@ bool tw_ipc_backed_contains(const void *p);
 int tw_ipc_get(const void *ptr, void *out_handle_bytes);
 int tw_ipc_open(const void *handle_bytes, void **out_ptr);
 void tw_ipc_after_fork(void);
+/* a device's capacity shared by the run's processes (records.h tw_devices_page): bytes in use by
+ * all of them, each process's context reserve included */
+int tw_ipc_capacity_charge(int device, uint64_t bytes, uint64_t capacity); /* TW_ERR_NOMEM past it */
+void tw_ipc_capacity_uncharge(int device, uint64_t bytes);
+uint64_t tw_ipc_device_used(int device);
+int tw_ipc_device_processes(int device, int32_t *pids, uint64_t *bytes, int max);
 int tw_mem_pool_default(int device, void **out_pool);
 int tw_mem_set_flags(const void *ptr, uint32_t flags);
 int tw_vmm_handle_info(uint64_t handle, int *device, uint64_t *size);

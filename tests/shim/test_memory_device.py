@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from timewarp_testing import REPO, compile_cuda
 
+from predictors.catalog import get_spec
+
 CUDA_DIR = Path(__file__).parent / "cuda"
 NVIDIA_SMI = REPO / "emulator" / "bin" / "nvidia-smi"
 SPEC = {
@@ -111,7 +113,7 @@ def test_nvml(shim_lib: Path, spec_env: Path) -> None:
     assert out["count"] == "2"
     assert out["name"] == SPEC["name"]
     assert int(out["total"]) == int(SPEC["memory_bytes"])
-    assert int(out["used"]) == int(SPEC["reserved_bytes"])
+    assert int(out["used"]) == 0   # no process of the run holds a context on the device yet
     assert int(out["free"]) + int(out["used"]) == int(out["total"])
     assert out["p2p"] == "0"  # NVML_P2P_STATUS_OK over NVLink
     smi = subprocess.run([str(NVIDIA_SMI), "--query-gpu=uuid", "--format=csv,noheader"],
@@ -146,3 +148,56 @@ def test_nvml_before_init_fails(shim_lib: Path, spec_env: Path) -> None:
     proc = run_preloaded([sys.executable, "-c", script, str(shim_lib)], shim_lib, spec_env)
     assert proc.stdout.strip() == "1"  # NVML_ERROR_UNINITIALIZED
     assert ctypes.sizeof(ctypes.c_uint) == 4
+
+
+SHARED_DEVICE_SCRIPT = r"""
+import ctypes, os, subprocess, sys
+GIB = 1 << 30
+cudart = ctypes.CDLL("libcudart.so.13")
+
+def free_bytes():
+    free, total = ctypes.c_size_t(), ctypes.c_size_t()
+    assert cudart.cudaMemGetInfo(ctypes.byref(free), ctypes.byref(total)) == 0
+    return free.value, total.value
+
+def alloc(gib):
+    p = ctypes.c_void_p()
+    return cudart.cudaMalloc(ctypes.byref(p), ctypes.c_size_t(gib * GIB))
+
+if sys.argv[1] == "holder":
+    assert alloc(60) == 0
+    print("holder_free", free_bytes()[0], flush=True)
+    sys.stdin.readline()          # hold the memory until the other process is done
+else:
+    r, w = os.pipe()
+    holder = subprocess.Popen([sys.executable, __file__, "holder"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    print(holder.stdout.readline().strip(), flush=True)
+    free, total = free_bytes()
+    print("other_free", free, flush=True)
+    print("oom", alloc(30), flush=True)       # 60 + 30 GiB do not fit in one 80 GB device
+    print("fits", alloc(10), flush=True)
+    holder.stdin.write("done\n")
+    holder.stdin.close()
+    holder.wait()
+    print("after_exit_free", free_bytes()[0], flush=True)
+"""
+
+
+def test_processes_share_a_device_capacity(emulate, tmp_path: Path) -> None:  # noqa: ANN001
+    script = tmp_path / "shared_device.py"
+    script.write_text(SHARED_DEVICE_SCRIPT)
+    run = emulate([sys.executable, str(script), "main"])
+    assert run.exit_status == 0, run.stderr[-3000:]
+    out = dict(line.split(" ", 1) for line in run.stdout.splitlines() if " " in line)
+    spec = get_spec("h100")
+    gib = 1 << 30
+    reserve = spec.reserved_bytes
+    # the holder alone: 60 GiB and its context
+    assert int(out["holder_free"]) == spec.memory_bytes - 60 * gib - reserve
+    # the other process sees the holder's use plus its own context
+    assert int(out["other_free"]) == spec.memory_bytes - 60 * gib - 2 * reserve
+    assert int(out["oom"]) == 2    # cudaErrorMemoryAllocation
+    assert int(out["fits"]) == 0
+    # once the holder is gone its memory is free again
+    assert int(out["after_exit_free"]) == spec.memory_bytes - 10 * gib - reserve

@@ -148,6 +148,25 @@ typedef struct tw_coll_page {
     tw_coll_entry entries[2048];   /* TW_COLL_ENTRIES */
 } tw_coll_page;
 
+/* ---- device memory across processes: <run>/devices.page, created zeroed by the first shim
+ * (all-zero is the empty table), mmap'd MAP_SHARED by every process of the run (shim/src/ipc.c).
+ * Each process that holds device memory has a slot with its bytes in use per device, its
+ * context's reserve included: a device's free memory is its total less every live process's
+ * use, so two processes on one virtual GPU share its capacity and over-subscription is OOM. */
+#define TW_USAGE_PROCS 256
+#define TW_USAGE_DEVICES 64
+typedef struct tw_device_usage {
+    int32_t pid;                   /* 0 = free slot */
+    uint32_t reserved;
+    uint64_t used_bytes[64];       /* TW_USAGE_DEVICES */
+} tw_device_usage;
+typedef struct tw_devices_page {
+    uint32_t lock;                 /* 0 free, else the holder's pid (a dead holder is taken over) */
+    uint32_t high_water;           /* every used slot index is below this */
+    uint64_t reserved[7];
+    tw_device_usage procs[256];    /* TW_USAGE_PROCS */
+} tw_devices_page;
+
 /* ---- operation kinds: what a GPU-timeline op or a prediction descriptor is ---- */
 enum tw_op_kind {
     TW_OP_NONE = 0,
