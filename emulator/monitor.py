@@ -13,6 +13,9 @@ Every `poll()` (run.py calls it every 100 ms while the command runs):
   coordinator hung) is ended here, with a warning, so the run's clock resumes;
 * **crashes**: a process that died of a fatal signal wrote `crash/<pid>.txt` (shim/src/crash.c);
   the first one found is the cause with which the run ends.
+* **collectives left waiting**: a rank that is gone while a collective of its communicator waits
+  for it (shim/src/collectives.c) can never arrive: the run ends, naming the rank, the op, its
+  sequence number and sizes.
 """
 
 from __future__ import annotations
@@ -88,6 +91,13 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def _coll_kind(kind: int) -> str:
+    names = {abi.constant(f"TW_COLL_{n.upper()}"): n for n in (
+        "allreduce", "allgather", "reducescatter", "broadcast", "reduce", "send", "recv", "alltoall", "gather",
+        "scatter", "p2p", "split", "kernel")}
+    return {abi.constant("TW_COLL_P2P"): "send/recv"}.get(kind, names.get(kind, f"op {kind}"))
+
+
 def _subtrees(procs: dict[int, tuple[str, int]], roots: set[int]) -> set[int]:
     """The roots that exist and all their descendants."""
     children: dict[int, list[int]] = {}
@@ -120,6 +130,9 @@ class RunMonitor:
         self._libc = ctypes.CDLL(None, use_errno=True)
         self._clock = None
         self._clock_map: mmap.mmap | None = None
+        self._coll = None
+        self._coll_map: mmap.mmap | None = None
+        self.collective_failure: str | None = None
 
     def _actor_table(self):  # noqa: ANN202 - a cffi tw_actor_table pointer, or None
         if self._table is not None:
@@ -235,7 +248,48 @@ class RunMonitor:
         self._reap_orphans(procs)
         self._end_stuck_pause()
         self._new_crashes()
+        if self.collective_failure is None:
+            self.collective_failure = self._orphaned_collective()
         return self.crashes[0] if self.crashes else None
+
+    def _collective_page(self):  # noqa: ANN202 - a cffi tw_coll_page pointer, or None
+        if self._coll is not None:
+            return self._coll
+        path = self.run_dir / "collectives.page"
+        size = self._ffi.sizeof("tw_coll_page")
+        if not path.exists() or path.stat().st_size < size:
+            return None
+        with open(path, "r+b") as f:
+            self._coll_map = mmap.mmap(f.fileno(), size)
+        self._coll = self._ffi.from_buffer("tw_coll_page *", self._coll_map)
+        return self._coll
+
+    def _orphaned_collective(self) -> str | None:
+        """A collective that waits for a participant whose process is gone, described."""
+        page = self._collective_page()
+        if page is None:
+            return None
+        comms = {int(c.key): c for c in page.comms if c.key != 0}
+        p2p = abi.constant("TW_COLL_P2P")
+        for e in page.entries:
+            if e.comm_key == 0 or e.arrived >= e.expected:
+                continue
+            comm = comms.get(int(e.comm_key))
+            if comm is None:
+                continue
+            for index in range(int(e.expected)):
+                if int(e.arrived_mask) >> index & 1:
+                    continue
+                rank = (int(e.root) if index == 0 else int(e.peer)) if e.kind == p2p else index
+                pid = int(comm.pid[rank]) if 0 <= rank < len(comm.pid) else 0
+                if pid == 0 or not _gone(pid):
+                    continue
+                arrived = [i for i in range(int(e.expected)) if int(e.arrived_mask) >> i & 1]
+                return (f"rank {rank} (pid {pid}) is gone while nccl {_coll_kind(int(e.kind))} "
+                        f"#{int(e.op_key) & 0xffffffffffff} on communicator {int(e.comm_key):016x} "
+                        f"({int(e.expected)} participants, count {int(e.count)}, dtype {int(e.dtype)}) waits for "
+                        f"it; participants that arrived: {arrived}")
+        return None
 
     def run_pids(self) -> list[int]:
         """Live processes of the run's tree."""
@@ -243,11 +297,11 @@ class RunMonitor:
         return sorted(pid for pid in self._run_tree(procs) if not _dead(procs[pid][0]))
 
     def close(self) -> None:
-        self._table = self._clock = None
-        for mapping in (self._map, self._clock_map):
+        self._table = self._clock = self._coll = None
+        for mapping in (self._map, self._clock_map, self._coll_map):
             if mapping is not None:
                 try:
                     mapping.close()
                 except BufferError:
                     pass   # a cffi view still holds it; the mapping goes with the process
-        self._map = self._clock_map = None
+        self._map = self._clock_map = self._coll_map = None

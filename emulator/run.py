@@ -157,6 +157,11 @@ def _supervise(child: subprocess.Popen, run_dir: Path) -> tuple[int, int | None,
                 crash_seen_at = now
                 ended_by = _ended_by_crash(crash)
                 log.error("timewarp: %s: ending the run (report: %s)", crash.headline, crash.path)
+            elif watch.collective_failure is not None and crash_seen_at is None:
+                # its peers wait for a rank that cannot come: nothing to give time to
+                crash_seen_at = now - CRASH_GRACE_S
+                ended_by = {"reason": "collective", "cause": watch.collective_failure}
+                log.error("timewarp: %s: ending the run", watch.collective_failure)
             if crash_seen_at is not None and terminated_at is None and now - crash_seen_at > CRASH_GRACE_S:
                 terminated_at = now
                 _signal_all(watch.run_pids(), signal.SIGTERM)

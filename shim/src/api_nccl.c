@@ -57,8 +57,9 @@ static ncclResult_t check_comm(const ncclComm_t comm, const char *api)
 {
     if (comm != NULL && comm->magic == COMM_MAGIC)
         return ncclSuccess;
-    set_error(NULL, api, comm == NULL ? "communicator is NULL"
-                         : comm->magic == COMM_DEAD ? "communicator used after ncclCommDestroy/Abort"
+    bool dead = comm != NULL && comm->magic == COMM_DEAD;
+    set_error(dead ? comm : NULL, api, comm == NULL ? "communicator is NULL"
+                                       : dead       ? "communicator used after ncclCommDestroy/Abort"
                                                     : "not a communicator");
     return ncclInvalidArgument;
 }

@@ -148,3 +148,31 @@ def test_collective_captured_in_a_graph_is_a_new_collective_at_every_replay(emul
     for seq, pair in by_seq.items():
         assert len({c["begin"] for c in pair}) == 1 and len({c["end"] for c in pair}) == 1, (seq, pair)
         assert pair[0]["begin"] == max(c["arrival"] for c in pair)
+
+
+def test_a_rank_gone_inside_a_collective_ends_the_run_naming_it(emulate, nccl_ranks: Path) -> None:  # noqa: ANN001
+    run = emulate([str(nccl_ranks), "3", "die"], extra=["--gpus", "3"])
+    assert run.exit_status != 0
+    ended = run.summary["ended_by"]
+    assert ended is not None and ended["reason"] == "collective", ended
+    cause = ended["cause"]
+    assert "rank 2" in cause and "nccl allreduce #1" in cause and "count 16777216" in cause, cause
+    assert "participants that arrived: [0, 1]" in cause, cause
+    # noticed by emulate's supervision within a poll or two, then ended: not a timeout
+    assert run.summary["wall_time_s"] < 20, run.summary["wall_time_s"]
+
+
+def test_bad_input_gets_nccls_codes_and_lines(emulate, nccl_ranks: Path) -> None:  # noqa: ANN001
+    run = emulate([str(nccl_ranks), "1", "bad"])
+    assert run.exit_status == 0, run.stderr[-3000:]
+    got = {k: v[0] for k, v in rank_values(run.stdout)[0].items()}
+    nccl_invalid_argument, nccl_invalid_usage = 4, 5
+    assert got["bad_unique_id"] == nccl_invalid_argument
+    assert got["rank_past_nranks"] == nccl_invalid_argument
+    assert got["use_after_destroy"] == nccl_invalid_argument
+    assert got["last_error_names_it"] == 1
+    assert got["unimplemented"] == nccl_invalid_usage
+    assert "did not come from ncclGetUniqueId" in run.stderr
+    assert "rank 5 is not in [0, 2)" in run.stderr
+    assert "used after ncclCommDestroy" in run.stderr
+    assert {"name": "ncclCommShrink", "count": 1} in run.summary["unimplemented"]

@@ -3,7 +3,7 @@
  * prints `rank R key value` lines the test reads. Plain C: the entry points come from the
  * shim through dlsym, the types from the vendor headers.
  *
- *   nccl_ranks NRANKS SCENARIO      scenarios: values, timing, split, graph, mismatch */
+ *   nccl_ranks NRANKS SCENARIO      scenarios: values, timing, split, graph, mismatch, die, bad */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdint.h>
@@ -40,6 +40,8 @@ FN(ncclSend);
 FN(ncclRecv);
 FN(ncclGroupStart);
 FN(ncclGroupEnd);
+FN(ncclCommShrink);
+FN(ncclGetLastError);
 FN(cudaStreamBeginCapture);
 FN(cudaStreamEndCapture);
 FN(cudaGraphInstantiate);
@@ -79,6 +81,7 @@ static void load_all(void)
     LOAD(ncclCommDestroy); LOAD(ncclCommSplit); LOAD(ncclCommCount); LOAD(ncclCommUserRank); LOAD(ncclAllReduce);
     LOAD(ncclAllGather); LOAD(ncclReduceScatter); LOAD(ncclBroadcast); LOAD(ncclReduce); LOAD(ncclAlltoAll);
     LOAD(ncclSend); LOAD(ncclRecv); LOAD(ncclGroupStart); LOAD(ncclGroupEnd);
+    LOAD(ncclCommShrink); LOAD(ncclGetLastError);
     LOAD(cudaStreamBeginCapture); LOAD(cudaStreamEndCapture); LOAD(cudaGraphInstantiate); LOAD(cudaGraphLaunch);
 }
 
@@ -215,6 +218,26 @@ static void scenario_mismatch(ncclComm_t comm, cudaStream_t s)
     printf("rank %d mismatch_survived 1\n", rank);
 }
 
+/* Bad input, in one process: each call returns NCCL's code for it, and nothing hangs. */
+static int scenario_bad(void)
+{
+    ncclUniqueId zero, id;
+    memset(&zero, 0, sizeof zero);
+    ncclComm_t comm = NULL;
+    printf("rank 0 bad_unique_id %d\n", (int)p_ncclCommInitRank(&comm, 1, zero, 0));
+    CHECK(p_ncclGetUniqueId(&id));
+    printf("rank 0 rank_past_nranks %d\n", (int)p_ncclCommInitRank(&comm, 2, id, 5));
+    CHECK(p_ncclCommInitRank(&comm, 1, id, 0));
+    CHECK(p_ncclCommDestroy(comm));
+    float *d = device_floats(NULL, 4);
+    printf("rank 0 use_after_destroy %d\n", (int)p_ncclAllReduce(d, d, 4, ncclFloat, ncclSum, comm, 0));
+    printf("rank 0 last_error_names_it %d\n", strstr(p_ncclGetLastError(comm), "ncclCommDestroy") != NULL);
+    ncclComm_t shrunk = NULL;
+    int exclude = 0;
+    printf("rank 0 unimplemented %d\n", (int)p_ncclCommShrink(comm, &exclude, 1, &shrunk, NULL, 0));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3)
@@ -222,6 +245,8 @@ int main(int argc, char **argv)
     nranks = atoi(argv[1]);
     const char *scenario = argv[2];
     load_all();
+    if (strcmp(scenario, "bad") == 0)
+        return scenario_bad();
     ncclUniqueId id;
     rank = 0;
     CHECK(p_ncclGetUniqueId(&id));
@@ -245,6 +270,10 @@ int main(int argc, char **argv)
         scenario_split(comm, s);
     else if (strcmp(scenario, "graph") == 0)
         scenario_graph(comm, s);
+    else if (strcmp(scenario, "die") == 0 && rank == nranks - 1)
+        _exit(0);   /* the last rank leaves; the others wait for it in a collective */
+    else if (strcmp(scenario, "die") == 0)
+        scenario_timing(comm, s);
     else if (strcmp(scenario, "mismatch") == 0)
         scenario_mismatch(comm, s);
     CHECK(p_ncclCommDestroy(comm));
