@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+import time
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+
+
+def emit(**fields: object) -> None:
+    """One `RESULT k=v ...` line in one write: ranks share the stdout pipe."""
+    line = "RESULT " + " ".join(f"{k}={str(v).replace(' ', '')}" for k, v in fields.items()) + "\n"
+    sys.stdout.write(line)
+    sys.stdout.flush()
 
 
 class Block(nn.Module):
@@ -43,8 +52,7 @@ def check_collective_values(rank: int, world: int) -> None:
     gathered = torch.empty(world, dtype=torch.long, device="cuda")
     dist.all_gather_into_tensor(gathered, torch.tensor([rank * rank], dtype=torch.long, device="cuda"))
     dist.barrier()
-    print(f"RESULT rank={rank} broadcast={source.item()} allreduce={value.item():g} "
-          f"squares={gathered.tolist()}", flush=True)
+    emit(rank=rank, broadcast=source.item(), allreduce=f"{value.item():g}", squares=gathered.tolist())
 
 
 def check_object_collectives(rank: int, world: int) -> None:
@@ -55,8 +63,7 @@ def check_object_collectives(rank: int, world: int) -> None:
     gathered: list[object] = [None] * world
     dist.all_gather_object(gathered, {"rank": rank, "square": rank * rank})
     squares = [g["square"] for g in gathered]  # type: ignore[index]
-    print(f"RESULT rank={rank} broadcast_from={objects[0]['from']} object_squares={squares}",  # type: ignore[index]
-          flush=True)
+    emit(rank=rank, broadcast_from=objects[0]["from"], object_squares=squares)  # type: ignore[index]
 
 
 def main() -> None:
@@ -72,6 +79,7 @@ def main() -> None:
     dist.init_process_group("nccl")
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
+    emit(rank=rank, pid=os.getpid())
     check_collective_values(rank, world)
     if args.objects:
         check_object_collectives(rank, world)
@@ -89,6 +97,7 @@ def main() -> None:
     x = torch.randn(args.batch, args.seq, args.width, device="cuda")
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     for step in range(args.steps):
+        begin_ns = time.monotonic_ns()   # virtual: the GPU is idle here (the last step synchronized)
         start.record()
         loss = net(x).float().pow(2).mean()
         loss.backward()
@@ -96,9 +105,9 @@ def main() -> None:
         opt.zero_grad(set_to_none=True)
         end.record()
         end.synchronize()
-        print(f"RESULT rank={rank} step={step} ms={start.elapsed_time(end):.4f}", flush=True)
+        emit(rank=rank, step=step, ms=f"{start.elapsed_time(end):.4f}", begin_ns=begin_ns, end_ns=time.monotonic_ns())
     dist.barrier()
-    print(f"RESULT rank={rank} done=1", flush=True)
+    emit(rank=rank, done=1)
     dist.destroy_process_group()
 
 
