@@ -383,3 +383,32 @@ def plan_for(spec: GpuSpec, desc: CollectiveDesc, calibration: Calibration | Non
 def collective_ns(spec: GpuSpec, desc: CollectiveDesc) -> int:
     """Predicted duration of one NCCL operation on this GPU's default node (the roofline's hook)."""
     return plan_for(spec, desc).duration_ns
+
+
+# ---- communication beside computation on the same GPU (DDP buckets during backward)
+# Bytes of local HBM traffic per byte a rank receives over its link (estimate): the peer's write
+# into this GPU's receive buffer, this GPU's read of it and of its own input; the reduced chunk
+# goes to the next GPU's memory, the output write of the gather half adds a little more.
+HBM_BYTES_PER_LINK_BYTE = 3.0
+
+
+@dataclass(frozen=True)
+class Contention:
+    """What a running NCCL operation takes from the GPU it runs on."""
+    sm_fraction: float       # its CTAs (one per channel) hold these SMs for its whole duration
+    hbm_fraction: float      # its copies and reductions take this share of HBM bandwidth meanwhile
+
+
+def contention(spec: GpuSpec, plan: Plan) -> Contention:
+    seconds = plan.duration_ns * 1e-9
+    link_rate = plan.link_bytes / seconds if seconds > 0 else 0.0
+    return Contention(min(1.0, plan.channels / spec.sm_count),
+                      min(1.0, HBM_BYTES_PER_LINK_BYTE * link_rate / spec.hbm_bytes_per_s))
+
+
+def overlap_stretch(share: Contention, memory_bound: bool) -> float:
+    """How much longer a kernel runs while the collective runs beside it: a compute-bound kernel
+    has the SMs NCCL leaves it, a memory-bound one the HBM bandwidth NCCL leaves it. Apply it to
+    the overlapping part of the kernel only (docs/collectives.md)."""
+    taken = share.hbm_fraction if memory_bound else share.sm_fraction
+    return 1.0 / max(1.0 - taken, 0.05)  # a collective never takes the whole GPU for long
