@@ -44,6 +44,16 @@ _VIDUR_FLOOR = ("estimate from measured minima: shortest op times in Vidur's pro
                 "(microsoft/vidur data/profiling, MIT) are 1-2 us")
 _LATENCY = "estimate: typical CUDA launch-to-start latency on an idle stream (~3 us)"
 _RESERVED = "estimate: CUDA context and driver reservation seen as used memory at start (~0.5 GiB)"
+_NODE_TOPOLOGY = ("server each kind ships in: NVIDIA DGX/HGX A100, H100, H200, B200 system specs (8 SXM GPUs, "
+                  "all-to-all through NVSwitch, https://www.nvidia.com/en-us/data-center/hgx/); A40 datasheet "
+                  "(NVLink bridge between 2 GPUs); L4, L40S datasheets (no NVLink: PCIe only)")
+
+# How one server links its GPUs (predictors/collectives.py uses it; docs/collectives.md):
+# nvswitch = every GPU reaches every other at its full NVLink bandwidth; pairwise_nvlink = NVLink
+# bridges join GPUs in pairs, other pairs talk over PCIe; pcie = PCIe only.
+NODE_TOPOLOGIES = ("nvswitch", "pairwise_nvlink", "pcie")
+_DEFAULT_NODE_TOPOLOGY = {"a100-80g": "nvswitch", "h100": "nvswitch", "h200": "nvswitch", "b200": "nvswitch",
+                          "a40": "pairwise_nvlink", "l40s": "pcie", "l4": "pcie"}
 
 
 def _pcie_bytes_per_s(gen: int, width: int) -> float:
@@ -90,6 +100,16 @@ class GpuSpec:
     peak_fp8_flops: float          # 0 where the part has no fp8 tensor cores
     peak_int8_ops: float
     sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    node_topology: str = ""        # NODE_TOPOLOGIES; "" = the kind's default server (__post_init__)
+
+    def __post_init__(self) -> None:
+        if not self.node_topology:
+            default = _DEFAULT_NODE_TOPOLOGY.get(self.key)
+            if default is None:  # a kind without an entry: NVLink parts as SXM boards, others PCIe
+                default = "pcie" if self.nvlink_links == 0 else "nvswitch"
+            object.__setattr__(self, "node_topology", default)
+        if self.node_topology not in NODE_TOPOLOGIES:
+            raise ValueError(f"{self.key}: node_topology {self.node_topology!r} not one of {NODE_TOPOLOGIES}")
 
     def peak_flops(self, dtype: str) -> float:
         """Dense peak for a dtype name (fp64, fp32, tf32, fp16, bf16, fp8, int8)."""
@@ -119,6 +139,7 @@ def _common_sources(datasheet: str, whitepaper: str) -> dict[str, str]:
     sources["launch_latency_ns"] = _LATENCY
     sources["kernel_floor_ns"] = _VIDUR_FLOOR
     sources["reserved_bytes"] = _RESERVED
+    sources["node_topology"] = _NODE_TOPOLOGY
     return sources
 
 

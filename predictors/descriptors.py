@@ -293,10 +293,12 @@ class SolverDesc:
 class CollectiveDesc:
     name: str                # all_reduce, all_gather, reduce_scatter, broadcast, reduce, send, recv, all_to_all
     ranks: int
-    count: int
+    count: int               # elements per rank as NCCL counts them; point-to-point: bytes sent
     dtype: DType = DType.F32
-    bytes: int = 0           # per-rank buffer: count x dtype size
+    bytes: int = 0           # the larger of what this rank sends and receives
     device: int = 0
+    recv_bytes: int = 0      # point-to-point (nccl:send/recv/sendrecv): bytes received
+    peers: int = 0           # point-to-point: peers of this rank's group of transfers
 
     def byte_count(self) -> int:
         return self.bytes or int(self.count * DTYPE_BYTES[self.dtype])
@@ -377,7 +379,7 @@ def from_wire(fields_: dict[str, object], name: str) -> Descriptor:
                           flops=flops, device=device)
     if kind == OpKind.COLLECTIVE:
         return CollectiveDesc(name=name, ranks=max(dims[0], 1), count=dims[1], dtype=dtype_a, bytes=nbytes,
-                              device=device)
+                              device=device, recv_bytes=dims[2], peers=dims[3])
     if kind == OpKind.LIBRARY:
         return LibraryDesc(name=name, bytes=nbytes, flops=flops, dims=tuple(dims[:8]), device=device)
     if kind in (OpKind.EVENT_RECORD, OpKind.EVENT_WAIT, OpKind.HOST_FUNC):
@@ -419,7 +421,7 @@ def to_wire(desc: Descriptor) -> tuple[dict[str, object], str]:
         dims[:4] = [desc.m, desc.n, desc.nrhs, desc.batch]
         out.update(kind=OpKind.SOLVER, dtype_a=desc.dtype, flops=desc.flops)
     elif isinstance(desc, CollectiveDesc):
-        dims[:2] = [desc.ranks, desc.count]
+        dims[:4] = [desc.ranks, desc.count, desc.recv_bytes, desc.peers]
         out.update(kind=OpKind.COLLECTIVE, dtype_a=desc.dtype, bytes=desc.bytes)
     elif isinstance(desc, LibraryDesc):
         dims[:len(desc.dims[:8])] = list(desc.dims[:8])

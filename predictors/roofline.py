@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from predictors import Prediction
+from predictors import Prediction, collectives
 from predictors.catalog import GpuSpec
 from predictors.descriptors import (
     DTYPE_BYTES,
@@ -82,7 +82,7 @@ def _ceil_div(a: int, b: int) -> int:
 
 class RooflinePredictor:
     name = "roofline"
-    version = "2"  # bump on any change of a rule or constant: the coordinator caches by version
+    version = "3"  # bump on any change of a rule or constant: the coordinator caches by version
 
     def __init__(self, spec: GpuSpec) -> None:
         self.spec = spec
@@ -206,27 +206,8 @@ class RooflinePredictor:
         latency = max(1, n // 32) * self.floor_ns
         return self._finish(max(compute, memory) + latency)
 
-    def collective_ns(self, kind: str, ranks: int, nbytes: float) -> float:
-        """Ring model: data each rank sends over one link direction, plus per-step latency."""
-        p = max(ranks, 1)
-        if p == 1:
-            return float(self.floor_ns)
-        bandwidth = self.link_bytes_per_s()
-        kind = _collective_kind(kind)
-        if kind == "all_reduce":
-            sent, steps = 2 * (p - 1) / p * nbytes, 2 * (p - 1)
-        elif kind in ("all_gather", "reduce_scatter"):
-            sent, steps = (p - 1) * nbytes, p - 1
-        elif kind == "all_to_all":
-            sent, steps = (p - 1) / p * nbytes, p - 1
-        elif kind in ("broadcast", "reduce"):
-            sent, steps = nbytes, p - 1
-        else:  # send / recv / unknown point-to-point
-            sent, steps = nbytes, 1
-        return COLLECTIVE_BASE_NS + steps * COLLECTIVE_STEP_NS + sent / bandwidth * 1e9
-
     def _collective(self, desc: CollectiveDesc) -> Prediction:
-        return self._finish(self.collective_ns(desc.name, desc.ranks, desc.byte_count()))
+        return Prediction(duration_ns=collectives.collective_ns(self.spec, desc), model="roofline")  # NCCL's model
 
     def _library(self, desc: LibraryDesc) -> Prediction:
         ns = self.memory_ns(desc.bytes)

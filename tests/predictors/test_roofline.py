@@ -116,8 +116,8 @@ def test_collectives_ring_model() -> None:
     assert eight > two  # 2(p-1)/p grows with p
     gather = roofline.predict(CollectiveDesc("ncclAllGather", 8, size // 2, DType.BF16)).duration_ns
     assert gather > eight / 2
-    bandwidth = roofline.link_bytes_per_s()
-    assert eight * 1e-9 >= 2 * 7 / 8 * size / bandwidth
+    # 8 ranks on NVSwitch run NVLS (each byte into and out of a GPU once): no faster than bytes / NVLink
+    assert eight * 1e-9 >= size / get_spec("h100").nvlink_bytes_per_s
 
 
 def test_registry_and_determinism() -> None:
