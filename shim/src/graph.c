@@ -9,6 +9,14 @@
 static uint32_t next_graph_id = 1;
 static uint64_t next_capture_id = 1;
 
+/* Captures in progress (their graphs), for the rules that reach beyond one stream: another
+ * thread's global-mode capture, the legacy stream against blocking capturing streams, a device
+ * synchronize. Guarded by tw_timeline_lock; the count is read without it as a fast path. */
+#define MAX_ACTIVE_CAPTURES 64
+static tw_graph *active_captures[MAX_ACTIVE_CAPTURES];
+static uint32_t active_capture_count;
+static __thread int thread_capture_mode = TW_CAPTURE_GLOBAL; /* cudaThreadExchangeStreamCaptureMode */
+
 tw_graph *tw_graph_create(void)
 {
     tw_graph *g = calloc(1, sizeof *g);
@@ -24,10 +32,13 @@ static void free_nodes(tw_graph_node *nodes, uint32_t count)
     free(nodes);
 }
 
+static void free_node_refs(tw_graph *g);
+
 void tw_graph_destroy(tw_graph *g)
 {
     if (g == NULL)
         return;
+    free_node_refs(g);
     free_nodes(g->nodes, g->node_count);
     free(g);
 }
@@ -68,12 +79,18 @@ int tw_capture_begin(tw_stream *s, int mode)
     int status = TW_OK;
     if (tw_stream_capture_graph(s) != NULL) {
         status = TW_ERR_INVALID;
+    } else if (active_capture_count == MAX_ACTIVE_CAPTURES) {
+        TW_ERROR("stream capture: more than %d captures at once", MAX_ACTIVE_CAPTURES);
+        status = TW_ERR_NOMEM;
     } else {
         tw_graph *g = tw_graph_create();
         if (g == NULL) {
             status = TW_ERR_NOMEM;
         } else {
             g->capture_streams[g->capture_stream_count++] = s;
+            g->capture_mode = mode;
+            g->capture_tid = tw_thread_id();
+            active_captures[active_capture_count++] = g;
             tw_stream_capture_set(s, g, mode, __atomic_fetch_add(&next_capture_id, 1, __ATOMIC_RELAXED));
         }
     }
@@ -81,18 +98,185 @@ int tw_capture_begin(tw_stream *s, int mode)
     return status;
 }
 
+static void forget_capture_locked(tw_graph *g)
+{
+    for (uint32_t i = 0; i < active_capture_count; i++) {
+        if (active_captures[i] == g) {
+            active_captures[i] = active_captures[--active_capture_count];
+            return;
+        }
+    }
+}
+
+/* Ends the capture begun on s. A capture voided by an invalid call ends all the same (its
+ * streams leave capture mode) but gives no graph, as cudaStreamEndCapture documents. */
 int tw_capture_end(tw_stream *s, tw_graph **out_graph)
 {
     pthread_mutex_lock(&tw_timeline_lock);
     tw_graph *g = tw_stream_capture_graph(s);
     int status = TW_OK;
+    *out_graph = NULL;
     if (g == NULL || g->capture_streams[0] != s) {
         status = TW_ERR_INVALID;
+    } else if (g->capture_mode != TW_CAPTURE_RELAXED && g->capture_tid != tw_thread_id()) {
+        status = TW_ERR_CAPTURE_WRONG_THREAD;
     } else {
         for (uint32_t i = 0; i < g->capture_stream_count; i++)
             tw_stream_capture_set(g->capture_streams[i], NULL, 0, 0);
         g->capture_stream_count = 0;
-        *out_graph = g;
+        forget_capture_locked(g);
+        if (g->capture_invalidated) {
+            status = TW_ERR_CAPTURE_INVALIDATED;
+            tw_graph_destroy(g);
+        } else {
+            *out_graph = g;
+        }
+    }
+    pthread_mutex_unlock(&tw_timeline_lock);
+    return status;
+}
+
+/* ---- capture rules (CUDA programming guide, "Prohibited and Unhandled Operations"; the
+ * stream-capture interaction modes of cudaThreadExchangeStreamCaptureMode) ---- */
+
+int tw_capture_exchange_mode(int mode)
+{
+    int previous = thread_capture_mode;
+    thread_capture_mode = mode;
+    return previous;
+}
+
+int tw_capture_status(const tw_stream *s)
+{
+    tw_graph *g = tw_stream_capture_graph(s);
+    if (g == NULL)
+        return TW_CAPTURE_STATUS_NONE;
+    return g->capture_invalidated ? TW_CAPTURE_STATUS_INVALIDATED : TW_CAPTURE_STATUS_ACTIVE;
+}
+
+static void invalidate_locked(tw_graph *g)
+{
+    if (!g->capture_invalidated)
+        TW_INFO("stream capture %u invalidated by an operation not permitted while capturing", g->id);
+    g->capture_invalidated = true;
+}
+
+/* A potentially unsafe call (an allocation, a free, a synchronous call, an event or stream
+ * query) by this thread: prohibited while it has a capture of its own that is not relaxed, or,
+ * in global mode, while another thread has a global-mode capture. The captures that prohibit
+ * it are invalidated. */
+int tw_capture_check_unsafe(void)
+{
+    if (__atomic_load_n(&active_capture_count, __ATOMIC_RELAXED) == 0 || thread_capture_mode == TW_CAPTURE_RELAXED)
+        return TW_OK;
+    uint32_t tid = tw_thread_id();
+    int status = TW_OK;
+    pthread_mutex_lock(&tw_timeline_lock);
+    for (uint32_t i = 0; i < active_capture_count; i++) {
+        tw_graph *g = active_captures[i];
+        bool own = g->capture_tid == tid && g->capture_mode != TW_CAPTURE_RELAXED;
+        bool foreign = g->capture_tid != tid && g->capture_mode == TW_CAPTURE_GLOBAL &&
+                       thread_capture_mode == TW_CAPTURE_GLOBAL;
+        if (own || foreign) {
+            invalidate_locked(g);
+            status = TW_ERR_CAPTURE_UNSUPPORTED;
+        }
+    }
+    pthread_mutex_unlock(&tw_timeline_lock);
+    return status;
+}
+
+/* The capture that makes the legacy stream of s's device unusable: one with a blocking
+ * stream on that device (lock held). */
+static tw_graph *blocking_capture_locked(const tw_stream *s)
+{
+    for (uint32_t i = 0; i < active_capture_count; i++) {
+        tw_graph *g = active_captures[i];
+        for (uint32_t j = 0; j < g->capture_stream_count; j++) {
+            tw_stream *c = g->capture_streams[j];
+            if (tw_stream_device(c) == tw_stream_device(s) && !(tw_stream_flags(c) & TW_STREAM_NON_BLOCKING))
+                return g;
+        }
+    }
+    return NULL;
+}
+
+bool tw_capture_blocks_legacy(const tw_stream *s)
+{
+    if (__atomic_load_n(&active_capture_count, __ATOMIC_RELAXED) == 0 || tw_stream_id(s) != 0)
+        return false;
+    pthread_mutex_lock(&tw_timeline_lock);
+    bool blocked = blocking_capture_locked(s) != NULL;
+    pthread_mutex_unlock(&tw_timeline_lock);
+    return blocked;
+}
+
+/* Work enqueued on s: fails on a voided capture, and on the legacy stream while a blocking
+ * stream of its device captures (an implicit dependency; that capture is invalidated). */
+int tw_capture_check_enqueue(tw_stream *s)
+{
+    tw_graph *own = tw_stream_capture_graph(s);
+    if (own != NULL)
+        return own->capture_invalidated ? TW_ERR_CAPTURE_INVALIDATED : TW_OK;
+    if (__atomic_load_n(&active_capture_count, __ATOMIC_RELAXED) == 0 || tw_stream_id(s) != 0)
+        return TW_OK;
+    pthread_mutex_lock(&tw_timeline_lock);
+    tw_graph *g = blocking_capture_locked(s);
+    if (g != NULL)
+        invalidate_locked(g);
+    pthread_mutex_unlock(&tw_timeline_lock);
+    return g != NULL ? TW_ERR_CAPTURE_IMPLICIT : TW_OK;
+}
+
+static int invalidate_graph(tw_graph *g)
+{
+    pthread_mutex_lock(&tw_timeline_lock);
+    invalidate_locked(g);
+    pthread_mutex_unlock(&tw_timeline_lock);
+    return TW_ERR_CAPTURE_UNSUPPORTED;
+}
+
+/* A synchronize or query of s: never allowed on a capturing stream (it has no work to wait
+ * for); on the legacy stream the implicit-dependency rule applies; then the unsafe-call rule. */
+int tw_capture_check_sync(tw_stream *s)
+{
+    tw_graph *g = tw_stream_capture_graph(s);
+    if (g != NULL)
+        return invalidate_graph(g);
+    int status = tw_capture_check_unsafe();
+    return status != TW_OK ? status : tw_capture_check_enqueue(s);
+}
+
+/* A synchronize or query of an event whose last record was captured. */
+int tw_capture_check_event(tw_event *e)
+{
+    tw_graph *g = tw_event_capture_graph(e);
+    pthread_mutex_lock(&tw_timeline_lock);
+    bool live = false;
+    for (uint32_t i = 0; i < active_capture_count && g != NULL; i++)
+        live |= active_captures[i] == g;
+    pthread_mutex_unlock(&tw_timeline_lock);
+    if (live)
+        return invalidate_graph(g);
+    return tw_capture_check_unsafe();
+}
+
+/* A device-wide synchronize: not while any stream of the device captures. */
+int tw_capture_check_device_sync(int device)
+{
+    int status = tw_capture_check_unsafe();
+    if (__atomic_load_n(&active_capture_count, __ATOMIC_RELAXED) == 0)
+        return status;
+    pthread_mutex_lock(&tw_timeline_lock);
+    for (uint32_t i = 0; i < active_capture_count; i++) {
+        tw_graph *g = active_captures[i];
+        for (uint32_t j = 0; j < g->capture_stream_count; j++) {
+            if (tw_stream_device(g->capture_streams[j]) == device) {
+                invalidate_locked(g);
+                status = TW_ERR_CAPTURE_UNSUPPORTED;
+                break;
+            }
+        }
     }
     pthread_mutex_unlock(&tw_timeline_lock);
     return status;
@@ -164,4 +348,85 @@ int tw_graph_launch(tw_graph_exec *x, tw_stream *s)
     }
     pthread_mutex_unlock(&tw_timeline_lock);
     return TW_OK;
+}
+
+/* ---- node handles: cudaGraphNode_t values are stable small objects naming (graph, index) ---- */
+
+#define NODE_REF_MAGIC 0x4e4f4445u
+struct tw_node_ref {
+    uint32_t magic;
+    uint32_t index;
+    tw_graph *graph;
+};
+
+/* The handle of node `index` of g, made on first request (lock held). */
+void *tw_graph_node_handle_locked(tw_graph *g, uint32_t index)
+{
+    if (index >= g->node_count)
+        return NULL;
+    if (index >= g->node_ref_capacity) {
+        uint32_t capacity = g->node_ref_capacity ? g->node_ref_capacity : 64;
+        while (capacity <= index)
+            capacity *= 2;
+        struct tw_node_ref **grown = realloc(g->node_refs, capacity * sizeof *grown);
+        if (grown == NULL)
+            return NULL;
+        memset(grown + g->node_ref_capacity, 0, (capacity - g->node_ref_capacity) * sizeof *grown);
+        g->node_refs = grown;
+        g->node_ref_capacity = capacity;
+    }
+    if (g->node_refs[index] == NULL) {
+        struct tw_node_ref *ref = malloc(sizeof *ref);
+        if (ref == NULL)
+            return NULL;
+        *ref = (struct tw_node_ref){NODE_REF_MAGIC, index, g};
+        g->node_refs[index] = ref;
+    }
+    return g->node_refs[index];
+}
+
+void *tw_graph_node_handle(tw_graph *g, uint32_t index)
+{
+    pthread_mutex_lock(&tw_timeline_lock);
+    void *h = tw_graph_node_handle_locked(g, index);
+    pthread_mutex_unlock(&tw_timeline_lock);
+    return h;
+}
+
+/* The (graph, index) a handle names; false for NULL or a handle of a destroyed graph. */
+bool tw_graph_node_lookup(const void *handle, tw_graph **g, uint32_t *index)
+{
+    const struct tw_node_ref *ref = handle;
+    if (ref == NULL || ref->magic != NODE_REF_MAGIC || ref->graph == NULL)
+        return false;
+    *g = ref->graph;
+    *index = ref->index;
+    return true;
+}
+
+static void free_node_refs(tw_graph *g)
+{
+    for (uint32_t i = 0; i < g->node_ref_capacity; i++) {
+        if (g->node_refs[i] != NULL) {
+            g->node_refs[i]->magic = 0;
+            free(g->node_refs[i]);
+        }
+    }
+    free(g->node_refs);
+}
+
+/* The capture dependencies of s as node handles (valid until the next call on this thread). */
+size_t tw_capture_dependencies(tw_stream *s, void *const **out_handles)
+{
+    static __thread void *handles[16];
+    uint32_t deps[16];
+    uint32_t count = 0;
+    pthread_mutex_lock(&tw_timeline_lock);
+    tw_graph *g = tw_stream_capture_graph(s);
+    if (g != NULL && tw_stream_capture_tail(s, deps, &count))
+        for (uint32_t i = 0; i < count; i++)
+            handles[i] = tw_graph_node_handle_locked(g, deps[i]);
+    pthread_mutex_unlock(&tw_timeline_lock);
+    *out_handles = handles;
+    return count;
 }

@@ -92,6 +92,11 @@ static tw_stream *legacy_stream(int device)
     return s;
 }
 
+tw_stream *tw_stream_resolve_legacy(int device)
+{
+    return legacy_stream(device);
+}
+
 tw_stream *tw_stream_resolve(const void *handle)
 {
     uintptr_t value = (uintptr_t)handle;
@@ -199,9 +204,15 @@ static void advance_stream(tw_stream *s, int64_t end_ns)
 static void emit_op_record(const queued_op *op, const tw_prediction_slot *slot, int64_t start_ns,
                            int64_t end_ns, uint32_t graph_id)
 {
+    tw_record local;
     tw_record *rec = tw_trace_claim();
-    if (rec == NULL)
-        return;
+    bool traced = rec != NULL;
+    if (!traced) {
+        if (TW_LIKELY(!tw_cupti_collecting))
+            return;
+        memset(&local, 0, sizeof local); /* untraced process, but a CUPTI client wants it */
+        rec = &local;
+    }
     const tw_desc *d = &slot->desc;
     rec->op_kind = (uint16_t)d->kind;
     rec->device = (uint16_t)op->stream->device;
@@ -223,10 +234,15 @@ static void emit_op_record(const queued_op *op, const tw_prediction_slot *slot, 
     rec->addr = (uint64_t)(uintptr_t)op->stream;
     rec->value = d->kind == TW_OP_MEMCPY ? d->dims[0] : d->pointer_params;
     memcpy(rec->dims, d->dims, sizeof rec->dims);
-    tw_trace_commit(rec, TW_REC_GPU_OP);
+    if (TW_UNLIKELY(tw_cupti_collecting))
+        tw_cupti_on_op(rec);
+    if (traced)
+        tw_trace_commit(rec, TW_REC_GPU_OP);
 }
 
-static void compute_graph(const queued_op *op)
+static void push_host_call(host_call **calls, size_t *count, void (*fn)(void *), void *data);
+
+static void compute_graph(const queued_op *op, host_call **calls, size_t *call_count)
 {
     tw_graph_exec *x = op->u.exec;
     tw_stream *s = op->stream;
@@ -242,6 +258,9 @@ static void compute_graph(const queued_op *op)
         if (node->kind == TW_NODE_OP) {
             end = start + node->slot->duration_ns;
             emit_op_record(op, node->slot, start, end, x->graph_id);
+        } else if (node->kind == TW_NODE_HOST_FUNC) {
+            /* a captured host function runs at every replay, in node (issue) order */
+            push_host_call(calls, call_count, node->host_fn, node->host_data);
         }
         x->node_end_ns[i] = end;
         if (end > graph_end)
@@ -310,7 +329,7 @@ static void flush_locked(host_call **calls, size_t *call_count)
             break;
         }
         case Q_GRAPH:
-            compute_graph(op);
+            compute_graph(op, calls, call_count);
             break;
         default:
             break;
@@ -345,6 +364,8 @@ uint64_t tw_submit_slot_locked(tw_stream *s, tw_prediction_slot *slot, uint32_t 
     queued_op *op = enqueue_locked(Q_OP, s);
     op->u.slot = slot;
     op->flags = flags_extra;
+    if (TW_UNLIKELY(tw_cupti_collecting))
+        tw_cupti_on_enqueue(op->seq, (int)slot->desc.kind);
     return op->seq;
 }
 
@@ -361,6 +382,8 @@ uint64_t tw_submit_graph_locked(tw_stream *s, tw_graph_exec *x)
 {
     queued_op *op = enqueue_locked(Q_GRAPH, s);
     op->u.exec = x;
+    if (TW_UNLIKELY(tw_cupti_collecting))
+        tw_cupti_on_enqueue(op->seq, TW_OP_NONE);
     return op->seq;
 }
 
@@ -480,6 +503,11 @@ void tw_stream_wait_event(tw_stream *s, tw_event *e)
         op->u.event = e;
     }
     pthread_mutex_unlock(&tw_timeline_lock);
+}
+
+tw_graph *tw_event_capture_graph(const tw_event *e)
+{
+    return e->capture_graph;
 }
 
 bool tw_event_recorded(const tw_event *e)

@@ -34,6 +34,13 @@ struct tw_graph {
     uint32_t id;
     tw_stream *capture_streams[TW_MAX_CAPTURE_STREAMS]; /* origin first, then joined ones */
     uint32_t capture_stream_count;
+    /* graph.c: the capture in progress (mode, who began it, whether an invalid call voided it)
+     * and stable node handles (cudaGraphNode_t), made on first request */
+    int capture_mode;
+    uint32_t capture_tid;
+    bool capture_invalidated;
+    struct tw_node_ref **node_refs;
+    uint32_t node_ref_capacity;
 };
 
 struct tw_graph_exec {
