@@ -25,6 +25,10 @@ static int64_t enabled_since_ns[64];             /* ops issued before their kind
 static CUpti_BuffersCallbackRequestFunc buffer_requested;
 static CUpti_BuffersCallbackCompleteFunc buffer_completed;
 static size_t dropped_records;
+/* A buffer the client handed us and we hold until a flush: like CUPTI, one is requested as soon
+ * as collection starts (clients such as Kineto flush only while they have a buffer out). */
+static uint8_t *held_buffer;
+static size_t held_size, held_max_records;
 
 /* records waiting for a flush, back to back, each 8-byte aligned, times in virtual ns */
 static uint8_t *pending;
@@ -40,7 +44,7 @@ static int disabled_cbid_count[2];
  * read registered_ticks) and its rate against host time, calibrated at registration */
 static CUpti_TimestampCallbackFunc timestamp_callback;
 static uint64_t registered_ticks;
-static int64_t registered_ns, registered_host_ns;
+static int64_t registered_ns;
 static double ticks_per_ns = 1.0;
 
 static bool kind_enabled(int kind)
@@ -305,27 +309,37 @@ void tw_cupti_on_op(const tw_record *rec)
 
 /* ---------------------------------------------------------------- timestamps */
 
+static int64_t realtime_minus_mono_ns; /* virtual CLOCK_REALTIME - CLOCK_MONOTONIC, read per delivery */
+
 static uint64_t to_client_ns(uint64_t virtual_ns)
 {
     if (virtual_ns == 0)
         return 0; /* CUPTI_TIMESTAMP_UNKNOWN */
     if (timestamp_callback == NULL)
-        return virtual_ns + (uint64_t)(tw_realtime_ns() - tw_now_ns());
+        return virtual_ns + (uint64_t)realtime_minus_mono_ns;
     return registered_ticks + (uint64_t)((double)((int64_t)virtual_ns - registered_ns) * ticks_per_ns);
 }
 
-/* The callback's rate against host time: measured over the time since registration once it is
- * long enough, else over a 2 ms spin at registration. */
-static void calibrate(uint64_t ticks0, int64_t host0, int64_t min_span_ns, bool spin)
+/* The callback's rate against host time, from the first pair read with this callback and a
+ * pair read now (no spinning: a thread that spins reading clocks would look blocked to the
+ * causal clock). Until they are 1 ms apart the rate stays at its last value (1 tick/ns at
+ * first). */
+static uint64_t first_ticks;
+static int64_t first_host_ns;
+static CUpti_TimestampCallbackFunc first_callback;
+
+static void calibrate_locked(void)
 {
-    uint64_t ticks1;
-    int64_t host1;
-    do {
-        ticks1 = timestamp_callback();
-        host1 = tw_host_mono_ns();
-    } while (spin && host1 - host0 < min_span_ns);
-    if (host1 - host0 >= min_span_ns && ticks1 > ticks0)
-        ticks_per_ns = (double)(ticks1 - ticks0) / (double)(host1 - host0);
+    uint64_t ticks = timestamp_callback();
+    int64_t host = tw_host_mono_ns();
+    if (first_callback != timestamp_callback) {
+        first_callback = timestamp_callback;
+        first_ticks = ticks;
+        first_host_ns = host;
+        return;
+    }
+    if (host - first_host_ns >= 1000 * 1000 && ticks > first_ticks)
+        ticks_per_ns = (double)(ticks - first_ticks) / (double)(host - first_host_ns);
 }
 
 static void convert_times(uint8_t *record)
@@ -363,40 +377,77 @@ static void convert_times(uint8_t *record)
     }
 }
 
-/* Hand the waiting records to the client's buffers (no lock held while it runs). */
+/* Ask the client for a buffer to hold if none is held (no lock held: it runs client code). */
+static void hold_buffer(void)
+{
+    pthread_mutex_lock(&cupti_lock);
+    CUpti_BuffersCallbackRequestFunc requested = held_buffer == NULL && enabled_kinds ? buffer_requested : NULL;
+    pthread_mutex_unlock(&cupti_lock);
+    if (requested == NULL)
+        return;
+    uint8_t *buffer = NULL;
+    size_t size = 0, max_records = 0;
+    requested(&buffer, &size, &max_records);
+    pthread_mutex_lock(&cupti_lock);
+    if (held_buffer == NULL && buffer != NULL && size > 0) {
+        held_buffer = buffer;
+        held_size = size;
+        held_max_records = max_records;
+        buffer = NULL;
+    }
+    pthread_mutex_unlock(&cupti_lock);
+    if (buffer != NULL && buffer_completed != NULL)
+        buffer_completed(NULL, 0, buffer, size, 0); /* another thread got one first: give it back */
+}
+
+/* Fill `buffer` from records[*at..bytes) and hand it back; returns how many records went in. */
+static size_t fill_and_complete(CUpti_BuffersCallbackCompleteFunc completed, uint8_t *buffer, size_t size,
+                                size_t max_records, const uint8_t *records, size_t bytes, size_t *at)
+{
+    size_t used = 0, count = 0;
+    while (*at < bytes && (max_records == 0 || count < max_records)) {
+        size_t one = (record_bytes(((const CUpti_Activity *)(records + *at))->kind) + 7) & ~(size_t)7;
+        if (used + one > size)
+            break;
+        memcpy(buffer + used, records + *at, one);
+        convert_times(buffer + used);
+        used += one;
+        *at += one;
+        count++;
+    }
+    completed(NULL, 0, buffer, size, used);
+    return count;
+}
+
+/* Hand the waiting records to the client's buffers (no lock held while it runs): the held one
+ * first, then as many more as it takes; then, while collecting, hold a fresh one. */
 static void deliver(void)
 {
     pthread_mutex_lock(&cupti_lock);
-    uint8_t *records = pending;
-    size_t bytes = pending_bytes;
+    uint8_t *records = pending, *buffer = held_buffer;
+    size_t bytes = pending_bytes, size = held_size, max_records = held_max_records;
     CUpti_BuffersCallbackRequestFunc requested = buffer_requested;
     CUpti_BuffersCallbackCompleteFunc completed = buffer_completed;
     pending = NULL;
     pending_bytes = pending_capacity = 0;
+    held_buffer = NULL;
     if (timestamp_callback != NULL)
-        calibrate(registered_ticks, registered_host_ns, 100 * 1000 * 1000, false);
+        calibrate_locked();
+    int64_t mono = tw_now_ns();
+    realtime_minus_mono_ns = tw_realtime_ns() - mono;
+    realtime_minus_mono_ns -= (tw_now_ns() - mono) / 2; /* the two reads' midpoint */
     pthread_mutex_unlock(&cupti_lock);
     size_t at = 0;
-    while (at < bytes && requested != NULL && completed != NULL) {
-        uint8_t *buffer = NULL;
-        size_t size = 0, max_records = 0;
-        requested(&buffer, &size, &max_records);
-        if (buffer == NULL || size == 0)
-            break; /* the client refuses more: the rest is dropped */
-        size_t used = 0, count = 0;
-        while (at < bytes && (max_records == 0 || count < max_records)) {
-            size_t one = (record_bytes(((CUpti_Activity *)(records + at))->kind) + 7) & ~(size_t)7;
-            if (used + one > size)
-                break;
-            memcpy(buffer + used, records + at, one);
-            convert_times(buffer + used);
-            used += one;
-            at += one;
-            count++;
+    while (completed != NULL && (buffer != NULL || (at < bytes && requested != NULL))) {
+        if (buffer == NULL) {
+            requested(&buffer, &size, &max_records);
+            if (buffer == NULL || size == 0)
+                break; /* the client refuses more: the rest is dropped */
         }
-        completed(NULL, 0, buffer, size, used);
+        size_t count = fill_and_complete(completed, buffer, size, max_records, records, bytes, &at);
+        buffer = NULL;
         if (count == 0)
-            break; /* a buffer too small for one record */
+            break; /* nothing left, or a buffer too small for one record */
     }
     if (at < bytes) {
         pthread_mutex_lock(&cupti_lock);
@@ -405,6 +456,7 @@ static void deliver(void)
         pthread_mutex_unlock(&cupti_lock);
     }
     free(records);
+    hold_buffer();
 }
 
 /* ---------------------------------------------------------------- the activity API */
@@ -434,6 +486,7 @@ TW_EXPORT CUptiResult cuptiActivityEnable(CUpti_ActivityKind kind)
     enabled_kinds |= 1ull << kind;
     __atomic_store_n(&tw_cupti_collecting, 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&cupti_lock);
+    hold_buffer();
     return CUPTI_SUCCESS;
 }
 
@@ -511,8 +564,7 @@ TW_EXPORT CUptiResult cuptiActivityRegisterTimestampCallback(CUpti_TimestampCall
     timestamp_callback = callback;
     registered_ns = tw_now_ns();
     registered_ticks = callback();
-    registered_host_ns = tw_host_mono_ns();
-    calibrate(registered_ticks, registered_host_ns, 2 * 1000 * 1000, true);
+    calibrate_locked();
     pthread_mutex_unlock(&cupti_lock);
     return CUPTI_SUCCESS;
 }
@@ -717,6 +769,32 @@ TW_EXPORT CUptiResult cuptiEnableCallback(uint32_t enable, CUpti_SubscriberHandl
 TW_EXPORT CUptiResult cuptiEnableDomain(uint32_t enable, CUpti_SubscriberHandle handle, CUpti_CallbackDomain domain)
 {
     return cuptiEnableCallback(enable, handle, domain, 0);
+}
+
+/* Names of the callbacks whose records this shim makes (the API's name, as CUPTI gives it). */
+TW_EXPORT CUptiResult cuptiGetCallbackName(CUpti_CallbackDomain domain, uint32_t cbid, const char **name)
+{
+    static const struct { CUpti_CallbackDomain domain; uint32_t cbid; const char *name; } names[] = {
+        {CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000, "cudaLaunchKernel"},
+        {CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy_v3020, "cudaMemcpy"},
+        {CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyAsync_v3020, "cudaMemcpyAsync"},
+        {CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaMemset_v3020, "cudaMemset"},
+        {CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaMemsetAsync_v3020, "cudaMemsetAsync"},
+        {CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaGraphLaunch_v10000, "cudaGraphLaunch"},
+        {CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaStreamSynchronize_v3020, "cudaStreamSynchronize"},
+        {CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaEventSynchronize_v3020, "cudaEventSynchronize"},
+        {CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaDeviceSynchronize_v3020, "cudaDeviceSynchronize"},
+        {CUPTI_CB_DOMAIN_DRIVER_API, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel, "cuLaunchKernel"},
+    };
+    if (name == NULL)
+        return CUPTI_ERROR_INVALID_PARAMETER;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (names[i].domain == domain && names[i].cbid == cbid) {
+            *name = names[i].name;
+            return CUPTI_SUCCESS;
+        }
+    }
+    return CUPTI_ERROR_INVALID_PARAMETER;
 }
 
 TW_EXPORT CUptiResult cuptiFinalize(void)
