@@ -371,6 +371,11 @@ bool tw_graph_node_lookup(const void *handle, tw_graph **g, uint32_t *index);
 size_t tw_capture_dependencies(tw_stream *s, void *const **out_handles);
 tw_graph *tw_event_capture_graph(const tw_event *e); /* timeline.c: the capture e was last recorded in */
 
+/* ---------------------------------------------------------------- gpu_activity.c
+ * Over [now - window_ns, now]: the fraction of time one or more ops of the run ran on `device`
+ * and the fraction its memory was busy (bytes at the HBM bandwidth), from the run's records. */
+void tw_gpu_activity(int device, int64_t window_ns, double *busy_fraction, double *memory_fraction);
+
 /* ---------------------------------------------------------------- api_cupti.c
  * CUPTI activity collection. The timeline calls these two while tw_cupti_collecting is set
  * (timeline lock held): each enqueue on the issuing thread (seq is the correlation id; op_kind
