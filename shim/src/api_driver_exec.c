@@ -27,6 +27,7 @@ static CUresult capture_result(int status)
     case TW_ERR_CAPTURE_INVALIDATED: return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
     case TW_ERR_CAPTURE_IMPLICIT: return CUDA_ERROR_STREAM_CAPTURE_IMPLICIT;
     case TW_ERR_CAPTURE_WRONG_THREAD: return CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD;
+    case TW_ERR_CAPTURE_MERGE: return CUDA_ERROR_STREAM_CAPTURE_MERGE;
     default: return CUDA_ERROR_ILLEGAL_STATE;
     }
 }
@@ -106,7 +107,7 @@ static CUresult stream_wait_event(CUstream hStream, CUevent hEvent, bool per_thr
 {
     if (hEvent == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
-    CAPTURE_CHECK(tw_capture_check_enqueue(resolve(hStream, per_thread)));
+    CAPTURE_CHECK(tw_capture_check_wait(resolve(hStream, per_thread), (tw_event *)hEvent));
     tw_stream_wait_event(resolve(hStream, per_thread), (tw_event *)hEvent);
     return CUDA_SUCCESS;
 }

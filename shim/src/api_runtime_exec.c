@@ -46,6 +46,7 @@ static cudaError_t capture_error(int status)
     case TW_ERR_CAPTURE_INVALIDATED: return rt(cudaErrorStreamCaptureInvalidated);
     case TW_ERR_CAPTURE_IMPLICIT: return rt(cudaErrorStreamCaptureImplicit);
     case TW_ERR_CAPTURE_WRONG_THREAD: return rt(cudaErrorStreamCaptureWrongThread);
+    case TW_ERR_CAPTURE_MERGE: return rt(cudaErrorStreamCaptureMerge);
     default: return rt(cudaErrorIllegalState);
     }
 }
@@ -108,6 +109,7 @@ static const char *error_name(cudaError_t error)
     case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
     case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
     case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
+    case cudaErrorStreamCaptureMerge: return "cudaErrorStreamCaptureMerge";
     case cudaErrorStreamCaptureWrongThread: return "cudaErrorStreamCaptureWrongThread";
     case cudaErrorIllegalState: return "cudaErrorIllegalState";
     case cudaErrorPeerAccessAlreadyEnabled: return "cudaErrorPeerAccessAlreadyEnabled";
@@ -141,7 +143,7 @@ TW_EXPORT const char *cudaGetErrorString(cudaError_t error)
 
 TW_EXPORT cudaError_t cudaStreamCreateWithPriority(cudaStream_t *out, unsigned int flags, int priority)
 {
-    if (out == NULL)
+    if (out == NULL || (flags & ~(unsigned)cudaStreamNonBlocking) != 0)
         return rt(cudaErrorInvalidValue);
     tw_ctx_primary_activate(tw_device_current());
     tw_stream *s = tw_stream_create(tw_device_current(),
@@ -206,7 +208,7 @@ TW_EXPORT cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event
 {
     if (event == NULL)
         return rt(cudaErrorInvalidResourceHandle);
-    CAPTURE_CHECK(tw_capture_check_enqueue(tw_stream_resolve(stream)));
+    CAPTURE_CHECK(tw_capture_check_wait(tw_stream_resolve(stream), (tw_event *)event));
     tw_stream_wait_event(tw_stream_resolve(stream), (tw_event *)event);
     return cudaSuccess;
 }
@@ -610,10 +612,18 @@ static bool copy_blocks_host(int kind, bool sync_call)
     }
 }
 
+/* A range [p, p + bytes) that starts in a known allocation must end inside it (the driver
+ * checks device and pinned ranges; plain host memory it cannot). */
+static bool range_ok(const void *p, size_t bytes)
+{
+    tw_alloc a;
+    return !tw_mem_lookup(p, &a) || (uint64_t)(uintptr_t)p + bytes <= a.base + a.size;
+}
+
 static cudaError_t copy_kind_checked(void *dst, const void *src, size_t bytes, tw_stream *s, bool sync_call,
                                      int kind)
 {
-    if (bytes != 0 && (dst == NULL || src == NULL))
+    if (bytes != 0 && (dst == NULL || src == NULL || !range_ok(dst, bytes) || !range_ok(src, bytes)))
         return rt(cudaErrorInvalidValue);
     CAPTURE_CHECK(sync_call ? tw_capture_check_sync(s) : tw_capture_check_enqueue(s));
     if (bytes == 0)
@@ -916,7 +926,7 @@ static void submit_memset(tw_stream *s, uint64_t bytes)
 
 static cudaError_t memset_on(void *ptr, int value, size_t bytes, tw_stream *s, bool sync_call)
 {
-    if (bytes != 0 && ptr == NULL)
+    if (bytes != 0 && (ptr == NULL || !range_ok(ptr, bytes)))
         return rt(cudaErrorInvalidValue);
     CAPTURE_CHECK(sync_call ? tw_capture_check_sync(s) : tw_capture_check_enqueue(s));
     if (bytes == 0)
@@ -1263,6 +1273,8 @@ TW_EXPORT cudaError_t cudaGraphCreate(cudaGraph_t *graph, unsigned int flags)
 
 TW_EXPORT cudaError_t cudaGraphDestroy(cudaGraph_t graph)
 {
+    if (graph == NULL)
+        return rt(cudaErrorInvalidValue);
     tw_graph_destroy((tw_graph *)graph);
     return cudaSuccess;
 }

@@ -546,9 +546,22 @@ TW_EXPORT cudaError_t cudaMallocFromPoolAsync(void **ptr, size_t size, cudaMemPo
     return device_alloc_on(ptr, size, p->device, TW_MEM_DEVICE, tw_stream_resolve(stream));
 }
 
+/* Stream-ordered calls are work on their stream: the capture rules of enqueued work apply. */
+static cudaError_t ordered_capture_check(tw_stream *s)
+{
+    switch (tw_capture_check_enqueue(s)) {
+    case TW_OK: return cudaSuccess;
+    case TW_ERR_CAPTURE_INVALIDATED: return (cudaError_t)tw_runtime_status(cudaErrorStreamCaptureInvalidated);
+    default: return (cudaError_t)tw_runtime_status(cudaErrorStreamCaptureImplicit);
+    }
+}
+
 TW_EXPORT cudaError_t cudaMallocAsync(void **devPtr, size_t size, cudaStream_t hStream)
 {
     tw_stream *s = tw_stream_resolve(hStream);
+    cudaError_t capture = ordered_capture_check(s);
+    if (capture != cudaSuccess)
+        return capture;
     return device_alloc_on(devPtr, size, tw_stream_device(s), TW_MEM_DEVICE, s);
 }
 
@@ -563,6 +576,9 @@ TW_EXPORT cudaError_t cudaFreeAsync(void *devPtr, cudaStream_t hStream)
         pending_free_of(devPtr))
         return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     tw_stream *s = tw_stream_resolve(hStream);
+    cudaError_t capture = ordered_capture_check(s);
+    if (capture != cudaSuccess)
+        return capture;
     if (tw_stream_capture_graph(s) != NULL)
         return rt_status(tw_mem_free(devPtr));
     return rt_status(pending_add(devPtr, s));

@@ -247,14 +247,44 @@ int tw_capture_check_sync(tw_stream *s)
     return status != TW_OK ? status : tw_capture_check_enqueue(s);
 }
 
+/* Whether g is a capture in progress (a captured event may name one that has ended). */
+bool tw_capture_active_locked(const tw_graph *g)
+{
+    for (uint32_t i = 0; i < active_capture_count && g != NULL; i++)
+        if (active_captures[i] == g)
+            return true;
+    return false;
+}
+
+/* A wait of s on e: an event recorded in a capture in progress joins s to that capture (a
+ * fork), but the legacy stream cannot capture, and two captures cannot merge. */
+int tw_capture_check_wait(tw_stream *s, tw_event *e)
+{
+    int status = tw_capture_check_enqueue(s);
+    if (status != TW_OK)
+        return status;
+    pthread_mutex_lock(&tw_timeline_lock);
+    tw_graph *from = tw_event_capture_graph(e), *into = tw_stream_capture_graph(s);
+    if (tw_capture_active_locked(from) && from != into) {
+        if (into != NULL) {
+            invalidate_locked(into);
+            status = TW_ERR_CAPTURE_MERGE;
+        } else if (tw_stream_id(s) == 0) {
+            status = TW_ERR_CAPTURE_UNSUPPORTED;
+        }
+        if (status != TW_OK)
+            invalidate_locked(from);
+    }
+    pthread_mutex_unlock(&tw_timeline_lock);
+    return status;
+}
+
 /* A synchronize or query of an event whose last record was captured. */
 int tw_capture_check_event(tw_event *e)
 {
     tw_graph *g = tw_event_capture_graph(e);
     pthread_mutex_lock(&tw_timeline_lock);
-    bool live = false;
-    for (uint32_t i = 0; i < active_capture_count && g != NULL; i++)
-        live |= active_captures[i] == g;
+    bool live = tw_capture_active_locked(g);
     pthread_mutex_unlock(&tw_timeline_lock);
     if (live)
         return invalidate_graph(g);

@@ -485,6 +485,8 @@ void tw_event_record(tw_event *e, tw_stream *s)
 void tw_stream_wait_event(tw_stream *s, tw_event *e)
 {
     pthread_mutex_lock(&tw_timeline_lock);
+    if (e->capture_graph != NULL && !tw_capture_active_locked(e->capture_graph))
+        e->capture_graph = NULL; /* recorded in a capture that has ended: no graph position left */
     if (e->capture_graph != NULL) {
         /* joining a capture (fork) or ordering within it: a graph dependency */
         if (s->capture_graph == NULL) {

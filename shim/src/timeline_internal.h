@@ -66,6 +66,9 @@ uint64_t tw_submit_graph_locked(tw_stream *s, tw_graph_exec *x);
 /* timeline.c: submit with a known prediction slot (launch path; lock held). */
 uint64_t tw_submit_slot_locked(tw_stream *s, tw_prediction_slot *slot, uint32_t flags_extra);
 
+/* graph.c: whether g is a capture in progress (lock held) */
+bool tw_capture_active_locked(const tw_graph *g);
+
 /* capture bookkeeping kept on streams and events (timeline.c), used by graph.c */
 void tw_stream_capture_set(tw_stream *s, tw_graph *g, int mode, uint64_t capture_id);
 bool tw_stream_capture_tail(const tw_stream *s, uint32_t *deps, uint32_t *dep_count);

@@ -354,7 +354,8 @@ enum {
     TW_ERR_CAPTURE_UNSUPPORTED = 20,  /* not permitted while capturing (900) */
     TW_ERR_CAPTURE_INVALIDATED = 21,  /* the capture was voided by an earlier error (901) */
     TW_ERR_CAPTURE_IMPLICIT = 22,     /* legacy stream vs a blocking capturing stream (906) */
-    TW_ERR_CAPTURE_WRONG_THREAD = 23  /* a strict capture ended by another thread (908) */
+    TW_ERR_CAPTURE_WRONG_THREAD = 23, /* a strict capture ended by another thread (908) */
+    TW_ERR_CAPTURE_MERGE = 24         /* a wait would merge two captures (902) */
 };
 enum { TW_CAPTURE_STATUS_NONE = 0, TW_CAPTURE_STATUS_ACTIVE = 1, TW_CAPTURE_STATUS_INVALIDATED = 2 };
 int tw_capture_status(const tw_stream *s);
@@ -363,6 +364,7 @@ int tw_capture_check_unsafe(void);                 /* allocation, free, synchron
 int tw_capture_check_enqueue(tw_stream *s);        /* async work on s */
 int tw_capture_check_sync(tw_stream *s);           /* synchronize or query s */
 int tw_capture_check_event(tw_event *e);           /* synchronize or query e */
+int tw_capture_check_wait(tw_stream *s, tw_event *e); /* s waits for e */
 int tw_capture_check_device_sync(int device);
 bool tw_capture_blocks_legacy(const tw_stream *s); /* s is the legacy stream of a device with a blocking capture */
 /* Node handles (cudaGraphNode_t / CUgraphNode): stable objects naming a node of a graph. */
