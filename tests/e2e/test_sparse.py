@@ -1,0 +1,42 @@
+"""torch.sparse under `emulate`: CSR and COO products reach cuSPARSE's generic API (SpMM, SpMV,
+coo2csr), each one op whose flops and bytes follow from the matrices' shapes and non-zeros."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+
+from timewarp_testing import requires_cuda_torch
+
+from predictors.catalog import get_spec
+
+pytestmark = requires_cuda_torch
+
+WORKLOADS = Path(__file__).resolve().parent / "workloads"
+M, K, N, NNZ = 4096, 4096, 256, 167_772
+FP32, I32, I64 = 4, 4, 8
+
+
+def test_csr_and_coo_products_run_through_cusparse(emulate) -> None:  # noqa: ANN001
+    run = emulate([sys.executable, str(WORKLOADS / "sparse_ops.py")])
+    assert run.exit_status == 0, run.stdout + run.stderr[-4000:]
+    assert f"RESULT nnz={NNZ} spmm_shape={M}x{N} spmv_shape={M} coo_shape={M}x{N}" in run.stdout
+    assert run.summary["unimplemented"] == []
+    rows = [r for r in csv.DictReader(io.StringIO(run.kernels_csv())) if r["name"].startswith("cusparse")]
+    assert [r["name"] for r in rows] == ["cusparseSpMM", "cusparseSpMV", "cusparseXcoo2csr", "cusparseSpMM"]
+    dense_b, dense_c = K * N * FP32, M * N * FP32
+    # torch's CSR keeps int64 indices; its COO path converts to a CSR with int32 ones
+    csr64 = NNZ * (FP32 + I64) + (M + 1) * I64
+    csr32 = NNZ * (FP32 + I32) + (M + 1) * I32
+    expected = [(csr64 + dense_b + dense_c, 2 * NNZ * N), (csr64 + K * FP32 + M * FP32, 2 * NNZ),
+                (NNZ * I32 + (M + 1) * I32, 0), (csr32 + dense_b + dense_c, 2 * NNZ * N)]
+    spec = get_spec("h100")
+    for row, (nbytes, flops) in zip(rows, expected, strict=True):
+        assert (int(row["bytes"]), int(row["flops"])) == (nbytes, flops), row
+        assert (int(row["m"]), int(row["k"])) == (M, K if row["name"] != "cusparseXcoo2csr" else 0)
+        # memory bound at 1% density: no faster than HBM, and not slower than a quarter of it
+        # (cuSPARSE's SpMM/SpMV stream at 30-70% of bandwidth) plus the launch floor
+        bound_us = nbytes / spec.hbm_bytes_per_s * 1e6
+        assert bound_us <= float(row["duration_us"]) <= 4 * bound_us + spec.kernel_floor_ns / 1e3, row
