@@ -40,3 +40,27 @@ def test_csr_and_coo_products_run_through_cusparse(emulate) -> None:  # noqa: AN
         # (cuSPARSE's SpMM/SpMV stream at 30-70% of bandwidth) plus the launch floor
         bound_us = nbytes / spec.hbm_bytes_per_s * 1e6
         assert bound_us <= float(row["duration_us"]) <= 4 * bound_us + spec.kernel_floor_ns / 1e3, row
+
+
+def test_semi_structured_sparsity_runs_through_cusparselt(emulate) -> None:  # noqa: ANN001
+    run = emulate([sys.executable, str(WORKLOADS / "semi_structured.py")])
+    assert run.exit_status == 0, run.stdout + run.stderr[-4000:]
+    assert "RESULT kind=SparseSemiStructuredTensorCUSPARSELT out_shape=4096x2048" in run.stdout
+    assert run.summary["unimplemented"] == []
+    rows = {r["name"]: r for r in csv.DictReader(io.StringIO(run.kernels_csv())) if r["name"].startswith("cusparseLt")}
+    m, k, n, fp16 = 4096, 4096, 2048, 2
+    # compressed 2:4 weight: the kept half of the values and 2 bits of position per kept value
+    compressed = m * k // 2 * fp16 + m * k // 8
+    compress = rows["cusparseLtSpMMACompress2"]
+    assert int(compress["bytes"]) == m * k * fp16 + compressed
+    matmul = rows["cusparseLtMatmul"]
+    # sparse tensor cores skip the pruned half: the work of a dense (m, n, k/2) GEMM
+    assert (int(matmul["m"]), int(matmul["n"]), int(matmul["k"])) == (m, n, k // 2)
+    flops = 2 * m * n * (k // 2)
+    assert int(matmul["flops"]) == flops
+    assert int(matmul["bytes"]) == compressed + k * n * fp16 + 2 * m * n * fp16
+    spec = get_spec("h100")
+    # no faster than the dense fp16 tensor-core peak allows for that work, and at least a third
+    # of it (tensor-core GEMMs of this size reach 50-85% of peak)
+    bound_us = flops / spec.peak_fp16_flops * 1e6
+    assert bound_us <= float(matmul["duration_us"]) <= 3 * bound_us, matmul
