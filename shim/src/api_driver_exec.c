@@ -761,3 +761,59 @@ TW_EXPORT CUresult cuGraphGetNodes(CUgraph hGraph, CUgraphNode *nodes, size_t *n
     }
     return CUDA_SUCCESS;
 }
+
+/* ---------------------------------------------------------------- graph nodes (graph_nodes.c) */
+
+static void driver_kernel_params(const CUDA_KERNEL_NODE_PARAMS *k, tw_node_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->type = TW_NODE_TYPE_KERNEL;
+    p->kernel = (tw_kernel *)(k->func != NULL ? (void *)k->func : (void *)k->kern);
+    p->grid = (tw_dim3){k->gridDimX, k->gridDimY, k->gridDimZ};
+    p->block = (tw_dim3){k->blockDimX, k->blockDimY, k->blockDimZ};
+    p->smem = k->sharedMemBytes;
+    p->args = k->kernelParams;
+}
+
+TW_EXPORT CUresult cuGraphAddKernelNode_v2(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t count,
+                                           const CUDA_KERNEL_NODE_PARAMS *params)
+{
+    if (node == NULL || graph == NULL || params == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    tw_node_params p;
+    driver_kernel_params(params, &p);
+    int status = tw_graph_node_add((tw_graph *)graph, &p, (void *const *)deps, count, (void **)node);
+    return status == TW_OK ? CUDA_SUCCESS : status == TW_ERR_NOMEM ? CUDA_ERROR_OUT_OF_MEMORY
+                                                                   : CUDA_ERROR_INVALID_VALUE;
+}
+
+TW_EXPORT CUresult cuGraphKernelNodeGetParams_v2(CUgraphNode node, CUDA_KERNEL_NODE_PARAMS *params)
+{
+    tw_node_params p;
+    if (params == NULL || tw_graph_node_get(node, &p) != TW_OK || p.type != TW_NODE_TYPE_KERNEL)
+        return CUDA_ERROR_INVALID_VALUE;
+    memset(params, 0, sizeof *params);
+    params->func = (CUfunction)p.kernel; /* NULL for a captured launch */
+    params->gridDimX = p.grid.x, params->gridDimY = p.grid.y, params->gridDimZ = p.grid.z;
+    params->blockDimX = p.block.x, params->blockDimY = p.block.y, params->blockDimZ = p.block.z;
+    params->sharedMemBytes = p.smem;
+    return CUDA_SUCCESS;
+}
+
+TW_EXPORT CUresult cuGraphKernelNodeSetParams_v2(CUgraphNode node, const CUDA_KERNEL_NODE_PARAMS *params)
+{
+    if (params == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    tw_node_params p;
+    driver_kernel_params(params, &p);
+    return tw_graph_node_set(node, &p) == TW_OK ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+TW_EXPORT CUresult cuGraphNodeGetType(CUgraphNode node, CUgraphNodeType *type)
+{
+    tw_node_params p;
+    if (type == NULL || tw_graph_node_get(node, &p) != TW_OK)
+        return CUDA_ERROR_INVALID_VALUE;
+    *type = (CUgraphNodeType)(p.type - 1); /* the driver's numbering is the runtime's */
+    return CUDA_SUCCESS;
+}

@@ -98,6 +98,61 @@ int tw_capture_begin(tw_stream *s, int mode)
     return status;
 }
 
+/* cudaStreamBeginCaptureToGraph: capture into the caller's graph after `deps` (node handles). */
+int tw_capture_begin_to_graph(tw_stream *s, tw_graph *g, void *const *deps, size_t dep_count, int mode)
+{
+    uint32_t indexes[16];
+    if (dep_count > 16)
+        return TW_ERR_INVALID;
+    for (size_t i = 0; i < dep_count; i++) {
+        tw_graph *owner;
+        if (!tw_graph_node_lookup(deps[i], &owner, &indexes[i]) || owner != g)
+            return TW_ERR_INVALID;
+    }
+    pthread_mutex_lock(&tw_timeline_lock);
+    int status = TW_OK;
+    if (tw_stream_capture_graph(s) != NULL || g->capture_stream_count != 0) {
+        status = TW_ERR_INVALID;
+    } else if (active_capture_count == MAX_ACTIVE_CAPTURES) {
+        status = TW_ERR_NOMEM;
+    } else {
+        g->capture_streams[g->capture_stream_count++] = s;
+        g->capture_mode = mode;
+        g->capture_tid = tw_thread_id();
+        g->capture_invalidated = false;
+        g->capture_into_existing = true;
+        active_captures[active_capture_count++] = g;
+        tw_stream_capture_set(s, g, mode, __atomic_fetch_add(&next_capture_id, 1, __ATOMIC_RELAXED));
+        tw_stream_capture_set_tail(s, indexes, (uint32_t)dep_count);
+    }
+    pthread_mutex_unlock(&tw_timeline_lock);
+    return status;
+}
+
+/* cudaStreamUpdateCaptureDependencies: replace (or add to) the set the next captured node
+ * depends on. */
+int tw_capture_set_dependencies(tw_stream *s, void *const *deps, size_t dep_count, bool add)
+{
+    uint32_t indexes[16], count = 0;
+    pthread_mutex_lock(&tw_timeline_lock);
+    tw_graph *g = tw_stream_capture_graph(s);
+    int status = g == NULL ? TW_ERR_INVALID : TW_OK;
+    if (status == TW_OK && add)
+        tw_stream_capture_tail(s, indexes, &count);
+    for (size_t i = 0; i < dep_count && status == TW_OK; i++) {
+        tw_graph *owner;
+        uint32_t index;
+        if (!tw_graph_node_lookup(deps[i], &owner, &index) || owner != g || count == 16)
+            status = TW_ERR_INVALID;
+        else
+            indexes[count++] = index;
+    }
+    if (status == TW_OK)
+        tw_stream_capture_set_tail(s, indexes, count);
+    pthread_mutex_unlock(&tw_timeline_lock);
+    return status;
+}
+
 static void forget_capture_locked(tw_graph *g)
 {
     for (uint32_t i = 0; i < active_capture_count; i++) {
@@ -127,7 +182,8 @@ int tw_capture_end(tw_stream *s, tw_graph **out_graph)
         forget_capture_locked(g);
         if (g->capture_invalidated) {
             status = TW_ERR_CAPTURE_INVALIDATED;
-            tw_graph_destroy(g);
+            if (!g->capture_into_existing)
+                tw_graph_destroy(g);
         } else {
             *out_graph = g;
         }
@@ -312,29 +368,95 @@ int tw_capture_check_device_sync(int device)
     return status;
 }
 
+/* The nodes in a topological order (node-API edges may point forward), by Kahn's rule with
+ * the lowest index first so that a captured graph keeps its order. Returns false on a cycle. */
+static bool topological_order(const tw_graph *g, uint32_t *order)
+{
+    uint32_t n = g->node_count;
+    uint32_t *pending = calloc(n ? n : 1, sizeof *pending); /* unmet dependencies per node */
+    bool *done = calloc(n ? n : 1, sizeof *done);
+    if (pending == NULL || done == NULL)
+        abort();
+    for (uint32_t i = 0; i < n; i++)
+        pending[i] = g->nodes[i].dep_count;
+    uint32_t placed = 0;
+    for (bool progress = true; progress && placed < n;) {
+        progress = false;
+        for (uint32_t i = 0; i < n; i++) {
+            if (done[i] || pending[i] != 0)
+                continue;
+            done[i] = true;
+            order[placed++] = i;
+            progress = true;
+            for (uint32_t j = 0; j < n; j++)
+                for (uint32_t d = 0; d < g->nodes[j].dep_count; d++)
+                    if (g->nodes[j].deps[d] == i)
+                        pending[j]--;
+        }
+    }
+    free(pending);
+    free(done);
+    return placed == n;
+}
+
+static bool in_order(const tw_graph *g)
+{
+    for (uint32_t i = 0; i < g->node_count; i++)
+        for (uint32_t d = 0; d < g->nodes[i].dep_count; d++)
+            if (g->nodes[i].deps[d] >= i)
+                return false;
+    return true;
+}
+
+static void free_exec(tw_graph_exec *x)
+{
+    free(x->nodes);
+    free(x->node_end_ns);
+    free(x->exec_index);
+    free(x);
+}
+
 int tw_graph_instantiate(tw_graph *g, tw_graph_exec **out_exec)
 {
     tw_graph_exec *x = calloc(1, sizeof *x);
     if (x == NULL)
         return TW_ERR_NOMEM;
     pthread_mutex_lock(&tw_timeline_lock);
-    x->node_count = g->node_count;
+    uint32_t n = g->node_count;
+    x->node_count = n;
     x->graph_id = g->id;
-    x->nodes = calloc(g->node_count ? g->node_count : 1, sizeof *x->nodes);
-    x->node_end_ns = calloc(g->node_count ? g->node_count : 1, sizeof *x->node_end_ns);
-    if (x->nodes == NULL || x->node_end_ns == NULL)
+    x->nodes = calloc(n ? n : 1, sizeof *x->nodes);
+    x->node_end_ns = calloc(n ? n : 1, sizeof *x->node_end_ns);
+    x->exec_index = calloc(n ? n : 1, sizeof *x->exec_index);
+    uint32_t *order = calloc(n ? n : 1, sizeof *order);
+    if (x->nodes == NULL || x->node_end_ns == NULL || x->exec_index == NULL || order == NULL)
         abort();
-    for (uint32_t i = 0; i < g->node_count; i++) {
-        x->nodes[i] = g->nodes[i];
+    bool acyclic = true;
+    if (in_order(g)) /* captured graphs: the common case, no sort */
+        for (uint32_t i = 0; i < n; i++)
+            order[i] = i;
+    else
+        acyclic = topological_order(g, order);
+    for (uint32_t i = 0; i < n && acyclic; i++)
+        x->exec_index[order[i]] = i;
+    for (uint32_t i = 0; i < n && acyclic; i++) {
+        const tw_graph_node *from = &g->nodes[order[i]];
+        x->nodes[i] = *from;
         x->nodes[i].deps = NULL;
-        if (g->nodes[i].dep_count > 0) {
-            x->nodes[i].deps = malloc(g->nodes[i].dep_count * sizeof(uint32_t));
+        if (from->dep_count > 0) {
+            x->nodes[i].deps = malloc(from->dep_count * sizeof(uint32_t));
             if (x->nodes[i].deps == NULL)
                 abort();
-            memcpy(x->nodes[i].deps, g->nodes[i].deps, g->nodes[i].dep_count * sizeof(uint32_t));
+            for (uint32_t d = 0; d < from->dep_count; d++)
+                x->nodes[i].deps[d] = x->exec_index[from->deps[d]];
         }
     }
     pthread_mutex_unlock(&tw_timeline_lock);
+    free(order);
+    if (!acyclic) {
+        free_exec(x);
+        return TW_ERR_INVALID;
+    }
     *out_exec = x;
     return TW_OK;
 }
@@ -345,10 +467,32 @@ void tw_graph_exec_destroy(tw_graph_exec *x)
     (void)x;
 }
 
+/* What a replay does on the host (node-API memcpy and memset nodes move their bytes, as a copy
+ * issued now would) and the event nodes: waits before the replay, records after it. Event
+ * nodes act at the replay's start and end, not at their place inside it (documented). */
+static void replay_host_side(tw_graph_exec *x, tw_stream *s, bool before)
+{
+    for (uint32_t i = 0; i < x->node_count; i++) {
+        const tw_node_params *p = &x->nodes[i].params;
+        if (before && p->type == TW_NODE_TYPE_MEMCPY)
+            tw_mem_copy_data(p->dst, p->src, p->bytes);
+        else if (before && p->type == TW_NODE_TYPE_MEMSET && p->elem == 1)
+            for (uint64_t row = 0; row < p->height; row++)
+                tw_mem_set_data((char *)p->dst + row * p->pitch, (int)p->value, p->width);
+        else if (before && p->type == TW_NODE_TYPE_WAIT_EVENT)
+            tw_stream_wait_event(s, p->event);
+        else if (!before && p->type == TW_NODE_TYPE_EVENT_RECORD)
+            tw_event_record(p->event, s);
+    }
+}
+
 int tw_graph_launch(tw_graph_exec *x, tw_stream *s)
 {
+    bool capturing = tw_stream_capture_graph(s) != NULL;
+    if (!capturing)
+        replay_host_side(x, s, true);
     pthread_mutex_lock(&tw_timeline_lock);
-    if (tw_stream_capture_graph(s) != NULL) {
+    if (capturing) {
         /* a graph launched inside a capture: its nodes join the capturing graph in order */
         tw_graph *g = tw_stream_capture_graph(s);
         uint32_t base_deps[16];
@@ -368,6 +512,7 @@ int tw_graph_launch(tw_graph_exec *x, tw_stream *s)
             uint32_t at = tw_graph_add_node_locked(g, node->kind, node->slot, deps, count);
             g->nodes[at].host_fn = node->host_fn;
             g->nodes[at].host_data = node->host_data;
+            g->nodes[at].params = node->params;
         }
         if (x->node_count > 0) {
             uint32_t last = g->node_count - 1;
@@ -377,6 +522,8 @@ int tw_graph_launch(tw_graph_exec *x, tw_stream *s)
         tw_submit_graph_locked(s, x);
     }
     pthread_mutex_unlock(&tw_timeline_lock);
+    if (!capturing)
+        replay_host_side(x, s, false);
     return TW_OK;
 }
 

@@ -347,6 +347,40 @@ int tw_graph_instantiate(tw_graph *g, tw_graph_exec **out_exec);
 void tw_graph_exec_destroy(tw_graph_exec *x);
 int tw_graph_launch(tw_graph_exec *x, tw_stream *s);
 
+/* Node-level construction (graph_nodes.c): node types as cudaGraphNodeType numbers them + 1
+ * (0 = a captured node, whose type follows from its op). */
+enum tw_node_type {
+    TW_NODE_TYPE_CAPTURED = 0, TW_NODE_TYPE_KERNEL = 1, TW_NODE_TYPE_MEMCPY = 2, TW_NODE_TYPE_MEMSET = 3,
+    TW_NODE_TYPE_HOST = 4, TW_NODE_TYPE_GRAPH = 5, TW_NODE_TYPE_EMPTY = 6, TW_NODE_TYPE_WAIT_EVENT = 7,
+    TW_NODE_TYPE_EVENT_RECORD = 8
+};
+typedef struct tw_node_params {
+    int type;                               /* enum tw_node_type */
+    tw_kernel *kernel;                      /* kernel: launched as given (args read at add time) */
+    tw_dim3 grid, block;
+    uint32_t smem;
+    void **args;
+    void *dst;                              /* memcpy and memset target */
+    const void *src;                        /* memcpy source */
+    uint64_t bytes;                         /* memcpy bytes */
+    uint32_t value, elem;                   /* memset value and element size (1, 2, 4) */
+    uint64_t pitch, width, height;          /* memset rows: width elements, pitch bytes apart */
+    void (*fn)(void *);                     /* host */
+    void *data;
+    tw_event *event;                        /* event record / wait */
+    tw_graph *child;                        /* child graph: copied in at add time */
+} tw_node_params;
+int tw_graph_node_add(tw_graph *g, const tw_node_params *p, void *const *deps, size_t dep_count, void **out_node);
+int tw_graph_node_get(const void *node, tw_node_params *out);
+int tw_graph_node_set(void *node, const tw_node_params *p);
+int tw_graph_node_edges(const void *node, bool dependents, void **out, size_t *count);
+int tw_graph_add_dependencies(tw_graph *g, void *const *from, void *const *to, size_t count);
+int tw_graph_exec_node_set(tw_graph_exec *x, const void *node, const tw_node_params *p);
+int tw_graph_exec_update(tw_graph_exec *x, tw_graph *g, void **error_node);
+int tw_graph_dot_print(tw_graph *g, const char *path);
+int tw_capture_begin_to_graph(tw_stream *s, tw_graph *g, void *const *deps, size_t dep_count, int mode);
+int tw_capture_set_dependencies(tw_stream *s, void *const *deps, size_t dep_count, bool add);
+
 /* Capture rules (CUDA programming guide, stream capture: prohibited operations and the
  * interaction modes). Each check returns TW_OK or a TW_ERR_CAPTURE_* code; a failing check
  * invalidates the captures concerned, so their cudaStreamEndCapture fails. */
