@@ -18,6 +18,27 @@ static tw_stream *resolve(CUstream stream, bool per_thread)
     return tw_stream_resolve(stream);
 }
 
+/* A capture rule's verdict (graph.c) as the driver's status. */
+static CUresult capture_result(int status)
+{
+    switch (status) {
+    case TW_OK: return CUDA_SUCCESS;
+    case TW_ERR_CAPTURE_UNSUPPORTED: return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    case TW_ERR_CAPTURE_INVALIDATED: return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
+    case TW_ERR_CAPTURE_IMPLICIT: return CUDA_ERROR_STREAM_CAPTURE_IMPLICIT;
+    case TW_ERR_CAPTURE_WRONG_THREAD: return CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD;
+    case TW_ERR_CAPTURE_MERGE: return CUDA_ERROR_STREAM_CAPTURE_MERGE;
+    default: return CUDA_ERROR_ILLEGAL_STATE;
+    }
+}
+
+#define CAPTURE_CHECK(expr)                        \
+    do {                                           \
+        int capture_status_ = (expr);              \
+        if (TW_UNLIKELY(capture_status_ != TW_OK)) \
+            return capture_result(capture_status_); \
+    } while (0)
+
 /* The three pseudo-handles (NULL, legacy, per-thread) are never created nor destroyed. */
 static bool is_special(CUstream stream)
 {
@@ -64,8 +85,7 @@ TW_EXPORT CUresult cuStreamDestroy(CUstream hStream)
 static CUresult stream_sync(CUstream hStream, bool per_thread)
 {
     tw_stream *s = resolve(hStream, per_thread);
-    if (tw_stream_capture_graph(s) != NULL)
-        return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    CAPTURE_CHECK(tw_capture_check_sync(s));
     tw_stream_synchronize(s);
     return CUDA_SUCCESS;
 }
@@ -76,8 +96,7 @@ TW_EXPORT CUresult cuStreamSynchronize_ptsz(CUstream hStream) { return stream_sy
 static CUresult stream_query(CUstream hStream, bool per_thread)
 {
     tw_stream *s = resolve(hStream, per_thread);
-    if (tw_stream_capture_graph(s) != NULL)
-        return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    CAPTURE_CHECK(tw_capture_check_sync(s));
     return tw_stream_query_done(s) ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
 }
 
@@ -88,6 +107,7 @@ static CUresult stream_wait_event(CUstream hStream, CUevent hEvent, bool per_thr
 {
     if (hEvent == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
+    CAPTURE_CHECK(tw_capture_check_wait(resolve(hStream, per_thread), (tw_event *)hEvent));
     tw_stream_wait_event(resolve(hStream, per_thread), (tw_event *)hEvent);
     return CUDA_SUCCESS;
 }
@@ -143,14 +163,20 @@ TW_EXPORT CUresult cuStreamGetCtx_v2_ptsz(CUstream hStream, CUcontext *pCtx, CUg
 
 /* ---------------------------------------------------------------- capture */
 
+static int core_capture_mode(CUstreamCaptureMode mode)
+{
+    return mode == CU_STREAM_CAPTURE_MODE_THREAD_LOCAL ? TW_CAPTURE_THREAD_LOCAL
+           : mode == CU_STREAM_CAPTURE_MODE_RELAXED    ? TW_CAPTURE_RELAXED
+                                                       : TW_CAPTURE_GLOBAL;
+}
+
 static CUresult begin_capture(CUstream hStream, CUstreamCaptureMode mode, bool per_thread)
 {
-    if (hStream == NULL || hStream == CU_STREAM_LEGACY)
+    if ((!per_thread && hStream == NULL) || hStream == CU_STREAM_LEGACY)
         return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED; /* the legacy stream cannot be captured */
-    int tw_mode = mode == CU_STREAM_CAPTURE_MODE_THREAD_LOCAL ? TW_CAPTURE_THREAD_LOCAL
-                  : mode == CU_STREAM_CAPTURE_MODE_RELAXED    ? TW_CAPTURE_RELAXED
-                                                              : TW_CAPTURE_GLOBAL;
-    int status = tw_capture_begin(resolve(hStream, per_thread), tw_mode);
+    if ((unsigned)mode > CU_STREAM_CAPTURE_MODE_RELAXED)
+        return CUDA_ERROR_INVALID_VALUE;
+    int status = tw_capture_begin(resolve(hStream, per_thread), core_capture_mode(mode));
     return status == TW_OK ? CUDA_SUCCESS
            : status == TW_ERR_NOMEM ? CUDA_ERROR_OUT_OF_MEMORY
                                     : CUDA_ERROR_ILLEGAL_STATE;
@@ -181,10 +207,9 @@ static CUresult end_capture(CUstream hStream, CUgraph *phGraph, bool per_thread)
     if (phGraph == NULL)
         return CUDA_ERROR_INVALID_VALUE;
     tw_graph *g = NULL;
-    if (tw_capture_end(resolve(hStream, per_thread), &g) != TW_OK)
-        return CUDA_ERROR_ILLEGAL_STATE;
+    int status = tw_capture_end(resolve(hStream, per_thread), &g);
     *phGraph = (CUgraph)g;
-    return CUDA_SUCCESS;
+    return status == TW_ERR_INVALID ? CUDA_ERROR_ILLEGAL_STATE : capture_result(status);
 }
 
 TW_EXPORT CUresult cuStreamEndCapture(CUstream hStream, CUgraph *phGraph)
@@ -197,12 +222,23 @@ TW_EXPORT CUresult cuStreamEndCapture_ptsz(CUstream hStream, CUgraph *phGraph)
     return end_capture(hStream, phGraph, true);
 }
 
+static CUstreamCaptureStatus capture_status(tw_stream *s)
+{
+    switch (tw_capture_status(s)) {
+    case TW_CAPTURE_STATUS_ACTIVE: return CU_STREAM_CAPTURE_STATUS_ACTIVE;
+    case TW_CAPTURE_STATUS_INVALIDATED: return CU_STREAM_CAPTURE_STATUS_INVALIDATED;
+    default: return CU_STREAM_CAPTURE_STATUS_NONE;
+    }
+}
+
 static CUresult is_capturing(CUstream hStream, CUstreamCaptureStatus *status, bool per_thread)
 {
     if (status == NULL)
         return CUDA_ERROR_INVALID_VALUE;
-    *status = tw_stream_capture_graph(resolve(hStream, per_thread)) != NULL ? CU_STREAM_CAPTURE_STATUS_ACTIVE
-                                                                            : CU_STREAM_CAPTURE_STATUS_NONE;
+    tw_stream *s = resolve(hStream, per_thread);
+    if (tw_capture_blocks_legacy(s))
+        return CUDA_ERROR_STREAM_CAPTURE_IMPLICIT;
+    *status = capture_status(s);
     return CUDA_SUCCESS;
 }
 
@@ -216,28 +252,32 @@ TW_EXPORT CUresult cuStreamIsCapturing_ptsz(CUstream hStream, CUstreamCaptureSta
     return is_capturing(hStream, captureStatus, true);
 }
 
-/* Capture info: status, id and graph. Graph nodes have no driver handles here, so the
- * dependency set is reported empty. */
+/* Capture info: status, id, graph and the dependency set as node handles. */
 static CUresult capture_info(CUstream hStream, CUstreamCaptureStatus *status, cuuint64_t *id, CUgraph *graph,
                              const CUgraphNode **deps, const CUgraphEdgeData **edges, size_t *num_deps,
                              bool per_thread)
 {
+    if (status == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
     tw_stream *s = resolve(hStream, per_thread);
+    if (tw_capture_blocks_legacy(s))
+        return CUDA_ERROR_STREAM_CAPTURE_IMPLICIT;
     tw_graph *g = tw_stream_capture_graph(s);
-    if (status != NULL)
-        *status = g != NULL ? CU_STREAM_CAPTURE_STATUS_ACTIVE : CU_STREAM_CAPTURE_STATUS_NONE;
+    *status = capture_status(s);
     if (g == NULL)
-        return status != NULL ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+        return CUDA_SUCCESS;
     if (id != NULL)
         *id = tw_stream_capture_id(s);
     if (graph != NULL)
         *graph = (CUgraph)g;
+    void *const *handles = NULL;
+    size_t count = tw_capture_dependencies(s, &handles);
     if (deps != NULL)
-        *deps = NULL;
+        *deps = (const CUgraphNode *)handles;
     if (edges != NULL)
         *edges = NULL;
     if (num_deps != NULL)
-        *num_deps = 0;
+        *num_deps = count;
     return CUDA_SUCCESS;
 }
 
@@ -289,6 +329,17 @@ TW_EXPORT CUresult cuStreamGetCaptureInfo_v3_ptsz(CUstream hStream, CUstreamCapt
                         numDependencies_out, true);
 }
 
+TW_EXPORT CUresult cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode)
+{
+    if (mode == NULL || (unsigned)*mode > CU_STREAM_CAPTURE_MODE_RELAXED)
+        return CUDA_ERROR_INVALID_VALUE;
+    int previous = tw_capture_exchange_mode(core_capture_mode(*mode));
+    *mode = previous == TW_CAPTURE_THREAD_LOCAL ? CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
+            : previous == TW_CAPTURE_RELAXED    ? CU_STREAM_CAPTURE_MODE_RELAXED
+                                                : CU_STREAM_CAPTURE_MODE_GLOBAL;
+    return CUDA_SUCCESS;
+}
+
 /* ---------------------------------------------------------------- events */
 
 TW_EXPORT CUresult cuEventCreate(CUevent *phEvent, unsigned int Flags)
@@ -306,6 +357,7 @@ static CUresult event_record(CUevent hEvent, CUstream hStream, bool per_thread)
 {
     if (hEvent == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
+    CAPTURE_CHECK(tw_capture_check_enqueue(resolve(hStream, per_thread)));
     tw_event_record((tw_event *)hEvent, resolve(hStream, per_thread));
     return CUDA_SUCCESS;
 }
@@ -327,6 +379,7 @@ TW_EXPORT CUresult cuEventSynchronize(CUevent hEvent)
 {
     if (hEvent == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
+    CAPTURE_CHECK(tw_capture_check_event((tw_event *)hEvent));
     tw_event_synchronize((tw_event *)hEvent);
     return CUDA_SUCCESS;
 }
@@ -335,6 +388,7 @@ TW_EXPORT CUresult cuEventQuery(CUevent hEvent)
 {
     if (hEvent == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
+    CAPTURE_CHECK(tw_capture_check_event((tw_event *)hEvent));
     return tw_event_query_done((tw_event *)hEvent) ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
 }
 
@@ -370,11 +424,25 @@ TW_EXPORT CUresult cuEventDestroy(CUevent hEvent) { return cuEventDestroy_v2(hEv
 
 static void *dptr(CUdeviceptr p) { return (void *)(uintptr_t)p; }
 
-static CUresult copy(void *dst, const void *src, size_t bytes, tw_stream *s, bool synchronous, bool peer)
+/* Host synchronisation as the driver documents it ("API synchronization behavior"): copies to
+ * or from the host block the synchronous calls (a pageable upload counted to its end, the bound
+ * of one staging chunk), device-to-device never, an async download to pageable memory always;
+ * host-to-host copies are fully synchronous (after the stream's earlier work). */
+static CUresult copy(void *dst, const void *src, size_t bytes, tw_stream *s, bool sync_call, bool peer)
 {
     if (bytes != 0 && (dst == NULL || src == NULL))
         return CUDA_ERROR_INVALID_VALUE;
-    tw_copy(dst, src, bytes, s, peer ? TW_COPY_PEER : 0, synchronous);
+    CAPTURE_CHECK(sync_call ? tw_capture_check_sync(s) : tw_capture_check_enqueue(s));
+    if (bytes == 0)
+        return CUDA_SUCCESS;
+    int kind = peer ? TW_COPY_PEER : tw_mem_copy_kind(dst, src);
+    if (kind == TW_COPY_H2H && tw_stream_capture_graph(s) == NULL) {
+        tw_stream_synchronize(s);
+        tw_mem_copy_data(dst, src, bytes);
+        return CUDA_SUCCESS;
+    }
+    bool blocks = kind == TW_COPY_D2H_PAGEABLE || (sync_call && kind != TW_COPY_D2D && kind != TW_COPY_PEER);
+    tw_copy(dst, src, bytes, s, kind, blocks);
     return CUDA_SUCCESS;
 }
 
@@ -445,6 +513,7 @@ static CUresult memset_elems(CUdeviceptr dst, uint32_t value, size_t elem, size_
         return CUDA_SUCCESS;
     if (dst == 0 || (dst % elem) != 0)
         return CUDA_ERROR_INVALID_VALUE;
+    CAPTURE_CHECK(synchronous ? tw_capture_check_sync(s) : tw_capture_check_enqueue(s));
     uint64_t bytes = (uint64_t)count * elem;
     bool capturing = tw_stream_capture_graph(s) != NULL;
     if (!capturing) {
@@ -471,7 +540,12 @@ static CUresult memset_elems(CUdeviceptr dst, uint32_t value, size_t elem, size_
     desc.bytes = bytes;
     desc.name_id = name_id;
     tw_submit(s, &desc);
-    if (synchronous && !capturing)
+    /* synchronous memsets are asynchronous to the host but for pinned or managed targets */
+    tw_alloc target;
+    bool host_target = tw_mem_lookup(dptr(dst), &target) &&
+                       (target.kind == TW_MEM_HOST_PINNED || target.kind == TW_MEM_HOST_REGISTERED ||
+                        target.kind == TW_MEM_MANAGED);
+    if (synchronous && host_target && !capturing)
         tw_stream_synchronize(s);
     return CUDA_SUCCESS;
 }
@@ -496,6 +570,7 @@ static CUresult launch_host_func(CUstream hStream, CUhostFn fn, void *userData, 
 {
     if (fn == NULL)
         return CUDA_ERROR_INVALID_VALUE;
+    CAPTURE_CHECK(tw_capture_check_enqueue(resolve(hStream, per_thread)));
     tw_submit_host_func(resolve(hStream, per_thread), fn, userData);
     return CUDA_SUCCESS;
 }
@@ -523,15 +598,24 @@ static void run_stream_callback(void *arg)
     free(cb);
 }
 
+/* A captured callback runs at every replay: its record is kept. */
+static void run_captured_stream_callback(void *arg)
+{
+    stream_callback *cb = arg;
+    cb->fn(cb->stream, CUDA_SUCCESS, cb->user);
+}
+
 static CUresult add_callback(CUstream hStream, CUstreamCallback callback, void *userData, bool per_thread)
 {
     if (callback == NULL)
         return CUDA_ERROR_INVALID_VALUE;
+    tw_stream *s = resolve(hStream, per_thread);
+    CAPTURE_CHECK(tw_capture_check_enqueue(s));
     stream_callback *cb = malloc(sizeof *cb);
     if (cb == NULL)
         return CUDA_ERROR_OUT_OF_MEMORY;
     *cb = (stream_callback){callback, hStream, userData};
-    tw_submit_host_func(resolve(hStream, per_thread), run_stream_callback, cb);
+    tw_submit_host_func(s, tw_stream_capture_graph(s) ? run_captured_stream_callback : run_stream_callback, cb);
     return CUDA_SUCCESS;
 }
 
@@ -618,6 +702,7 @@ static CUresult graph_launch(CUgraphExec hGraphExec, CUstream hStream, bool per_
 {
     if (hGraphExec == NULL)
         return CUDA_ERROR_INVALID_VALUE;
+    CAPTURE_CHECK(tw_capture_check_enqueue(resolve(hStream, per_thread)));
     return tw_graph_launch((tw_graph_exec *)hGraphExec, resolve(hStream, per_thread)) == TW_OK
                ? CUDA_SUCCESS
                : CUDA_ERROR_LAUNCH_FAILED;
@@ -663,11 +748,72 @@ TW_EXPORT CUresult cuGraphGetNodes(CUgraph hGraph, CUgraphNode *nodes, size_t *n
 {
     if (hGraph == NULL || numNodes == NULL)
         return CUDA_ERROR_INVALID_VALUE;
+    size_t total = tw_graph_node_count((const tw_graph *)hGraph);
     if (nodes != NULL) {
-        /* node handles would need the node API (cuGraphNodeGetType...) behind them */
-        tw_unimplemented("cuGraphGetNodes(nodes)");
-        return CUDA_ERROR_NOT_SUPPORTED;
+        size_t n = *numNodes < total ? *numNodes : total;
+        for (size_t i = 0; i < n; i++)
+            nodes[i] = (CUgraphNode)tw_graph_node_handle((tw_graph *)hGraph, (uint32_t)i);
+        for (size_t i = n; i < *numNodes; i++)
+            nodes[i] = NULL;
+        *numNodes = n;
+    } else {
+        *numNodes = total;
     }
-    *numNodes = tw_graph_node_count((const tw_graph *)hGraph);
+    return CUDA_SUCCESS;
+}
+
+/* ---------------------------------------------------------------- graph nodes (graph_nodes.c) */
+
+static void driver_kernel_params(const CUDA_KERNEL_NODE_PARAMS *k, tw_node_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->type = TW_NODE_TYPE_KERNEL;
+    p->kernel = (tw_kernel *)(k->func != NULL ? (void *)k->func : (void *)k->kern);
+    p->grid = (tw_dim3){k->gridDimX, k->gridDimY, k->gridDimZ};
+    p->block = (tw_dim3){k->blockDimX, k->blockDimY, k->blockDimZ};
+    p->smem = k->sharedMemBytes;
+    p->args = k->kernelParams;
+}
+
+TW_EXPORT CUresult cuGraphAddKernelNode_v2(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps, size_t count,
+                                           const CUDA_KERNEL_NODE_PARAMS *params)
+{
+    if (node == NULL || graph == NULL || params == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    tw_node_params p;
+    driver_kernel_params(params, &p);
+    int status = tw_graph_node_add((tw_graph *)graph, &p, (void *const *)deps, count, (void **)node);
+    return status == TW_OK ? CUDA_SUCCESS : status == TW_ERR_NOMEM ? CUDA_ERROR_OUT_OF_MEMORY
+                                                                   : CUDA_ERROR_INVALID_VALUE;
+}
+
+TW_EXPORT CUresult cuGraphKernelNodeGetParams_v2(CUgraphNode node, CUDA_KERNEL_NODE_PARAMS *params)
+{
+    tw_node_params p;
+    if (params == NULL || tw_graph_node_get(node, &p) != TW_OK || p.type != TW_NODE_TYPE_KERNEL)
+        return CUDA_ERROR_INVALID_VALUE;
+    memset(params, 0, sizeof *params);
+    params->func = (CUfunction)p.kernel; /* NULL for a captured launch */
+    params->gridDimX = p.grid.x, params->gridDimY = p.grid.y, params->gridDimZ = p.grid.z;
+    params->blockDimX = p.block.x, params->blockDimY = p.block.y, params->blockDimZ = p.block.z;
+    params->sharedMemBytes = p.smem;
+    return CUDA_SUCCESS;
+}
+
+TW_EXPORT CUresult cuGraphKernelNodeSetParams_v2(CUgraphNode node, const CUDA_KERNEL_NODE_PARAMS *params)
+{
+    if (params == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    tw_node_params p;
+    driver_kernel_params(params, &p);
+    return tw_graph_node_set(node, &p) == TW_OK ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+TW_EXPORT CUresult cuGraphNodeGetType(CUgraphNode node, CUgraphNodeType *type)
+{
+    tw_node_params p;
+    if (type == NULL || tw_graph_node_get(node, &p) != TW_OK)
+        return CUDA_ERROR_INVALID_VALUE;
+    *type = (CUgraphNodeType)(p.type - 1); /* the driver's numbering is the runtime's */
     return CUDA_SUCCESS;
 }

@@ -36,6 +36,8 @@ TW_EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
 {
     if (dptr == NULL || bytesize == 0)
         return CUDA_ERROR_INVALID_VALUE;
+    if (tw_capture_check_unsafe() != TW_OK)
+        return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED; /* not stream-ordered: unsafe in a capture */
     void *p = NULL;
     int d = ctx_device();
     tw_ctx_primary_activate(d);
@@ -72,9 +74,12 @@ TW_EXPORT CUresult cuMemFree_v2(CUdeviceptr dptr)
     void *p = (void *)dptr;
     if (p == NULL)
         return CUDA_SUCCESS;
+    if (tw_capture_check_unsafe() != TW_OK)
+        return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
     if (!tw_mem_lookup(p, &a) || a.base != dptr ||
         (a.kind != TW_MEM_DEVICE && a.kind != TW_MEM_MANAGED))
         return CUDA_ERROR_INVALID_VALUE;
+    tw_device_synchronize(a.device); /* the GPU may still use it: the free waits for the device */
     return cu_status(tw_mem_free(p));
 }
 

@@ -1,7 +1,7 @@
 /* NVML: what vLLM, SGLang and torch ask of the management library (platform detection,
- * names, memory, PCI/UUID lookups, P2P/NVLink topology). Answers come from the spec and from
- * this process's memory accounting; what the emulation does not model (temperature, fabric)
- * says not-supported. */
+ * names, memory, PCI/UUID lookups, P2P/NVLink topology, utilisation, power). Answers come from
+ * the spec, this process's memory accounting and the run's virtual timeline; what the
+ * emulation does not model (temperature, fabric) says not-supported. */
 #define _GNU_SOURCE
 #include <cuda.h>
 #include <sched.h>
@@ -419,14 +419,28 @@ TW_EXPORT nvmlReturn_t nvmlDeviceGetNumaNodeId(nvmlDevice_t device, unsigned int
     return NVML_SUCCESS;
 }
 
-/* Power is not modelled: an idle board draws about a tenth of its TDP. */
+/* Utilisation and power come from the virtual timeline (gpu_activity.c): the busy fraction of
+ * the device over NVML's sample period, and a board power between idle and TDP by that
+ * fraction. The sample period is between 1/6 s and 1 s depending on the product (NVML docs):
+ * 1 s here. An idle board draws a tenth of its TDP (an H100 SXM idles near 70 W of 700 W). */
+#define SAMPLE_PERIOD_NS (1000LL * 1000 * 1000)
+#define IDLE_POWER_FRACTION 0.1
+
+static unsigned percent(double fraction)
+{
+    double p = fraction * 100.0 + 0.5;
+    return p <= 0 ? 0u : p >= 100 ? 100u : (unsigned)p;
+}
+
 TW_EXPORT nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int *power)
 {
     REQUIRE_DEVICE(device, d);
-    (void)d;
     if (power == NULL)
         return NVML_ERROR_INVALID_ARGUMENT;
-    *power = (unsigned)tw_spec()->tdp_watts * 100;  /* milliwatts: 10% of TDP */
+    double busy, memory;
+    tw_gpu_activity(d, SAMPLE_PERIOD_NS, &busy, &memory);
+    double tdp_mw = tw_spec()->tdp_watts * 1000.0;
+    *power = (unsigned)(tdp_mw * (IDLE_POWER_FRACTION + (1 - IDLE_POWER_FRACTION) * busy) + 0.5);
     return NVML_SUCCESS;
 }
 
@@ -440,16 +454,16 @@ TW_EXPORT nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t device, unsi
     return NVML_SUCCESS;
 }
 
-/* Utilisation over a sample window is not modelled: the virtual timeline has no wall window. */
 TW_EXPORT nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device,
                                                      nvmlUtilization_t *utilization)
 {
     REQUIRE_DEVICE(device, d);
-    (void)d;
     if (utilization == NULL)
         return NVML_ERROR_INVALID_ARGUMENT;
-    utilization->gpu = 0;
-    utilization->memory = 0;
+    double busy, memory;
+    tw_gpu_activity(d, SAMPLE_PERIOD_NS, &busy, &memory);
+    utilization->gpu = percent(busy);
+    utilization->memory = percent(memory);
     return NVML_SUCCESS;
 }
 

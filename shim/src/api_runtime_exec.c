@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <cuda_runtime_api.h>
+#include <cupti_runtime_cbid.h>
 
 #include "tw_core.h"
 
@@ -36,6 +37,27 @@ static cudaError_t from_core(int status)
     }
 }
 
+/* A capture rule's verdict (graph.c) as the runtime's error. */
+static cudaError_t capture_error(int status)
+{
+    switch (status) {
+    case TW_OK: return cudaSuccess;
+    case TW_ERR_CAPTURE_UNSUPPORTED: return rt(cudaErrorStreamCaptureUnsupported);
+    case TW_ERR_CAPTURE_INVALIDATED: return rt(cudaErrorStreamCaptureInvalidated);
+    case TW_ERR_CAPTURE_IMPLICIT: return rt(cudaErrorStreamCaptureImplicit);
+    case TW_ERR_CAPTURE_WRONG_THREAD: return rt(cudaErrorStreamCaptureWrongThread);
+    case TW_ERR_CAPTURE_MERGE: return rt(cudaErrorStreamCaptureMerge);
+    default: return rt(cudaErrorIllegalState);
+    }
+}
+
+#define CAPTURE_CHECK(expr)                        \
+    do {                                           \
+        int capture_status_ = (expr);              \
+        if (TW_UNLIKELY(capture_status_ != TW_OK)) \
+            return capture_error(capture_status_); \
+    } while (0)
+
 static cudaStream_t per_thread(cudaStream_t s)
 {
     return s == NULL ? PER_THREAD_STREAM : s;
@@ -47,6 +69,13 @@ static cudaStream_t per_thread(cudaStream_t s)
     if (TW_UNLIKELY(api_name_id_ == 0)) api_name_id_ = tw_name_intern(label); \
     int64_t api_begin_ns_ = tw_now_ns()
 #define API_END() tw_trace_api(api_name_id_, api_begin_ns_, tw_now_ns())
+
+/* A CUPTI runtime-API record around a call, while a CUPTI client collects (api_cupti.c). */
+#define CUPTI_BRACKET(cbid)                        \
+    bool cupti_on_ = TW_UNLIKELY(tw_cupti_collecting); \
+    if (cupti_on_)                                 \
+        tw_cupti_api_enter(cbid, false)
+#define CUPTI_DONE(status) (cupti_on_ ? (tw_cupti_api_exit(), (status)) : (status))
 
 /* ---------------------------------------------------------------- errors */
 
@@ -79,6 +108,9 @@ static const char *error_name(cudaError_t error)
     case cudaErrorSymbolNotFound: return "cudaErrorSymbolNotFound";
     case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
     case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
+    case cudaErrorStreamCaptureMerge: return "cudaErrorStreamCaptureMerge";
+    case cudaErrorStreamCaptureWrongThread: return "cudaErrorStreamCaptureWrongThread";
     case cudaErrorIllegalState: return "cudaErrorIllegalState";
     case cudaErrorPeerAccessAlreadyEnabled: return "cudaErrorPeerAccessAlreadyEnabled";
     case cudaErrorPeerAccessNotEnabled: return "cudaErrorPeerAccessNotEnabled";
@@ -111,7 +143,7 @@ TW_EXPORT const char *cudaGetErrorString(cudaError_t error)
 
 TW_EXPORT cudaError_t cudaStreamCreateWithPriority(cudaStream_t *out, unsigned int flags, int priority)
 {
-    if (out == NULL)
+    if (out == NULL || (flags & ~(unsigned)cudaStreamNonBlocking) != 0)
         return rt(cudaErrorInvalidValue);
     tw_ctx_primary_activate(tw_device_current());
     tw_stream *s = tw_stream_create(tw_device_current(),
@@ -140,12 +172,20 @@ TW_EXPORT cudaError_t cudaStreamDestroy(cudaStream_t stream)
     return cudaSuccess;
 }
 
-TW_EXPORT cudaError_t cudaStreamSynchronize(cudaStream_t stream)
+static cudaError_t cudaStreamSynchronize_impl(cudaStream_t stream)
 {
+    CAPTURE_CHECK(tw_capture_check_sync(tw_stream_resolve(stream)));
     API_SPAN("cudaStreamSynchronize");
     tw_stream_synchronize(tw_stream_resolve(stream));
     API_END();
     return cudaSuccess;
+}
+
+TW_EXPORT cudaError_t cudaStreamSynchronize(cudaStream_t stream)
+{
+    CUPTI_BRACKET(CUPTI_RUNTIME_TRACE_CBID_cudaStreamSynchronize_v3020);
+    cudaError_t status = cudaStreamSynchronize_impl(stream);
+    return CUPTI_DONE(status);
 }
 
 TW_EXPORT cudaError_t cudaStreamSynchronize_ptsz(cudaStream_t stream)
@@ -155,6 +195,7 @@ TW_EXPORT cudaError_t cudaStreamSynchronize_ptsz(cudaStream_t stream)
 
 TW_EXPORT cudaError_t cudaStreamQuery(cudaStream_t stream)
 {
+    CAPTURE_CHECK(tw_capture_check_sync(tw_stream_resolve(stream)));
     return tw_stream_query_done(tw_stream_resolve(stream)) ? cudaSuccess : cudaErrorNotReady;
 }
 
@@ -167,6 +208,7 @@ TW_EXPORT cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event
 {
     if (event == NULL)
         return rt(cudaErrorInvalidResourceHandle);
+    CAPTURE_CHECK(tw_capture_check_wait(tw_stream_resolve(stream), (tw_event *)event));
     tw_stream_wait_event(tw_stream_resolve(stream), (tw_event *)event);
     return cudaSuccess;
 }
@@ -232,6 +274,7 @@ TW_EXPORT cudaError_t cudaLaunchHostFunc(cudaStream_t stream, cudaHostFn_t fn, v
 {
     if (fn == NULL)
         return rt(cudaErrorInvalidValue);
+    CAPTURE_CHECK(tw_capture_check_enqueue(tw_stream_resolve(stream)));
     tw_submit_host_func(tw_stream_resolve(stream), fn, user_data);
     return cudaSuccess;
 }
@@ -254,6 +297,13 @@ static void run_stream_callback(void *data)
     cb.fn(cb.stream, cudaSuccess, cb.user_data);
 }
 
+/* A captured callback runs at every replay of its graph: its record outlives each run. */
+static void run_captured_stream_callback(void *data)
+{
+    stream_callback *cb = data;
+    cb->fn(cb->stream, cudaSuccess, cb->user_data);
+}
+
 TW_EXPORT cudaError_t cudaStreamAddCallback(cudaStream_t stream, cudaStreamCallback_t fn, void *user_data,
                                             unsigned int flags)
 {
@@ -263,7 +313,13 @@ TW_EXPORT cudaError_t cudaStreamAddCallback(cudaStream_t stream, cudaStreamCallb
         return rt(cudaErrorInvalidValue);
     }
     *cb = (stream_callback){fn, stream, user_data};
-    tw_submit_host_func(tw_stream_resolve(stream), run_stream_callback, cb);
+    tw_stream *s = tw_stream_resolve(stream);
+    int status = tw_capture_check_enqueue(s);
+    if (status != TW_OK) {
+        free(cb);
+        return capture_error(status);
+    }
+    tw_submit_host_func(s, tw_stream_capture_graph(s) ? run_captured_stream_callback : run_stream_callback, cb);
     return cudaSuccess;
 }
 
@@ -315,17 +371,22 @@ TW_EXPORT cudaError_t cudaStreamAttachMemAsync_ptsz(cudaStream_t stream, void *p
 
 /* ---------------------------------------------------------------- capture */
 
-static __thread enum cudaStreamCaptureMode thread_capture_mode = cudaStreamCaptureModeGlobal;
+static int core_capture_mode(enum cudaStreamCaptureMode mode)
+{
+    return mode == cudaStreamCaptureModeThreadLocal ? TW_CAPTURE_THREAD_LOCAL
+           : mode == cudaStreamCaptureModeRelaxed   ? TW_CAPTURE_RELAXED
+                                                    : TW_CAPTURE_GLOBAL;
+}
 
 TW_EXPORT cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMode mode)
 {
     if ((uintptr_t)stream <= 1)
         return rt(cudaErrorStreamCaptureUnsupported); /* the legacy stream cannot capture */
-    int mode_core = mode == cudaStreamCaptureModeThreadLocal ? TW_CAPTURE_THREAD_LOCAL
-                    : mode == cudaStreamCaptureModeRelaxed   ? TW_CAPTURE_RELAXED
-                                                             : TW_CAPTURE_GLOBAL;
-    int status = tw_capture_begin(tw_stream_resolve(stream), mode_core);
-    return status == TW_OK ? cudaSuccess : rt(cudaErrorIllegalState);
+    if ((unsigned)mode > cudaStreamCaptureModeRelaxed)
+        return rt(cudaErrorInvalidValue);
+    int status = tw_capture_begin(tw_stream_resolve(stream), core_capture_mode(mode));
+    return status == TW_OK ? cudaSuccess : status == TW_ERR_NOMEM ? rt(cudaErrorMemoryAllocation)
+                                                                  : rt(cudaErrorIllegalState);
 }
 
 TW_EXPORT cudaError_t cudaStreamBeginCapture_ptsz(cudaStream_t stream, enum cudaStreamCaptureMode mode)
@@ -339,10 +400,10 @@ TW_EXPORT cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *gra
         return rt(cudaErrorInvalidValue);
     tw_graph *g = NULL;
     int status = tw_capture_end(tw_stream_resolve(stream), &g);
-    if (status != TW_OK)
-        return rt(cudaErrorIllegalState);
     *graph = (cudaGraph_t)g;
-    return cudaSuccess;
+    if (status == TW_ERR_INVALID)
+        return rt(cudaErrorIllegalState); /* the stream is not capturing */
+    return capture_error(status);
 }
 
 TW_EXPORT cudaError_t cudaStreamEndCapture_ptsz(cudaStream_t stream, cudaGraph_t *graph)
@@ -350,12 +411,23 @@ TW_EXPORT cudaError_t cudaStreamEndCapture_ptsz(cudaStream_t stream, cudaGraph_t
     return cudaStreamEndCapture(per_thread(stream), graph);
 }
 
+static enum cudaStreamCaptureStatus capture_status(tw_stream *s)
+{
+    switch (tw_capture_status(s)) {
+    case TW_CAPTURE_STATUS_ACTIVE: return cudaStreamCaptureStatusActive;
+    case TW_CAPTURE_STATUS_INVALIDATED: return cudaStreamCaptureStatusInvalidated;
+    default: return cudaStreamCaptureStatusNone;
+    }
+}
+
 TW_EXPORT cudaError_t cudaStreamIsCapturing(cudaStream_t stream, enum cudaStreamCaptureStatus *status)
 {
     if (status == NULL)
         return rt(cudaErrorInvalidValue);
-    *status = tw_stream_capture_graph(tw_stream_resolve(stream)) ? cudaStreamCaptureStatusActive
-                                                                   : cudaStreamCaptureStatusNone;
+    tw_stream *s = tw_stream_resolve(stream);
+    if (tw_capture_blocks_legacy(s))
+        return rt(cudaErrorStreamCaptureImplicit); /* documented: the status is unspecified */
+    *status = capture_status(s);
     return cudaSuccess;
 }
 
@@ -364,6 +436,7 @@ TW_EXPORT cudaError_t cudaStreamIsCapturing_ptsz(cudaStream_t stream, enum cudaS
     return cudaStreamIsCapturing(per_thread(stream), status);
 }
 
+/* Status, id, graph and the current dependency set (node handles of the capture graph). */
 TW_EXPORT cudaError_t cudaStreamGetCaptureInfo(cudaStream_t stream, enum cudaStreamCaptureStatus *status_out,
                                                unsigned long long *id_out, cudaGraph_t *graph_out,
                                                const cudaGraphNode_t **deps_out,
@@ -372,18 +445,24 @@ TW_EXPORT cudaError_t cudaStreamGetCaptureInfo(cudaStream_t stream, enum cudaStr
     if (status_out == NULL)
         return rt(cudaErrorInvalidValue);
     tw_stream *s = tw_stream_resolve(stream);
+    if (tw_capture_blocks_legacy(s))
+        return rt(cudaErrorStreamCaptureImplicit);
     tw_graph *g = tw_stream_capture_graph(s);
-    *status_out = g ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusNone;
+    *status_out = capture_status(s);
+    if (g == NULL)
+        return cudaSuccess; /* the other outputs are undefined when not capturing */
     if (id_out != NULL)
-        *id_out = g ? tw_stream_capture_id(s) : 0;
+        *id_out = tw_stream_capture_id(s);
     if (graph_out != NULL)
         *graph_out = (cudaGraph_t)g;
+    void *const *handles = NULL;
+    size_t count = tw_capture_dependencies(s, &handles);
     if (deps_out != NULL)
-        *deps_out = NULL; /* node handles are not exposed (documented in docs/supported.md) */
+        *deps_out = (const cudaGraphNode_t *)handles;
     if (edges_out != NULL)
-        *edges_out = NULL;
+        *edges_out = NULL; /* NULL edge data: every edge is a default (full) dependency */
     if (dep_count_out != NULL)
-        *dep_count_out = 0;
+        *dep_count_out = count;
     return cudaSuccess;
 }
 
@@ -398,11 +477,12 @@ TW_EXPORT cudaError_t cudaStreamGetCaptureInfo_ptsz(cudaStream_t stream, enum cu
 
 TW_EXPORT cudaError_t cudaThreadExchangeStreamCaptureMode(enum cudaStreamCaptureMode *mode)
 {
-    if (mode == NULL)
+    if (mode == NULL || (unsigned)*mode > cudaStreamCaptureModeRelaxed)
         return rt(cudaErrorInvalidValue);
-    enum cudaStreamCaptureMode previous = thread_capture_mode;
-    thread_capture_mode = *mode;
-    *mode = previous;
+    int previous = tw_capture_exchange_mode(core_capture_mode(*mode));
+    *mode = previous == TW_CAPTURE_THREAD_LOCAL ? cudaStreamCaptureModeThreadLocal
+            : previous == TW_CAPTURE_RELAXED    ? cudaStreamCaptureModeRelaxed
+                                                : cudaStreamCaptureModeGlobal;
     return cudaSuccess;
 }
 
@@ -436,6 +516,7 @@ TW_EXPORT cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
 {
     if (event == NULL)
         return rt(cudaErrorInvalidResourceHandle);
+    CAPTURE_CHECK(tw_capture_check_enqueue(tw_stream_resolve(stream)));
     tw_event_record((tw_event *)event, tw_stream_resolve(stream));
     return cudaSuccess;
 }
@@ -459,17 +540,26 @@ TW_EXPORT cudaError_t cudaEventQuery(cudaEvent_t event)
 {
     if (event == NULL)
         return rt(cudaErrorInvalidResourceHandle);
+    CAPTURE_CHECK(tw_capture_check_event((tw_event *)event));
     return tw_event_query_done((tw_event *)event) ? cudaSuccess : cudaErrorNotReady;
 }
 
-TW_EXPORT cudaError_t cudaEventSynchronize(cudaEvent_t event)
+static cudaError_t cudaEventSynchronize_impl(cudaEvent_t event)
 {
     if (event == NULL)
         return rt(cudaErrorInvalidResourceHandle);
+    CAPTURE_CHECK(tw_capture_check_event((tw_event *)event));
     API_SPAN("cudaEventSynchronize");
     tw_event_synchronize((tw_event *)event);
     API_END();
     return cudaSuccess;
+}
+
+TW_EXPORT cudaError_t cudaEventSynchronize(cudaEvent_t event)
+{
+    CUPTI_BRACKET(CUPTI_RUNTIME_TRACE_CBID_cudaEventSynchronize_v3020);
+    cudaError_t status = cudaEventSynchronize_impl(event);
+    return CUPTI_DONE(status);
 }
 
 TW_EXPORT cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
@@ -489,44 +579,118 @@ TW_EXPORT cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEve
 
 /* ---------------------------------------------------------------- device-wide sync */
 
-TW_EXPORT cudaError_t cudaDeviceSynchronize(void)
+static cudaError_t cudaDeviceSynchronize_impl(void)
 {
+    CAPTURE_CHECK(tw_capture_check_device_sync(tw_device_current()));
     API_SPAN("cudaDeviceSynchronize");
     tw_device_synchronize(tw_device_current());
     API_END();
     return cudaSuccess;
 }
 
+TW_EXPORT cudaError_t cudaDeviceSynchronize(void)
+{
+    CUPTI_BRACKET(CUPTI_RUNTIME_TRACE_CBID_cudaDeviceSynchronize_v3020);
+    cudaError_t status = cudaDeviceSynchronize_impl();
+    return CUPTI_DONE(status);
+}
+
 /* ---------------------------------------------------------------- copies and memsets */
 
-static cudaError_t copy(void *dst, const void *src, size_t bytes, tw_stream *s, bool synchronous)
+/* Whether a copy blocks the calling thread until it ends, as the runtime's "API
+ * synchronization behavior" documents: synchronous copies to or from the host return once the
+ * copy is done (a pageable upload once it is staged: counted to its end, the bound of one
+ * staging chunk), device-to-device ones never wait; an async download into pageable memory
+ * waits too. Host-to-host copies are handled by the caller (fully synchronous). */
+static bool copy_blocks_host(int kind, bool sync_call)
 {
-    if (bytes != 0 && (dst == NULL || src == NULL))
+    switch (kind) {
+    case TW_COPY_D2D:
+    case TW_COPY_PEER: return false;
+    case TW_COPY_D2H_PAGEABLE: return true;
+    default: return sync_call;
+    }
+}
+
+/* A range [p, p + bytes) that starts in a known allocation must end inside it (the driver
+ * checks device and pinned ranges; plain host memory it cannot). */
+static bool range_ok(const void *p, size_t bytes)
+{
+    tw_alloc a;
+    return !tw_mem_lookup(p, &a) || (uint64_t)(uintptr_t)p + bytes <= a.base + a.size;
+}
+
+static cudaError_t copy_kind_checked(void *dst, const void *src, size_t bytes, tw_stream *s, bool sync_call,
+                                     int kind)
+{
+    if (bytes != 0 && (dst == NULL || src == NULL || !range_ok(dst, bytes) || !range_ok(src, bytes)))
         return rt(cudaErrorInvalidValue);
-    tw_copy(dst, src, bytes, s, 0, synchronous);
+    CAPTURE_CHECK(sync_call ? tw_capture_check_sync(s) : tw_capture_check_enqueue(s));
+    if (bytes == 0)
+        return cudaSuccess;
+    if (kind == 0)
+        kind = tw_mem_copy_kind(dst, src);
+    if (kind == TW_COPY_H2H && tw_stream_capture_graph(s) == NULL) {
+        /* fully synchronous: after the stream's earlier work, by the host */
+        tw_stream_synchronize(s);
+        tw_mem_copy_data(dst, src, bytes);
+        return cudaSuccess;
+    }
+    tw_copy(dst, src, bytes, s, kind, copy_blocks_host(kind, sync_call));
     return cudaSuccess;
 }
 
-TW_EXPORT cudaError_t cudaMemcpy(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind)
+static cudaError_t copy(void *dst, const void *src, size_t bytes, tw_stream *s, bool sync_call)
 {
+    return copy_kind_checked(dst, src, bytes, s, sync_call, 0);
+}
+
+static bool valid_direction(enum cudaMemcpyKind kind)
+{
+    return (unsigned)kind <= cudaMemcpyDefault;
+}
+
+static cudaError_t cudaMemcpy_impl(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind)
+{
+    if (!valid_direction(kind))
+        return rt(cudaErrorInvalidMemcpyDirection);
     API_SPAN("cudaMemcpy");
     cudaError_t status = copy(dst, src, count, tw_stream_resolve(NULL), true);
     API_END();
     return status;
 }
 
+TW_EXPORT cudaError_t cudaMemcpy(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind)
+{
+    CUPTI_BRACKET(CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy_v3020);
+    cudaError_t status = cudaMemcpy_impl(dst, src, count, kind);
+    return CUPTI_DONE(status);
+}
+
 TW_EXPORT cudaError_t cudaMemcpy_ptds(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind)
 {
+    if (!valid_direction(kind))
+        return rt(cudaErrorInvalidMemcpyDirection);
     return copy(dst, src, count, tw_stream_resolve(PER_THREAD_STREAM), true);
+}
+
+static cudaError_t cudaMemcpyAsync_impl(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind,
+                                      cudaStream_t stream)
+{
+    if (!valid_direction(kind))
+        return rt(cudaErrorInvalidMemcpyDirection);
+    API_SPAN("cudaMemcpyAsync");
+    cudaError_t status = copy(dst, src, count, tw_stream_resolve(stream), false);
+    API_END();
+    return status;
 }
 
 TW_EXPORT cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind,
                                       cudaStream_t stream)
 {
-    API_SPAN("cudaMemcpyAsync");
-    cudaError_t status = copy(dst, src, count, tw_stream_resolve(stream), false);
-    API_END();
-    return status;
+    CUPTI_BRACKET(CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyAsync_v3020);
+    cudaError_t status = cudaMemcpyAsync_impl(dst, src, count, kind, stream);
+    return CUPTI_DONE(status);
 }
 
 TW_EXPORT cudaError_t cudaMemcpyAsync_ptsz(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind,
@@ -535,32 +699,80 @@ TW_EXPORT cudaError_t cudaMemcpyAsync_ptsz(void *dst, const void *src, size_t co
     return cudaMemcpyAsync(dst, src, count, kind, per_thread(stream));
 }
 
+/* Peer copies name their devices: a copy between two devices is a peer copy, one within a
+ * device a device-to-device copy. cudaMemcpyPeer is asynchronous to the host but ordered with
+ * the legacy streams of the current, source and destination devices (events join them). */
+static __thread tw_event *peer_before[2], *peer_after;
+
+static void peer_join_before(tw_stream *s, int device, int slot)
+{
+    if (device == tw_stream_device(s))
+        return;
+    if (peer_before[slot] == NULL)
+        peer_before[slot] = tw_event_create(0);
+    tw_event_record(peer_before[slot], tw_stream_resolve_legacy(device));
+    tw_stream_wait_event(s, peer_before[slot]);
+}
+
+static void peer_join_after(tw_stream *s, int device)
+{
+    if (device == tw_stream_device(s))
+        return;
+    if (peer_after == NULL)
+        peer_after = tw_event_create(0);
+    tw_event_record(peer_after, s);
+    tw_stream_wait_event(tw_stream_resolve_legacy(device), peer_after);
+}
+
+static cudaError_t copy_peer(void *dst, int dst_device, const void *src, int src_device, size_t count,
+                             cudaStream_t stream, bool legacy_ordered)
+{
+    if (!tw_device_valid(dst_device) || !tw_device_valid(src_device))
+        return rt(cudaErrorInvalidDevice);
+    tw_stream *s = tw_stream_resolve(stream);
+    int kind = dst_device == src_device ? TW_COPY_D2D : TW_COPY_PEER;
+    if (!legacy_ordered || tw_stream_capture_graph(s) != NULL || count == 0)
+        return copy_kind_checked(dst, src, count, s, false, kind);
+    CAPTURE_CHECK(tw_capture_check_unsafe());
+    peer_join_before(s, src_device, 0);
+    peer_join_before(s, dst_device, 1);
+    cudaError_t status = copy_kind_checked(dst, src, count, s, false, kind);
+    peer_join_after(s, src_device);
+    if (dst_device != src_device)
+        peer_join_after(s, dst_device);
+    return status;
+}
+
 TW_EXPORT cudaError_t cudaMemcpyPeer(void *dst, int dst_device, const void *src, int src_device, size_t count)
 {
-    return copy(dst, src, count, tw_stream_resolve(NULL), true);
+    return copy_peer(dst, dst_device, src, src_device, count, NULL, true);
 }
 
 TW_EXPORT cudaError_t cudaMemcpyPeerAsync(void *dst, int dst_device, const void *src, int src_device,
                                           size_t count, cudaStream_t stream)
 {
-    return copy(dst, src, count, tw_stream_resolve(stream), false);
+    return copy_peer(dst, dst_device, src, src_device, count, stream, false);
 }
 
 static cudaError_t copy_2d(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
-                           size_t height, tw_stream *s, bool synchronous)
+                           size_t height, tw_stream *s, bool sync_call)
 {
     if (width > dpitch || width > spitch)
         return rt(cudaErrorInvalidPitchValue);
+    CAPTURE_CHECK(sync_call ? tw_capture_check_sync(s) : tw_capture_check_enqueue(s));
     if (height == 0 || width == 0)
         return cudaSuccess;
     int kind = tw_mem_copy_kind(dst, src);
-    if (tw_stream_capture_graph(s) == NULL)
+    bool capturing = tw_stream_capture_graph(s) != NULL;
+    if (kind == TW_COPY_H2H && !capturing)
+        tw_stream_synchronize(s); /* fully synchronous */
+    if (!capturing)
         for (size_t row = 0; row < height; row++)
             tw_mem_copy_data((char *)dst + row * dpitch, (const char *)src + row * spitch, width);
     if (kind == TW_COPY_H2H)
         return cudaSuccess;
     tw_submit_copy_op(s, kind, (uint64_t)width * height);
-    if (synchronous && tw_stream_capture_graph(s) == NULL)
+    if (copy_blocks_host(kind, sync_call) && !capturing)
         tw_stream_synchronize(s);
     return cudaSuccess;
 }
@@ -689,18 +901,20 @@ TW_EXPORT cudaError_t cudaMemcpyFromSymbolAsync_ptsz(void *dst, const void *symb
     return from_symbol(dst, symbol, count, offset, tw_stream_resolve(per_thread(stream)), false);
 }
 
-static cudaError_t memset_on(void *ptr, int value, size_t bytes, tw_stream *s, bool synchronous)
+/* The synchronous memsets are asynchronous to the host except when the target is pinned host
+ * memory or managed memory ("API synchronization behavior"). */
+static bool memset_blocks_host(const void *ptr, bool sync_call)
+{
+    tw_alloc a;
+    return sync_call && tw_mem_lookup(ptr, &a) &&
+           (a.kind == TW_MEM_HOST_PINNED || a.kind == TW_MEM_HOST_REGISTERED || a.kind == TW_MEM_MANAGED);
+}
+
+static void submit_memset(tw_stream *s, uint64_t bytes)
 {
     static uint32_t name_id;
-    if (bytes == 0)
-        return cudaSuccess;
-    if (ptr == NULL)
-        return rt(cudaErrorInvalidValue);
     if (TW_UNLIKELY(name_id == 0))
         name_id = tw_name_intern("memset");
-    bool capturing = tw_stream_capture_graph(s) != NULL;
-    if (!capturing)
-        tw_mem_set_data(ptr, value, bytes);
     tw_desc desc;
     memset(&desc, 0, sizeof desc);
     desc.kind = TW_OP_MEMSET;
@@ -708,14 +922,34 @@ static cudaError_t memset_on(void *ptr, int value, size_t bytes, tw_stream *s, b
     desc.bytes = bytes;
     desc.name_id = name_id;
     tw_submit(s, &desc);
-    if (synchronous && !capturing)
+}
+
+static cudaError_t memset_on(void *ptr, int value, size_t bytes, tw_stream *s, bool sync_call)
+{
+    if (bytes != 0 && (ptr == NULL || !range_ok(ptr, bytes)))
+        return rt(cudaErrorInvalidValue);
+    CAPTURE_CHECK(sync_call ? tw_capture_check_sync(s) : tw_capture_check_enqueue(s));
+    if (bytes == 0)
+        return cudaSuccess;
+    bool capturing = tw_stream_capture_graph(s) != NULL;
+    if (!capturing)
+        tw_mem_set_data(ptr, value, bytes);
+    submit_memset(s, bytes);
+    if (memset_blocks_host(ptr, sync_call) && !capturing)
         tw_stream_synchronize(s);
     return cudaSuccess;
 }
 
-TW_EXPORT cudaError_t cudaMemset(void *ptr, int value, size_t count)
+static cudaError_t cudaMemset_impl(void *ptr, int value, size_t count)
 {
     return memset_on(ptr, value, count, tw_stream_resolve(NULL), true);
+}
+
+TW_EXPORT cudaError_t cudaMemset(void *ptr, int value, size_t count)
+{
+    CUPTI_BRACKET(CUPTI_RUNTIME_TRACE_CBID_cudaMemset_v3020);
+    cudaError_t status = cudaMemset_impl(ptr, value, count);
+    return CUPTI_DONE(status);
 }
 
 TW_EXPORT cudaError_t cudaMemset_ptds(void *ptr, int value, size_t count)
@@ -723,12 +957,19 @@ TW_EXPORT cudaError_t cudaMemset_ptds(void *ptr, int value, size_t count)
     return memset_on(ptr, value, count, tw_stream_resolve(PER_THREAD_STREAM), true);
 }
 
-TW_EXPORT cudaError_t cudaMemsetAsync(void *ptr, int value, size_t count, cudaStream_t stream)
+static cudaError_t cudaMemsetAsync_impl(void *ptr, int value, size_t count, cudaStream_t stream)
 {
     API_SPAN("cudaMemsetAsync");
     cudaError_t status = memset_on(ptr, value, count, tw_stream_resolve(stream), false);
     API_END();
     return status;
+}
+
+TW_EXPORT cudaError_t cudaMemsetAsync(void *ptr, int value, size_t count, cudaStream_t stream)
+{
+    CUPTI_BRACKET(CUPTI_RUNTIME_TRACE_CBID_cudaMemsetAsync_v3020);
+    cudaError_t status = cudaMemsetAsync_impl(ptr, value, count, stream);
+    return CUPTI_DONE(status);
 }
 
 TW_EXPORT cudaError_t cudaMemsetAsync_ptsz(void *ptr, int value, size_t count, cudaStream_t stream)
@@ -737,24 +978,19 @@ TW_EXPORT cudaError_t cudaMemsetAsync_ptsz(void *ptr, int value, size_t count, c
 }
 
 static cudaError_t memset_2d(void *ptr, size_t pitch, int value, size_t width, size_t height, tw_stream *s,
-                             bool synchronous)
+                             bool sync_call)
 {
     if (width > pitch)
         return rt(cudaErrorInvalidPitchValue);
+    CAPTURE_CHECK(sync_call ? tw_capture_check_sync(s) : tw_capture_check_enqueue(s));
     if (width == 0 || height == 0)
         return cudaSuccess;
     /* rows are set one by one (the gaps between them keep their bytes); one op on the stream */
     bool capturing = tw_stream_capture_graph(s) != NULL;
     for (size_t row = 0; row < height && !capturing; row++)
         tw_mem_set_data((char *)ptr + row * pitch, value, width);
-    tw_desc desc;
-    memset(&desc, 0, sizeof desc);
-    desc.kind = TW_OP_MEMSET;
-    desc.device = (uint32_t)tw_stream_device(s);
-    desc.bytes = (uint64_t)width * height;
-    desc.name_id = tw_name_intern("memset");
-    tw_submit(s, &desc);
-    if (synchronous && !capturing)
+    submit_memset(s, (uint64_t)width * height);
+    if (memset_blocks_host(ptr, sync_call) && !capturing)
         tw_stream_synchronize(s);
     return cudaSuccess;
 }
@@ -855,8 +1091,8 @@ TW_EXPORT cudaError_t __cudaGetKernel(cudaKernel_t *kernel, const void *func)
 
 static __thread uint64_t thread_active_devices; /* devices whose primary context this thread made active */
 
-static cudaError_t launch(tw_kernel *k, dim3 grid, dim3 block, void **args, size_t smem, cudaStream_t stream,
-                          uint32_t flags)
+static cudaError_t launch_impl(tw_kernel *k, dim3 grid, dim3 block, void **args, size_t smem, cudaStream_t stream,
+                               uint32_t flags)
 {
     if (TW_UNLIKELY(k == NULL))
         return rt(cudaErrorInvalidDeviceFunction);
@@ -865,6 +1101,7 @@ static cudaError_t launch(tw_kernel *k, dim3 grid, dim3 block, void **args, size
                     grid.x == 0 || grid.y == 0 || grid.z == 0))
         return rt(cudaErrorInvalidConfiguration);
     tw_stream *s = tw_stream_resolve(stream);
+    CAPTURE_CHECK(tw_capture_check_enqueue(s));
     int device = tw_stream_device(s);
     if (TW_UNLIKELY(!(thread_active_devices & (1ull << (device & 63))))) {
         tw_ctx_primary_activate(device); /* the runtime's implicit context init */
@@ -881,6 +1118,14 @@ static cudaError_t launch(tw_kernel *k, dim3 grid, dim3 block, void **args, size
                          (uint32_t)smem, args, s, flags);
     }
     return cudaSuccess;
+}
+
+static cudaError_t launch(tw_kernel *k, dim3 grid, dim3 block, void **args, size_t smem, cudaStream_t stream,
+                          uint32_t flags)
+{
+    CUPTI_BRACKET(CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000);
+    cudaError_t status = launch_impl(k, grid, block, args, smem, stream, flags);
+    return CUPTI_DONE(status);
 }
 
 TW_EXPORT cudaError_t __cudaLaunchKernel(cudaKernel_t kernel, dim3 grid, dim3 block, void **args, size_t smem,
@@ -1028,6 +1273,8 @@ TW_EXPORT cudaError_t cudaGraphCreate(cudaGraph_t *graph, unsigned int flags)
 
 TW_EXPORT cudaError_t cudaGraphDestroy(cudaGraph_t graph)
 {
+    if (graph == NULL)
+        return rt(cudaErrorInvalidValue);
     tw_graph_destroy((tw_graph *)graph);
     return cudaSuccess;
 }
@@ -1056,14 +1303,22 @@ TW_EXPORT cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec)
     return cudaSuccess;
 }
 
-TW_EXPORT cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream)
+static cudaError_t cudaGraphLaunch_impl(cudaGraphExec_t exec, cudaStream_t stream)
 {
     if (exec == NULL)
         return rt(cudaErrorInvalidValue);
+    CAPTURE_CHECK(tw_capture_check_enqueue(tw_stream_resolve(stream)));
     API_SPAN("cudaGraphLaunch");
     int status = tw_graph_launch((tw_graph_exec *)exec, tw_stream_resolve(stream));
     API_END();
     return from_core(status);
+}
+
+TW_EXPORT cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream)
+{
+    CUPTI_BRACKET(CUPTI_RUNTIME_TRACE_CBID_cudaGraphLaunch_v10000);
+    cudaError_t status = cudaGraphLaunch_impl(exec, stream);
+    return CUPTI_DONE(status);
 }
 
 TW_EXPORT cudaError_t cudaGraphLaunch_ptsz(cudaGraphExec_t exec, cudaStream_t stream)
@@ -1087,10 +1342,11 @@ TW_EXPORT cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t *node
         return rt(cudaErrorInvalidValue);
     size_t total = tw_graph_node_count((tw_graph *)graph);
     if (nodes != NULL) {
-        /* node handles are opaque: index + 1 */
         size_t n = *count < total ? *count : total;
         for (size_t i = 0; i < n; i++)
-            nodes[i] = (cudaGraphNode_t)(uintptr_t)(i + 1);
+            nodes[i] = (cudaGraphNode_t)tw_graph_node_handle((tw_graph *)graph, (uint32_t)i);
+        for (size_t i = n; i < *count; i++)
+            nodes[i] = NULL; /* documented: entries past the node count are NULL */
         *count = n;
     } else {
         *count = total;

@@ -1,7 +1,10 @@
 /* CUDA runtime: allocation, host memory, pointer attributes, IPC handles, stream-ordered
  * allocation and memory pools. Copies and memsets live with the timeline (not here).
- * Stream-ordered allocations take effect at once: capacity is what matters to the emulation. */
+ * cudaFree synchronises the device; cudaFreeAsync is stream-ordered: the memory stays the
+ * pool's until the stream reaches the free (later allocations on that stream may take it at
+ * once, others once the free's point has passed in virtual time). */
 #include <cuda_runtime_api.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,16 +23,101 @@ static cudaError_t rt_status(int rc)
     }
 }
 
-static cudaError_t device_alloc(void **devPtr, size_t size, int device, int kind)
+/* ---- stream-ordered frees: pending until their stream reaches them ---- */
+typedef struct pending_free {
+    void *ptr;
+    tw_stream *stream;
+    tw_event *reached;       /* recorded on the stream after the free */
+} pending_free;
+
+static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+static pending_free *pending;
+static size_t pending_count, pending_capacity;
+
+static bool pending_contains_locked(const void *ptr)
+{
+    for (size_t i = 0; i < pending_count; i++)
+        if (pending[i].ptr == ptr)
+            return true;
+    return false;
+}
+
+static int pending_add(void *ptr, tw_stream *s)
+{
+    tw_event *e = tw_event_create(0);
+    if (e == NULL)
+        return TW_ERR_NOMEM;
+    pthread_mutex_lock(&pending_lock);
+    if (pending_count == pending_capacity) {
+        size_t capacity = pending_capacity ? pending_capacity * 2 : 64;
+        pending_free *grown = realloc(pending, capacity * sizeof *grown);
+        if (grown == NULL) {
+            pthread_mutex_unlock(&pending_lock);
+            return TW_ERR_NOMEM;
+        }
+        pending = grown;
+        pending_capacity = capacity;
+    }
+    tw_event_record(e, s);
+    pending[pending_count++] = (pending_free){ptr, s, e};
+    pthread_mutex_unlock(&pending_lock);
+    return TW_OK;
+}
+
+/* Give back the pending frees an allocation on `s` may reuse: those of s itself (stream order
+ * makes them safe), those whose point the timeline has passed, and, with `wait_for_rest`, all
+ * others after making s wait for them (the pool's internal dependencies). s NULL: a
+ * non-stream-ordered allocation, which only gets the passed ones. */
+static void pending_release(tw_stream *s, bool wait_for_rest)
+{
+    pthread_mutex_lock(&pending_lock);
+    size_t kept = 0;
+    for (size_t i = 0; i < pending_count; i++) {
+        pending_free p = pending[i];
+        bool reusable = p.stream == s || tw_event_query_done(p.reached);
+        if (!reusable && wait_for_rest && s != NULL) {
+            tw_stream_wait_event(s, p.reached);
+            reusable = true;
+        }
+        if (reusable)
+            tw_mem_free(p.ptr);
+        else
+            pending[kept++] = p;
+    }
+    pending_count = kept;
+    pthread_mutex_unlock(&pending_lock);
+}
+
+static bool has_pending(void)
+{
+    return __atomic_load_n(&pending_count, __ATOMIC_RELAXED) != 0;
+}
+
+static cudaError_t device_alloc_on(void **devPtr, size_t size, int device, int kind, tw_stream *ordered)
 {
     if (devPtr == NULL)
         return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
     tw_ctx_primary_activate(device);
+    if (has_pending())
+        pending_release(ordered, false);
     int rc = tw_mem_alloc(device, size, kind, devPtr);
+    if (rc == TW_ERR_NOMEM && ordered != NULL && has_pending()) {
+        pending_release(ordered, true);
+        rc = tw_mem_alloc(device, size, kind, devPtr);
+    }
     if (rc == TW_ERR_NOMEM)
         TW_INFO("out of device memory on device %d: %zu bytes requested, %llu in use", device,
                 size, (unsigned long long)tw_mem_used(device));
     return rt_status(rc);
+}
+
+/* Allocations outside stream order are potentially unsafe calls while a capture runs. */
+static cudaError_t device_alloc(void **devPtr, size_t size, int device, int kind)
+{
+    int capture = tw_capture_check_unsafe();
+    if (capture != TW_OK)
+        return (cudaError_t)tw_runtime_status(cudaErrorStreamCaptureUnsupported);
+    return device_alloc_on(devPtr, size, device, kind, NULL);
 }
 
 TW_EXPORT cudaError_t cudaMalloc(void **devPtr, size_t size)
@@ -37,15 +125,29 @@ TW_EXPORT cudaError_t cudaMalloc(void **devPtr, size_t size)
     return device_alloc(devPtr, size, tw_device_current(), TW_MEM_DEVICE);
 }
 
+static bool pending_free_of(const void *ptr)
+{
+    if (!has_pending())
+        return false;
+    pthread_mutex_lock(&pending_lock);
+    bool found = pending_contains_locked(ptr);
+    pthread_mutex_unlock(&pending_lock);
+    return found;
+}
+
+/* cudaFree synchronises the device before the memory goes (the GPU may still use it). */
 TW_EXPORT cudaError_t cudaFree(void *devPtr)
 {
+    if (tw_capture_check_unsafe() != TW_OK)
+        return (cudaError_t)tw_runtime_status(cudaErrorStreamCaptureUnsupported);
     tw_ctx_primary_activate(tw_device_current());  /* cudaFree(0) is the classic init */
     if (devPtr == NULL)
         return cudaSuccess;
     tw_alloc a;
     if (!tw_mem_lookup(devPtr, &a) || a.base != (uint64_t)devPtr ||
-        (a.kind != TW_MEM_DEVICE && a.kind != TW_MEM_MANAGED))
+        (a.kind != TW_MEM_DEVICE && a.kind != TW_MEM_MANAGED) || pending_free_of(devPtr))
         return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
+    tw_device_synchronize(a.device);
     return rt_status(tw_mem_free(devPtr));
 }
 
@@ -96,6 +198,8 @@ TW_EXPORT cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
 /* ---- host memory ---- */
 TW_EXPORT cudaError_t cudaHostAlloc(void **pHost, size_t size, unsigned int flags)
 {
+    if (tw_capture_check_unsafe() != TW_OK)
+        return (cudaError_t)tw_runtime_status(cudaErrorStreamCaptureUnsupported);
     if (pHost == NULL || flags & ~(unsigned)(cudaHostAllocPortable | cudaHostAllocMapped |
                                              cudaHostAllocWriteCombined))
         return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
@@ -112,6 +216,8 @@ TW_EXPORT cudaError_t cudaMallocHost(void **ptr, size_t size)
 
 TW_EXPORT cudaError_t cudaFreeHost(void *ptr)
 {
+    if (tw_capture_check_unsafe() != TW_OK)
+        return (cudaError_t)tw_runtime_status(cudaErrorStreamCaptureUnsupported);
     if (ptr == NULL)
         return cudaSuccess;
     tw_alloc a;
@@ -367,7 +473,11 @@ TW_EXPORT cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t memPool, enum cudaMe
 
 TW_EXPORT cudaError_t cudaMemPoolTrimTo(cudaMemPool_t memPool, size_t minBytesToKeep)
 {
-    return as_pool(memPool) ? cudaSuccess : cudaErrorInvalidValue;  /* frees are immediate */
+    if (as_pool(memPool) == NULL)
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
+    if (has_pending())
+        pending_release(NULL, false); /* frees the timeline has passed go back */
+    return cudaSuccess;
 }
 
 TW_EXPORT cudaError_t cudaMemPoolSetAccess(cudaMemPool_t memPool,
@@ -391,20 +501,45 @@ TW_EXPORT cudaError_t cudaMallocFromPoolAsync(void **ptr, size_t size, cudaMemPo
     tw_pool *p = as_pool(memPool);
     if (p == NULL)
         return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
-    return device_alloc(ptr, size, p->device, TW_MEM_DEVICE);
+    return device_alloc_on(ptr, size, p->device, TW_MEM_DEVICE, tw_stream_resolve(stream));
+}
+
+/* Stream-ordered calls are work on their stream: the capture rules of enqueued work apply. */
+static cudaError_t ordered_capture_check(tw_stream *s)
+{
+    switch (tw_capture_check_enqueue(s)) {
+    case TW_OK: return cudaSuccess;
+    case TW_ERR_CAPTURE_INVALIDATED: return (cudaError_t)tw_runtime_status(cudaErrorStreamCaptureInvalidated);
+    default: return (cudaError_t)tw_runtime_status(cudaErrorStreamCaptureImplicit);
+    }
 }
 
 TW_EXPORT cudaError_t cudaMallocAsync(void **devPtr, size_t size, cudaStream_t hStream)
 {
-    int device = tw_stream_device(tw_stream_resolve(hStream));
-    return device_alloc(devPtr, size, device, TW_MEM_DEVICE);
+    tw_stream *s = tw_stream_resolve(hStream);
+    cudaError_t capture = ordered_capture_check(s);
+    if (capture != cudaSuccess)
+        return capture;
+    return device_alloc_on(devPtr, size, tw_stream_device(s), TW_MEM_DEVICE, s);
 }
 
+/* Stream-ordered free: the memory is the pool's until the stream reaches this point. During a
+ * capture the free is immediate (graph memory nodes are not modelled). */
 TW_EXPORT cudaError_t cudaFreeAsync(void *devPtr, cudaStream_t hStream)
 {
     if (devPtr == NULL)
         return cudaSuccess;
-    return tw_mem_free(devPtr) == TW_OK ? cudaSuccess : cudaErrorInvalidValue;
+    tw_alloc a;
+    if (!tw_mem_lookup(devPtr, &a) || a.base != (uint64_t)devPtr || a.kind != TW_MEM_DEVICE ||
+        pending_free_of(devPtr))
+        return (cudaError_t)tw_runtime_status(cudaErrorInvalidValue);
+    tw_stream *s = tw_stream_resolve(hStream);
+    cudaError_t capture = ordered_capture_check(s);
+    if (capture != cudaSuccess)
+        return capture;
+    if (tw_stream_capture_graph(s) != NULL)
+        return rt_status(tw_mem_free(devPtr));
+    return rt_status(pending_add(devPtr, s));
 }
 
 /* Per-thread-default-stream spellings (nvcc --default-stream per-thread). */

@@ -124,6 +124,11 @@ static tw_stream *legacy_stream(int device)
     return s;
 }
 
+tw_stream *tw_stream_resolve_legacy(int device)
+{
+    return legacy_stream(device);
+}
+
 tw_stream *tw_stream_resolve(const void *handle)
 {
     uintptr_t value = (uintptr_t)handle;
@@ -232,9 +237,15 @@ static void advance_stream(tw_stream *s, int64_t end_ns)
 static void emit_op_record(const queued_op *op, const tw_prediction_slot *slot, int64_t start_ns,
                            int64_t end_ns, uint32_t graph_id)
 {
+    tw_record local;
     tw_record *rec = tw_trace_claim();
-    if (rec == NULL)
-        return;
+    bool traced = rec != NULL;
+    if (!traced) {
+        if (TW_LIKELY(!tw_cupti_collecting))
+            return;
+        memset(&local, 0, sizeof local); /* untraced process, but a CUPTI client wants it */
+        rec = &local;
+    }
     const tw_desc *d = &slot->desc;
     rec->op_kind = (uint16_t)d->kind;
     rec->device = (uint16_t)op->stream->device;
@@ -256,16 +267,21 @@ static void emit_op_record(const queued_op *op, const tw_prediction_slot *slot, 
     rec->addr = (uint64_t)(uintptr_t)op->stream;
     rec->value = d->kind == TW_OP_MEMCPY ? d->dims[0] : d->pointer_params;
     memcpy(rec->dims, d->dims, sizeof rec->dims);
-    tw_trace_commit(rec, TW_REC_GPU_OP);
+    if (TW_UNLIKELY(tw_cupti_collecting))
+        tw_cupti_on_op(rec);
+    if (traced)
+        tw_trace_commit(rec, TW_REC_GPU_OP);
 }
 
 static bool compute_collective_at(tw_coll_launch *l, int64_t arrival_ns, int64_t *end_ns);
 static void finish_collective(const queued_op *op, tw_coll_launch *l, int64_t end);
+static void push_host_call(host_call **calls, size_t *count, void (*fn)(void *), void *data);
 
 /* A replay: each node starts after its dependencies. A collective node starts at its
  * rendezvous; while one has not completed the replay is deferred whole, and recomputed later
- * from the same inputs (its arrivals, once posted, stay what they were). */
-static bool compute_graph(const queued_op *op)
+ * from the same inputs (its arrivals, once posted, stay what they were). Captured host
+ * functions run at every replay, in node (issue) order. */
+static bool compute_graph(const queued_op *op, host_call **calls, size_t *call_count)
 {
     tw_graph_exec *x = op->u.graph.exec;
     tw_coll_launch **colls = op->u.graph.colls;
@@ -305,6 +321,8 @@ static bool compute_graph(const queued_op *op)
                            x->graph_id);
         else if (node->kind == TW_NODE_COLL && colls != NULL && colls[i] != NULL)
             finish_collective(op, colls[i], x->node_end_ns[i]);
+        else if (node->kind == TW_NODE_HOST_FUNC)
+            push_host_call(calls, call_count, node->host_fn, node->host_data);
     }
     free(colls);
     advance_stream(s, graph_end);
@@ -565,7 +583,7 @@ static bool compute_op(const queued_op *op, host_call **calls, size_t *call_coun
         return true;
     }
     case Q_GRAPH:
-        return compute_graph(op);
+        return compute_graph(op, calls, call_count);
     case Q_COLL:
         return compute_collective(op);
     default:
@@ -635,6 +653,8 @@ uint64_t tw_submit_slot_locked(tw_stream *s, tw_prediction_slot *slot, uint32_t 
     queued_op *op = enqueue_locked(Q_OP, s);
     op->u.slot = slot;
     op->flags = flags_extra;
+    if (TW_UNLIKELY(tw_cupti_collecting))
+        tw_cupti_on_enqueue(op->seq, (int)slot->desc.kind);
     return op->seq;
 }
 
@@ -652,6 +672,8 @@ uint64_t tw_submit_graph_locked(tw_stream *s, tw_graph_exec *x, tw_coll_launch *
     queued_op *op = enqueue_locked(Q_GRAPH, s);
     op->u.graph.exec = x;
     op->u.graph.colls = colls;
+    if (TW_UNLIKELY(tw_cupti_collecting))
+        tw_cupti_on_enqueue(op->seq, TW_OP_NONE);
     return op->seq;
 }
 
@@ -882,6 +904,8 @@ void tw_event_record(tw_event *e, tw_stream *s)
 void tw_stream_wait_event(tw_stream *s, tw_event *e)
 {
     pthread_mutex_lock(&tw_timeline_lock);
+    if (e->capture_graph != NULL && !tw_capture_active_locked(e->capture_graph))
+        e->capture_graph = NULL; /* recorded in a capture that has ended: no graph position left */
     if (e->capture_graph != NULL) {
         /* joining a capture (fork) or ordering within it: a graph dependency */
         if (s->capture_graph == NULL) {
@@ -901,6 +925,11 @@ void tw_stream_wait_event(tw_stream *s, tw_event *e)
         op->record_number = e->records_issued;   /* the latest record at the time of the call */
     }
     pthread_mutex_unlock(&tw_timeline_lock);
+}
+
+tw_graph *tw_event_capture_graph(const tw_event *e)
+{
+    return e->capture_graph;
 }
 
 bool tw_event_recorded(const tw_event *e)

@@ -27,6 +27,7 @@ typedef struct tw_graph_node {
     /* a captured collective: every replay binds it anew (next sequence numbers, staged data) */
     const void *coll_template;
     tw_coll_launch *(*coll_bind)(const void *coll_template);
+    tw_node_params params;   /* graph_nodes.c: what a node made by the node API was given */
 } tw_graph_node;
 
 #define TW_MAX_CAPTURE_STREAMS 64
@@ -37,6 +38,14 @@ struct tw_graph {
     uint32_t id;
     tw_stream *capture_streams[TW_MAX_CAPTURE_STREAMS]; /* origin first, then joined ones */
     uint32_t capture_stream_count;
+    /* graph.c: the capture in progress (mode, who began it, whether an invalid call voided it)
+     * and stable node handles (cudaGraphNode_t), made on first request */
+    int capture_mode;
+    uint32_t capture_tid;
+    bool capture_invalidated;
+    bool capture_into_existing;  /* cudaStreamBeginCaptureToGraph: the graph is the caller's */
+    struct tw_node_ref **node_refs;
+    uint32_t node_ref_capacity;
 };
 
 struct tw_graph_exec {
@@ -45,6 +54,7 @@ struct tw_graph_exec {
     uint32_t coll_node_count;
     uint32_t graph_id;
     int64_t *node_end_ns;    /* scratch for one replay */
+    uint32_t *exec_index;    /* graph.c: the graph's node i is nodes[exec_index[i]] (topological order) */
 };
 
 /* The single lock of the timeline; held by tw_submit, launches and flushes. */
@@ -63,6 +73,12 @@ uint32_t tw_graph_add_node_locked(tw_graph *g, uint32_t kind, tw_prediction_slot
 uint64_t tw_submit_graph_locked(tw_stream *s, tw_graph_exec *x, tw_coll_launch **colls);
 /* timeline.c: submit with a known prediction slot (launch path; lock held). */
 uint64_t tw_submit_slot_locked(tw_stream *s, tw_prediction_slot *slot, uint32_t flags_extra);
+
+/* graph.c: the stable handle of node `index` of g (lock held) */
+void *tw_graph_node_handle_locked(tw_graph *g, uint32_t index);
+
+/* graph.c: whether g is a capture in progress (lock held) */
+bool tw_capture_active_locked(const tw_graph *g);
 
 /* capture bookkeeping kept on streams and events (timeline.c), used by graph.c */
 void tw_stream_capture_set(tw_stream *s, tw_graph *g, int mode, uint64_t capture_id);

@@ -272,6 +272,7 @@ typedef struct tw_graph_exec tw_graph_exec;
 #define TW_STREAM_NON_BLOCKING 0x1
 
 tw_stream *tw_stream_resolve(const void *handle);  /* never NULL */
+tw_stream *tw_stream_resolve_legacy(int device);   /* the legacy default stream of a device */
 tw_stream *tw_stream_create(int device, unsigned flags, int priority);
 void tw_stream_destroy(tw_stream *s);
 int tw_stream_device(const tw_stream *s);
@@ -382,6 +383,82 @@ size_t tw_graph_node_count(const tw_graph *g);
 int tw_graph_instantiate(tw_graph *g, tw_graph_exec **out_exec);
 void tw_graph_exec_destroy(tw_graph_exec *x);
 int tw_graph_launch(tw_graph_exec *x, tw_stream *s);
+
+/* Node-level construction (graph_nodes.c): node types as cudaGraphNodeType numbers them + 1
+ * (0 = a captured node, whose type follows from its op). */
+enum tw_node_type {
+    TW_NODE_TYPE_CAPTURED = 0, TW_NODE_TYPE_KERNEL = 1, TW_NODE_TYPE_MEMCPY = 2, TW_NODE_TYPE_MEMSET = 3,
+    TW_NODE_TYPE_HOST = 4, TW_NODE_TYPE_GRAPH = 5, TW_NODE_TYPE_EMPTY = 6, TW_NODE_TYPE_WAIT_EVENT = 7,
+    TW_NODE_TYPE_EVENT_RECORD = 8
+};
+typedef struct tw_node_params {
+    int type;                               /* enum tw_node_type */
+    tw_kernel *kernel;                      /* kernel: launched as given (args read at add time) */
+    tw_dim3 grid, block;
+    uint32_t smem;
+    void **args;
+    void *dst;                              /* memcpy and memset target */
+    const void *src;                        /* memcpy source */
+    uint64_t bytes;                         /* memcpy bytes */
+    uint32_t value, elem;                   /* memset value and element size (1, 2, 4) */
+    uint64_t pitch, width, height;          /* memset rows: width elements, pitch bytes apart */
+    void (*fn)(void *);                     /* host */
+    void *data;
+    tw_event *event;                        /* event record / wait */
+    tw_graph *child;                        /* child graph: copied in at add time */
+} tw_node_params;
+int tw_graph_node_add(tw_graph *g, const tw_node_params *p, void *const *deps, size_t dep_count, void **out_node);
+int tw_graph_node_get(const void *node, tw_node_params *out);
+int tw_graph_node_set(void *node, const tw_node_params *p);
+int tw_graph_node_edges(const void *node, bool dependents, void **out, size_t *count);
+int tw_graph_add_dependencies(tw_graph *g, void *const *from, void *const *to, size_t count);
+int tw_graph_exec_node_set(tw_graph_exec *x, const void *node, const tw_node_params *p);
+int tw_graph_exec_update(tw_graph_exec *x, tw_graph *g, void **error_node);
+int tw_graph_dot_print(tw_graph *g, const char *path);
+int tw_capture_begin_to_graph(tw_stream *s, tw_graph *g, void *const *deps, size_t dep_count, int mode);
+int tw_capture_set_dependencies(tw_stream *s, void *const *deps, size_t dep_count, bool add);
+
+/* Capture rules (CUDA programming guide, stream capture: prohibited operations and the
+ * interaction modes). Each check returns TW_OK or a TW_ERR_CAPTURE_* code; a failing check
+ * invalidates the captures concerned, so their cudaStreamEndCapture fails. */
+enum {
+    TW_ERR_CAPTURE_UNSUPPORTED = 20,  /* not permitted while capturing (900) */
+    TW_ERR_CAPTURE_INVALIDATED = 21,  /* the capture was voided by an earlier error (901) */
+    TW_ERR_CAPTURE_IMPLICIT = 22,     /* legacy stream vs a blocking capturing stream (906) */
+    TW_ERR_CAPTURE_WRONG_THREAD = 23, /* a strict capture ended by another thread (908) */
+    TW_ERR_CAPTURE_MERGE = 24         /* a wait would merge two captures (902) */
+};
+enum { TW_CAPTURE_STATUS_NONE = 0, TW_CAPTURE_STATUS_ACTIVE = 1, TW_CAPTURE_STATUS_INVALIDATED = 2 };
+int tw_capture_status(const tw_stream *s);
+int tw_capture_exchange_mode(int mode);            /* this thread's mode; returns the previous */
+int tw_capture_check_unsafe(void);                 /* allocation, free, synchronous call */
+int tw_capture_check_enqueue(tw_stream *s);        /* async work on s */
+int tw_capture_check_sync(tw_stream *s);           /* synchronize or query s */
+int tw_capture_check_event(tw_event *e);           /* synchronize or query e */
+int tw_capture_check_wait(tw_stream *s, tw_event *e); /* s waits for e */
+int tw_capture_check_device_sync(int device);
+bool tw_capture_blocks_legacy(const tw_stream *s); /* s is the legacy stream of a device with a blocking capture */
+/* Node handles (cudaGraphNode_t / CUgraphNode): stable objects naming a node of a graph. */
+void *tw_graph_node_handle(tw_graph *g, uint32_t index);
+bool tw_graph_node_lookup(const void *handle, tw_graph **g, uint32_t *index);
+size_t tw_capture_dependencies(tw_stream *s, void *const **out_handles);
+tw_graph *tw_event_capture_graph(const tw_event *e); /* timeline.c: the capture e was last recorded in */
+
+/* ---------------------------------------------------------------- gpu_activity.c
+ * Over [now - window_ns, now]: the fraction of time one or more ops of the run ran on `device`
+ * and the fraction its memory was busy (bytes at the HBM bandwidth), from the run's records. */
+void tw_gpu_activity(int device, int64_t window_ns, double *busy_fraction, double *memory_fraction);
+
+/* ---------------------------------------------------------------- api_cupti.c
+ * CUPTI activity collection. The timeline calls these two while tw_cupti_collecting is set
+ * (timeline lock held): each enqueue on the issuing thread (seq is the correlation id; op_kind
+ * TW_OP_NONE for a graph replay) and each op record once its virtual times are known. The
+ * adapters bracket the API calls they want named with enter/exit (cbid: CUPTI's). */
+extern int tw_cupti_collecting;
+void tw_cupti_on_enqueue(uint64_t seq, int op_kind);
+void tw_cupti_on_op(const tw_record *rec);
+void tw_cupti_api_enter(uint32_t cbid, bool driver);
+void tw_cupti_api_exit(void);
 
 /* ---------------------------------------------------------------- predict.c / channel.c
  * Duration cache keyed by the canonical descriptor; misses are answered in batches by the
