@@ -208,6 +208,8 @@ class Coordinator:
             "jumps": 0 if clock is None else clock.jumps,
             "deadlock": False if clock is None else clock.deadlock,
             "outsiders": 0 if clock is None else clock.outsiders,
+            "jump_refusals": {} if clock is None else clock.jump_refusals,
+            "clock_rate": 1.0 if clock is None else clock.clock_rate,
             "gpu": self.config.gpu,
             "gpus": self.config.gpus,
             "predictor": self.service.predictor_name,

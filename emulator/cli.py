@@ -30,6 +30,11 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, help="run directory (default runs/<time>-<gpu>)")
     parser.add_argument("--log-level", type=int, choices=range(4), help="shim log level 0..3")
     parser.add_argument("--quiet", action="store_true", help="no summary on stderr")
+    parser.add_argument("--cpu-speed", type=float, default=1.0, metavar="FACTOR",
+                        help="the emulated host's CPU time per unit of this host's (0.5: its CPU is twice as fast; "
+                             "see `emulate calibrate-cpu`)")
+    parser.add_argument("--host-cores", type=int, metavar="N",
+                        help="threads the emulated host runs at once (default: the GPU server's cores)")
     parser.add_argument("--allow-degraded", action="store_true",
                         help="if predictions become unavailable, go on with the spec's per-launch floor (the "
                              "summary says so) instead of ending the run")
@@ -76,12 +81,19 @@ def run_main(argv: list[str]) -> int:
     if args.gpus < 1:
         print("emulate: --gpus must be at least 1", file=sys.stderr)
         return 2
+    if not 0.01 <= args.cpu_speed <= 100:
+        print("emulate: --cpu-speed must be between 0.01 and 100", file=sys.stderr)
+        return 2
+    if args.host_cores is not None and args.host_cores < 1:
+        print("emulate: --host-cores must be at least 1", file=sys.stderr)
+        return 2
     from emulator.run import run_command
 
     try:
         result = run_command(command, gpu=args.gpu, gpus=args.gpus, predictor=args.predictor, out=args.out,
                              predictor_options=_options(args.predictor_option), log_level=args.log_level,
-                             allow_degraded=args.allow_degraded)
+                             allow_degraded=args.allow_degraded, cpu_speed=args.cpu_speed,
+                             host_cores=args.host_cores)
     except catalog.UnknownGpuError as err:
         print(f"emulate: {err}", file=sys.stderr)
         return 2

@@ -70,7 +70,21 @@ def program_environment(base: dict[str, str], *, shim_library: Path, run_dir: Pa
     #   is whatever the buffer held and requests never finish. The V1 runner takes the count
     #   from the output's shape (one token per request and step without speculation).
     env.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")
+    # OpenMP's idle workers spin on a core for milliseconds after every parallel region (libgomp's
+    # default wait policy) in a loop the clock cannot see: on the GPU host that is another core's
+    # time, here it holds the clock as a running thread (jumps refused, docs/design.md). Passive
+    # workers sleep at once; what the program computes is unchanged.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return env
+
+
+# The switches program_environment sets when the user has not (reported in summary.json).
+SWITCHES = ("VLLM_NO_USAGE_STATS", "VLLM_USE_V2_MODEL_RUNNER", "OMP_WAIT_POLICY")
+
+
+def switches_set(env: dict[str, str], base: dict[str, str]) -> dict[str, str]:
+    """The switches emulate set for this run (the user's own values are not emulate's)."""
+    return {k: env[k] for k in SWITCHES if k in env and k not in base}
 
 
 def ensure_shim() -> Path:

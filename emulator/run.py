@@ -35,23 +35,38 @@ def default_run_dir(gpu_key: str) -> Path:
     return Path("runs") / f"{stamp}-{gpu_key}"
 
 
-def write_clock_page(run_dir: Path) -> Path:
-    """The shared clock page every shim maps: offset 0, realtime fixed to the host's now."""
+def write_clock_page(run_dir: Path, cpu_speed: float = 1.0, host_cores: int = 0) -> Path:
+    """The shared clock page every shim maps (records.h tw_clock_page): virtual time starts at the
+    host's monotonic now and runs at the CPU speed until the governor measures better; realtime is
+    fixed to the host's now."""
     ffi = abi.ffi()
     page = ffi.new("tw_clock_page *")
     page.magic = abi.constant("TW_CLOCK_MAGIC")
     page.abi_version = abi.constant("TW_ABI_VERSION")
-    page.cpu_scale_ppm = 1_000_000
     mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    page.base_host_ns = page.base_virtual_ns = mono
+    speed_ppm = round(cpu_speed * abi.constant("TW_RATE_ONE_PPM"))
+    page.rate_ppm = page.cpu_rate_ppm = page.cpu_speed_ppm = speed_ppm
+    page.host_cores = host_cores
     page.realtime_minus_mono_ns = time.clock_gettime_ns(time.CLOCK_REALTIME) - mono
     page.run_start_mono_ns = mono
     path = run_dir / "clock.page"
     path.write_bytes(bytes(ffi.buffer(page)))
-    # The shims create the actor table on first use (all-zero is empty); a reused run directory
-    # must not hand them the last run's threads.
-    (run_dir / "actors.page").unlink(missing_ok=True)
-    (run_dir / "deadlock.txt").unlink(missing_ok=True)
+    # The shims create these tables on first use (all-zero is empty); a reused run directory
+    # must not hand them the last run's threads, communicators or device memory.
+    for stale in ("actors.page", "collectives.page", "collectives.data", "devices.page", "deadlock.txt"):
+        (run_dir / stale).unlink(missing_ok=True)
     return path
+
+
+def _start_governor(run_dir: Path) -> subprocess.Popen:
+    """The clock's governor (shim/tools/governor.c): a program outside the shim that dilates the
+    clock's rate by the CPU the run's threads get, for the whole run."""
+    from shim import build
+
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    return subprocess.Popen([str(build.governor_path()), str(run_dir)], env=env, stdin=subprocess.DEVNULL,
+                            stderr=open(run_dir / "governor.log", "w"))  # noqa: SIM115 - closed with the process
 
 
 def _exit_status(returncode: int) -> tuple[int, int | None]:
@@ -63,7 +78,8 @@ def _exit_status(returncode: int) -> tuple[int, int | None]:
 
 def run_command(cmd: list[str], *, gpu: str = "h100", gpus: int = 1, predictor: str = "auto",
                 out: Path | None = None, predictor_options: dict | None = None, log_level: int | None = None,
-                write_outputs: bool = True, allow_degraded: bool = False) -> RunResult:
+                write_outputs: bool = True, allow_degraded: bool = False, cpu_speed: float = 1.0,
+                host_cores: int | None = None) -> RunResult:
     """Run CMD emulated on `gpus` GPUs of kind `gpu`; returns its status and run directory.
 
     Raises catalog.UnknownGpuError for an unknown GPU name.
@@ -77,8 +93,11 @@ def run_command(cmd: list[str], *, gpu: str = "h100", gpus: int = 1, predictor: 
             stale.unlink()
     spec_path = run_dir / "spec.env"
     spec_path.write_text(catalog.spec_env_text(spec, gpus))
-    write_clock_page(run_dir)
+    if host_cores is None:
+        host_cores = catalog.host_spec(spec.key).cores
+    write_clock_page(run_dir, cpu_speed, host_cores)
     shim_library = environment.ensure_shim()
+    governor = _start_governor(run_dir)
 
     from coordinator import launch as coordinator_launch
 
@@ -106,6 +125,8 @@ def run_command(cmd: list[str], *, gpu: str = "h100", gpus: int = 1, predictor: 
     finally:
         wall_time_s = time.monotonic() - wall_start
         coordinator.stop()
+        governor.terminate()
+        governor.wait()
     run_info = {
         "command": list(cmd),
         "exit_status": exit_status if exit_signal is None else None,
@@ -115,6 +136,9 @@ def run_command(cmd: list[str], *, gpu: str = "h100", gpus: int = 1, predictor: 
         "gpu": {"key": spec.key, "name": spec.name, "count": gpus},
         "predictor": predictor,
         "allow_degraded": allow_degraded,
+        "switches": environment.switches_set(env, dict(os.environ)),
+        "cpu_speed": cpu_speed,
+        "host_cores": host_cores,
         "timewarp_version": _version(),
         "started_at": started_at,
         "ended_by": ended_by,

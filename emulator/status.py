@@ -31,7 +31,8 @@ def status_from_coordinator(run_dir: Path) -> RunStatus | None:
         return None
     actors = [Actor(a.pid, a.tid, a.state, a.label, a.target_s if a.has_target else None, a.for_s, a.waits)
               for a in reply.actors]
-    return RunStatus(reply.virtual_s, reply.jumps, reply.deadlock, actors, reply.outsiders)
+    return RunStatus(reply.virtual_s, reply.jumps, reply.deadlock, actors, reply.outsiders,
+                     dict(reply.jump_refusals), reply.clock_rate)
 
 
 def format_status(status: RunStatus) -> str:
@@ -46,6 +47,10 @@ def format_status(status: RunStatus) -> str:
         lines.append("(no live actors)")
     if status.outsiders:
         lines.append(f"{status.outsiders} process(es) of the run without the shim (not actors)")
+    lines.append(f"clock rate {status.clock_rate:.3f} virtual s per host s")
+    refused = {k: v for k, v in status.jump_refusals.items() if v}
+    if refused:
+        lines.append("jumps refused: " + ", ".join(f"{k} {v}" for k, v in sorted(refused.items(), key=lambda kv: -kv[1])))
     return "\n".join(lines)
 
 

@@ -261,3 +261,30 @@ def spec_env_text(spec: GpuSpec, device_count: int) -> str:
         lines.append(f"{key}={text}")
     lines.append(f"device_count={int(device_count)}")
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """The host CPU of the server a GPU kind ships in: how many threads the emulated host runs at
+    once (emulate --host-cores) and the CPU whose single-thread speed --cpu-speed is relative to."""
+
+    cpu: str
+    cores: int          # physical cores of the whole server (all sockets)
+    gpus: int           # GPUs in that server
+    source: str
+
+
+_HOSTS = {
+    "h100": HostSpec("Intel Xeon Platinum 8480C (2 sockets)", 112, 8,
+                     "NVIDIA DGX H100 user guide, system specifications"),
+    "h200": HostSpec("Intel Xeon Platinum 8480C (2 sockets)", 112, 8,
+                     "NVIDIA DGX H200 datasheet"),
+    "b200": HostSpec("Intel Xeon Platinum 8570 (2 sockets)", 112, 8, "NVIDIA DGX B200 datasheet"),
+    "a100-80g": HostSpec("AMD EPYC 7742 (2 sockets)", 128, 8, "NVIDIA DGX A100 datasheet"),
+}
+_DEFAULT_HOST = HostSpec("a two-socket server CPU", 64, 8, "no published node: a typical 2-socket PCIe server")
+
+
+def host_spec(key: str) -> HostSpec:
+    """The server CPU a GPU kind is deployed with (DGX/HGX where NVIDIA publishes one)."""
+    return _HOSTS.get(get_spec(key).key, _DEFAULT_HOST)

@@ -48,6 +48,11 @@ def library_path() -> Path:
     return build_dir() / LIB_NAME
 
 
+def governor_path() -> Path:
+    """The clock's governor program (shim/tools/governor.c), built with the library."""
+    return build_dir() / "timewarp-governor"
+
+
 def build(jobs: int | None = None, quiet: bool = True) -> Path:
     """Run make for the shim (incremental). Returns the library path or raises."""
     if shutil.which("make") is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import pandas as pd
 from emulator.outputs.ops import NON_KERNEL_KINDS
 from emulator.outputs.records import RunRecords, rec
 from emulator.outputs.steps import steps_summary
+from shim import abi
 
 MAX_KERNEL_NAMES = 200
 
@@ -52,6 +54,32 @@ def unique_jumps(run: RunRecords) -> np.ndarray:
     pairs = np.stack([j["begin_ns"], j["end_ns"]], axis=1).astype(np.int64) if len(j) else \
         np.zeros((0, 2), dtype=np.int64)
     return np.unique(pairs, axis=0)
+
+
+def jump_refusals(run_dir: Path) -> dict[str, int]:
+    """Why blocked threads' jumps did not happen, by reason (the run's actor table)."""
+    from coordinator.actors import read_refusals
+
+    page = run_dir / "actors.page"
+    ffi = abi.ffi()
+    if not page.exists() or page.stat().st_size < ffi.sizeof("tw_actor_table"):
+        return {}
+    return read_refusals(ffi.from_buffer("tw_actor_table *", bytearray(page.read_bytes())))
+
+
+def clock_summary(run_dir: Path) -> dict[str, Any]:
+    """How the run's clock moved: jumps, the governor's dilation of CPU work, the emulator's pauses
+    (shim/src/clock_page.h, shim/tools/governor.c)."""
+    page = run_dir / "clock.page"
+    ffi = abi.ffi()
+    if not page.exists() or page.stat().st_size < ffi.sizeof("tw_clock_page"):
+        return {}
+    c = ffi.from_buffer("tw_clock_page *", bytearray(page.read_bytes()))
+    one = abi.constant("TW_RATE_ONE_PPM")
+    return {"jumps": int(c.jump_count), "jumped_s": int(c.jumped_ns_total) / 1e9,
+            "dilated_s": int(c.dilated_ns_total) / 1e9, "paused_host_s": int(c.paused_host_ns_total) / 1e9,
+            "cpu_speed": int(c.cpu_speed_ppm) / one, "host_cores": int(c.host_cores),
+            "governor_updates": int(c.governor_samples), "governed": int(c.governor_pid) != 0}
 
 
 def degraded_causes(run: RunRecords) -> list[dict[str, Any]]:
@@ -133,6 +161,7 @@ def build_summary(run: RunRecords, ops: pd.DataFrame) -> dict[str, Any]:
         "gpu": gpu_out,
         "predictor": str(info.get("predictor", "")),
         "allow_degraded": bool(info.get("allow_degraded", False)),
+        "switches": dict(info.get("switches") or {}),   # environment switches emulate set (docs/supported.md)
         "command": [str(c) for c in info.get("command", [])],
         "exit_status": _int_or_none(info.get("exit_status")),
         "exit_signal": _int_or_none(info.get("exit_signal")),
@@ -153,6 +182,8 @@ def build_summary(run: RunRecords, ops: pd.DataFrame) -> dict[str, Any]:
         "degraded": degraded_causes(run),
         "unimplemented": [{"name": n, "count": c} for n, c in unimplemented.most_common()],
         "waits": {"count": int(sum(len(p.of_kind("WAIT")) for p in run.processes)),
-                  "jumped_s": int((jumps[:, 1] - jumps[:, 0]).sum()) / 1e9},
+                  "jumped_s": int((jumps[:, 1] - jumps[:, 0]).sum()) / 1e9,
+                  "jump_refusals": jump_refusals(run.run_dir)},
+        "clock": clock_summary(run.run_dir),
         "steps": steps_summary(run, ops),
     }

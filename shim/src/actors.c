@@ -299,30 +299,50 @@ static void set_state(tw_actor *s, uint32_t state)
     __atomic_fetch_add(&table->generation, 1, __ATOMIC_ACQ_REL);
 }
 
-tw_actor *tw_actor_block(const char *label, int64_t target_local_ns, uint32_t flags)
+tw_actor *tw_actor_block(const char *label, int64_t target_ns, uint32_t flags)
 {
     tw_actor *s = tw_actor_self();
     if (s == NULL)
         return NULL;
     tw_woken_by_jump = 0;
     tw_clock_spin_reset();
-    s->target_ns = target_local_ns < 0 ? INT64_MAX : target_local_ns + tw_clock_hidden_ns();
+    s->target_ns = target_ns < 0 ? INT64_MAX : target_ns;
     s->flags = wake_signal != 0 ? flags : (flags & ~(uint32_t)TW_ACTOR_F_SIGNAL);
     s->heartbeat++;
     strncpy(s->label, label, sizeof s->label - 1);
-    set_state(s, target_local_ns < 0 ? TW_ACTOR_BLOCKED_FOREVER : TW_ACTOR_BLOCKED);
+    set_state(s, target_ns < 0 ? TW_ACTOR_BLOCKED_FOREVER : TW_ACTOR_BLOCKED);
     return s;
 }
 
-void tw_actor_set_target(tw_actor *s, int64_t target_local_ns)
+void tw_actor_set_target(tw_actor *s, int64_t target_ns)
 {
-    s->target_ns = target_local_ns + tw_clock_hidden_ns();
+    s->target_ns = target_ns;
     s->flags |= TW_ACTOR_F_EPOCH;
     set_state(s, TW_ACTOR_BLOCKED);
 }
 
+/* A jump that woke other threads stops the clock until one of them acts: the time a woken thread
+ * waits for one of this host's cores before it runs is not the program's (on the GPU host it
+ * runs at once). The first thread to act after the jump ends the pause; the governor ends one
+ * that lasts a few ms (a woken thread that died, say: shim/tools/governor.c). */
+static void wake_pause_begin(void)
+{
+    uint32_t zero = 0;
+    if (__atomic_compare_exchange_n(&table->wake_pause, &zero, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        tw_clock_pause_begin();
+}
+
+static void wake_pause_end(void)
+{
+    uint32_t one = 1;
+    if (__atomic_load_n(&table->wake_pause, __ATOMIC_ACQUIRE) &&
+        __atomic_compare_exchange_n(&table->wake_pause, &one, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        tw_clock_pause_end(0);
+}
+
 void tw_actor_run(void)
 {
+    wake_pause_end();
     tw_actor *s = tl_self;
     if (s != NULL && __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != TW_ACTOR_RUNNING)
         set_state(s, TW_ACTOR_RUNNING);
@@ -379,6 +399,56 @@ static char kernel_state(int32_t pid, int32_t tid)
     if (k == 'Z' && pid == tid && other_threads_alive(pid))
         return 'R';
     return k;
+}
+
+/* The thread sleeps in a system call that only another thread's action ends (a futex wait
+ * without timeout, a join, a blocking read, an untimed poll): glibc's mutexes and joins,
+ * OpenMP's barriers and other waits we do not interpose. /proc/<pid>/task/<tid>/syscall gives
+ * the call and its arguments. Such a thread is blocked with no target at once, whatever it did
+ * before: its waker is another thread of the run, which holds the clock while it runs. */
+static bool in_untimed_wait(int32_t pid, int32_t tid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", pid, tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = tw_io_read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    unsigned long long args[7] = {0};
+    char *at = buf;
+    for (int i = 0; i < 7; i++) {
+        char *end;
+        args[i] = strtoull(at, &end, i == 0 ? 10 : 16);
+        if (end == at)
+            return false;   /* "running" or a short line: not in a system call */
+        at = end;
+    }
+    long nr = (long)args[0];
+    switch (nr) {
+    case SYS_futex: {
+        int op = (int)(args[2] & 127);   /* FUTEX_CMD_MASK */
+        bool waits = op == FUTEX_WAIT || op == FUTEX_WAIT_BITSET || op == FUTEX_LOCK_PI ||
+                     op == FUTEX_WAIT_REQUEUE_PI || op == FUTEX_LOCK_PI2;
+        return waits && args[4] == 0;   /* no timeout */
+    }
+    case SYS_wait4: case SYS_waitid: case SYS_pause: case SYS_rt_sigsuspend:
+    case SYS_read: case SYS_readv: case SYS_recvfrom: case SYS_recvmsg: case SYS_accept: case SYS_accept4:
+        return true;
+    case SYS_poll:
+        return (int)args[3] < 0;
+    case SYS_epoll_wait: case SYS_epoll_pwait:
+        return (int)args[4] < 0;
+    case SYS_select: case SYS_pselect6:
+        return args[5] == 0;
+    case SYS_ppoll:
+        return args[3] == 0;
+    default:
+        return false;
+    }
 }
 
 /* The CPU time a thread has received (schedstat's first field), 0 when unreadable. */
@@ -473,6 +543,12 @@ static bool settle_needed(uint32_t n)
     return false;
 }
 
+static enum tw_jump_result refused(int reason, enum tw_jump_result result)
+{
+    __atomic_fetch_add(&table->refusals[reason], 1, __ATOMIC_RELAXED);
+    return result;
+}
+
 enum tw_jump_result tw_actors_try_jump(void)
 {
     pthread_once(&init_once, actors_init);
@@ -488,41 +564,43 @@ enum tw_jump_result tw_actors_try_jump(void)
             continue;
         if (state == TW_ACTOR_RUNNING) {
             if (s == tl_self)
-                return TW_JUMP_NONE;
+                return refused(TW_REFUSED_SELF, TW_JUMP_NONE);
             if (__atomic_load_n(&s->tid, __ATOMIC_ACQUIRE) == 0) {
                 /* a thread or child starting; one pending this long was a failed fork */
                 if (tw_clock_host_ns() - s->since_host_ns < PENDING_GIVE_UP_NS)
-                    return TW_JUMP_NONE;
+                    return refused(TW_REFUSED_STARTING, TW_JUMP_NONE);
                 release_slot(s);
                 continue;
             }
-            /* Running lately: it blocks where we see it (and re-evaluates) or, if it sleeps in
-             * a wait we do not see, a waiter's backoff looks again after the 20 ms. Only then
-             * is its kernel state worth a /proc read. */
+            /* Running. In a wait we do not interpose it may be blocked all the same: asleep in
+             * the kernel in a call only another thread ends (at once), or asleep and no longer
+             * getting CPU for 20 ms (a timed wait of its own, a pipe to a process we cannot
+             * see). Work that sleeps briefly between bursts (interpreter teardown, imports, lock
+             * hand-offs) keeps the clock, as it would on the GPU host. */
             int64_t host = tw_clock_host_ns();
-            if (host - s->since_host_ns < UNINTERPOSED_SLEEP_NS)
-                return TW_JUMP_NONE;
+            bool recent = host - s->since_host_ns < UNINTERPOSED_SLEEP_NS;
             char k = kernel_state(pid, s->tid);
             if (gone(k)) {
                 release_slot(s);
                 continue;
             }
-            if (k != 'S')
-                return TW_JUMP_NONE;
-            /* Asleep in the kernel right now. It is in a wait we do not interpose (a pipe read,
-             * a contended mutex, a thread join) only if it has also stopped receiving CPU for
-             * 20 ms: work that sleeps briefly between bursts (interpreter teardown, imports,
-             * lock hand-offs) keeps the clock, as it would on the GPU host. */
-            uint64_t cpu = thread_cpu_ns(pid, s->tid);
-            if (cpu != s->probe_cpu_ns || s->probe_host_ns == 0) {
-                s->probe_cpu_ns = cpu;
-                s->probe_host_ns = host;
-                return TW_JUMP_NONE;
+            if (k != 'S') {
+                TW_DEBUG("jump refused: %d/%d is %c, marked running for %.1f ms", pid, s->tid, k,
+                         (double)(host - s->since_host_ns) / 1e6);
+                return refused(recent ? TW_REFUSED_RUNNING : TW_REFUSED_RUNNABLE, TW_JUMP_NONE);
             }
-            if (host - s->probe_host_ns < UNINTERPOSED_SLEEP_NS)
-                return TW_JUMP_NONE;
-            TW_DEBUG("jump rule: %d/%d counts as blocked (asleep in the kernel, no CPU for %.1f ms)", pid, s->tid,
-                     (double)(host - s->probe_host_ns) / 1e6);
+            if (!in_untimed_wait(pid, s->tid)) {
+                if (recent)
+                    return refused(TW_REFUSED_RUNNING, TW_JUMP_NONE);
+                uint64_t cpu = thread_cpu_ns(pid, s->tid);
+                if (cpu != s->probe_cpu_ns || s->probe_host_ns == 0) {
+                    s->probe_cpu_ns = cpu;
+                    s->probe_host_ns = host;
+                    return refused(TW_REFUSED_GETS_CPU, TW_JUMP_NONE);
+                }
+                if (host - s->probe_host_ns < UNINTERPOSED_SLEEP_NS)
+                    return refused(TW_REFUSED_GETS_CPU, TW_JUMP_NONE);
+            }
         } else if (state == TW_ACTOR_BLOCKED && s->target_ns < earliest) {
             earliest = s->target_ns;
         }
@@ -530,20 +608,20 @@ enum tw_jump_result tw_actors_try_jump(void)
             others++;
     }
     if (earliest == INT64_MAX)
-        return TW_JUMP_NONE;
+        return refused(TW_REFUSED_NO_TARGET, TW_JUMP_NONE);
     /* A rendezvous completed and a participant has not yet recomputed its timeline: its waits
      * may get targets earlier than `earliest` (collectives.c). Its progress thread kicks. */
     if (tw_coll_any_dirty())
-        return TW_JUMP_NONE;
+        return refused(TW_REFUSED_CATCHING_UP, TW_JUMP_NONE);
     /* A target already reached belongs to a thread that a jump or its own real-time slice has
      * woken and that has not run yet: it acts next. Waking everyone again here would starve it
      * on a small machine (every waiter re-scans, sees the same target, wakes everyone). */
-    if (tw_clock_run_now_ns() >= earliest)
-        return TW_JUMP_NONE;
+    if (tw_now_ns() >= earliest)
+        return refused(TW_REFUSED_REACHED, TW_JUMP_NONE);
     if (others > 0) {
         enum tw_jump_result q = quiescent(n, gen0);
         if (q != TW_JUMP_DONE)
-            return q;
+            return refused(TW_REFUSED_NOT_QUIESCENT, q);
         if (settle_needed(n)) {
             /* Loopback TCP may hand a packet to the receiver's softirq after the sender
              * returns: give a message already sent the settle window to wake its reader. */
@@ -552,11 +630,15 @@ enum tw_jump_result tw_actors_try_jump(void)
             futex_call(&word, FUTEX_WAIT_PRIVATE, 0, &settle);
             q = quiescent(n, gen0);
             if (q != TW_JUMP_DONE)
-                return q;
+                return refused(TW_REFUSED_NOT_QUIESCENT, q);
         }
     }
-    if (tw_clock_advance_to(earliest))
+    bool woke_others = tl_self == NULL || tl_self->target_ns != earliest;
+    if (tw_clock_advance_to(earliest)) {
         __atomic_fetch_add(&table->jumps, 1, __ATOMIC_RELAXED);
+        if (woke_others)
+            wake_pause_begin();
+    }
     wake_reached(earliest);
     return TW_JUMP_DONE;
 }

@@ -1,6 +1,6 @@
 /* Private contract between clock.c (time), actors.c (the causal jump rule) and waits.c (the
- * interposed OS waits). Times named "run" are on the run's shared axis, host mono + shared
- * offset; times named "local" are what this process's clocks read (run minus hidden time). */
+ * interposed OS waits). Times are the run's virtual time (every process reads the same clock),
+ * "host" times real CLOCK_MONOTONIC. */
 #ifndef TW_ACTORS_H
 #define TW_ACTORS_H
 
@@ -13,10 +13,10 @@
 
 /* ---- clock.c ---- */
 int64_t tw_clock_host_ns(void);              /* real CLOCK_MONOTONIC */
-int64_t tw_clock_run_now_ns(void);           /* host + shared offset */
-int64_t tw_clock_hidden_ns(void);            /* this process's hidden (paused) time */
-/* Raises the shared offset so that run time reaches run_target; false when it already had. */
-bool tw_clock_advance_to(int64_t run_target_ns);
+/* Starts the clock's next segment at target (a jump); false when it already was there. */
+bool tw_clock_advance_to(int64_t target_ns);
+/* Host time a span of virtual time takes at the current rate (INT64_MAX while paused). */
+int64_t tw_clock_host_span_ns(int64_t virtual_span_ns);
 bool tw_clock_tracks_real_time(clockid_t id);
 int64_t tw_clock_minus_mono_ns(clockid_t id);  /* clock id's reading minus CLOCK_MONOTONIC */
 void tw_clock_spin_hint(int weight);         /* a yield or a zero-timeout poll (a read weighs 1) */
@@ -26,8 +26,8 @@ void tw_clock_record_wait(int64_t begin_ns, int64_t end_ns, int reason, uint32_t
 /* ---- actors.c ---- */
 /* The calling thread's slot, registering it on first use (NULL if the table is full). */
 tw_actor *tw_actor_self(void);
-/* Marks the caller blocked (target_local < 0: indefinitely) and returns its slot. */
-tw_actor *tw_actor_block(const char *label, int64_t target_local_ns, uint32_t flags);
+/* Marks the caller blocked (target < 0: indefinitely) and returns its slot. */
+tw_actor *tw_actor_block(const char *label, int64_t target_ns, uint32_t flags);
 void tw_actor_run(void);
 /* What a blocked thread should do next. */
 enum tw_jump_result {
@@ -43,7 +43,7 @@ uint32_t tw_actors_epoch(void);
 /* Wake every epoch waiter to re-evaluate (a state they wait on changed). */
 void tw_actors_kick(void);
 /* A blocked slot (of any thread of this process) gets a target: it may wake on a jump to it. */
-void tw_actor_set_target(tw_actor *slot, int64_t target_local_ns);
+void tw_actor_set_target(tw_actor *slot, int64_t target_ns);
 /* The calling thread is the emulator's own (a progress thread): never an actor. */
 void tw_actor_exempt_self(void);
 /* Starts such a thread without claiming an actor slot for it. */
@@ -59,7 +59,7 @@ extern __thread int tw_woken_by_jump;
 /* ---- waits.c ---- */
 /* Block until local virtual time reaches target (epoch waits): sleeps and GPU waits. With
  * interruptible, a signal ends the wait early and EINTR is returned; else 0. */
-int tw_wait_virtual(int64_t target_local_ns, const char *label, bool interruptible);
+int tw_wait_virtual(int64_t target_ns, const char *label, bool interruptible);
 
 /* Waits, as an interposed poll, until fd is readable or timeout_ns (virtual; -1: none) passes:
  * poll's result (1 ready, 0 timed out, -1 with errno). */

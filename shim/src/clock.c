@@ -1,9 +1,11 @@
-/* Virtual time (DESIGN §3): every clock that tracks real time reads
- *   virtual = host + offset_ns - hidden_ns
- * with offset_ns and hidden_ns in the run's shared clock page (hidden_ns: prediction round trips
- * kept out of the clock, see tw_clock_pause_begin). The offset only grows, and only under the causal rule of actors.c: when every thread
- * of the run is blocked, to the earliest target among them. The interposed waits are in
- * waits.c; this file reads time, detects busy polling and carries out jumps. */
+/* Virtual time (DESIGN §3): every clock that tracks real time reads the run's shared clock page,
+ * a piecewise-linear function of host time (records.h tw_clock_page, clock_page.h):
+ *   virtual = base_virtual + (host - base_host) * rate
+ * The rate is the governor's dilation of CPU work (shim/tools/governor.c: what a running thread's
+ * host time is worth on the emulated host), 0 while the emulator pauses the clock for its own
+ * work. Jumps start a new segment further on, only under the causal rule of actors.c: when every
+ * thread of the run is blocked, to the earliest target among them. The interposed waits are in
+ * waits.c; this file reads time, detects busy polling and carries out jumps and pauses. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -18,6 +20,7 @@
 #include <unistd.h>
 
 #include "actors.h"
+#include "clock_page.h"
 #include "tw_core.h"
 #include "tw_timespec.h"
 
@@ -30,6 +33,7 @@ static tw_clock_page *page = &local_page;
 static int64_t boottime_minus_mono_ns;
 static int64_t tai_minus_realtime_ns;
 static int clock_ready;
+static int32_t my_pid;
 
 static void resolve_real(void)
 {
@@ -44,7 +48,7 @@ static inline int64_t host_clock_ns(clockid_t id)
 }
 
 /* Maps the run's clock page (created by emulate); a process started outside a run keeps a
- * private page, and the causal rule applies among its own threads. */
+ * private page (virtual = host time, and the causal rule applies among its own threads). */
 static void map_clock_page(void)
 {
     const char *run_dir = tw_config_get()->run_dir;
@@ -58,8 +62,11 @@ static void map_clock_page(void)
     struct stat st;
     if (fstat(fd, &st) == 0 && (size_t)st.st_size >= sizeof(tw_clock_page)) {
         void *shared = mmap(NULL, sizeof(tw_clock_page), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (shared != MAP_FAILED && ((tw_clock_page *)shared)->magic == TW_CLOCK_MAGIC)
+        if (shared != MAP_FAILED && ((tw_clock_page *)shared)->magic == TW_CLOCK_MAGIC &&
+            ((tw_clock_page *)shared)->abi_version == TW_ABI_VERSION)
             page = shared;
+        else if (shared != MAP_FAILED)
+            TW_ERROR("%s is not a clock page of this version: this process keeps its own clock", path);
     }
     close(fd);
 }
@@ -69,12 +76,14 @@ static void clock_init(void)
     if (__atomic_load_n(&clock_ready, __ATOMIC_ACQUIRE))
         return;
     resolve_real();
+    my_pid = getpid();
     int64_t mono = host_clock_ns(CLOCK_MONOTONIC);
     boottime_minus_mono_ns = host_clock_ns(CLOCK_BOOTTIME) - mono;
     tai_minus_realtime_ns = host_clock_ns(CLOCK_TAI) - host_clock_ns(CLOCK_REALTIME);
     local_page.magic = TW_CLOCK_MAGIC;
     local_page.abi_version = TW_ABI_VERSION;
-    local_page.cpu_scale_ppm = 1000000;
+    local_page.rate_ppm = local_page.cpu_rate_ppm = local_page.cpu_speed_ppm = TW_RATE_ONE_PPM;
+    local_page.base_host_ns = local_page.base_virtual_ns = mono;
     local_page.realtime_minus_mono_ns = host_clock_ns(CLOCK_REALTIME) - mono;
     local_page.run_start_mono_ns = mono;
     map_clock_page();
@@ -87,38 +96,15 @@ static inline void ensure_clock(void)
         clock_init();
 }
 
-/* The offset this process applies: the run's shared offset less the time it spent waiting on
- * the emulator (prediction round trips), which the real program would not have spent. */
-static inline int64_t offset_ns(void)
-{
-    return __atomic_load_n(&page->offset_ns, __ATOMIC_ACQUIRE) - __atomic_load_n(&page->hidden_ns, __ATOMIC_ACQUIRE);
-}
-
 int64_t tw_host_mono_ns(void)
 {
     ensure_clock();
     return host_clock_ns(CLOCK_MONOTONIC);
 }
 
-/* The run's virtual time at host time `host`: frozen while any process of the run waits on a
- * prediction round trip. pause_seq is a sequence word: odd while a pause begins or ends, and
- * changed by each, so a reader that raced one reads again. */
-static inline int64_t virtual_at(int64_t host)
-{
-    for (;;) {
-        uint32_t seq = __atomic_load_n(&page->pause_seq, __ATOMIC_ACQUIRE);
-        int64_t now = TW_UNLIKELY(__atomic_load_n(&page->pause_depth, __ATOMIC_ACQUIRE) > 0)
-                          ? __atomic_load_n(&page->paused_at_ns, __ATOMIC_ACQUIRE) : host + offset_ns();
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        if (TW_LIKELY(!(seq & 1) && __atomic_load_n(&page->pause_seq, __ATOMIC_RELAXED) == seq))
-            return now;
-        host = host_clock_ns(CLOCK_MONOTONIC);
-    }
-}
-
 static inline int64_t virtual_mono_ns(void)
 {
-    return virtual_at(host_clock_ns(CLOCK_MONOTONIC));
+    return tw_clock_page_read(page, host_clock_ns(CLOCK_MONOTONIC));
 }
 
 int64_t tw_now_ns(void)
@@ -127,57 +113,28 @@ int64_t tw_now_ns(void)
     return virtual_mono_ns();
 }
 
-/* While a process waits on the emulator (a prediction round trip) every clock of the run stands
- * still, and afterwards the real time spent is hidden from all of them (hidden_ns grows by it):
- * a GPU host would not have spent it. The pause is run-wide so that all processes keep one
- * clock: hiding it from the predicting process alone made its clock lag the others' (a message
- * would read as received before it was sent). The price: another process's CPU work during
- * the pause is not counted — usually none runs, as the others wait for the predicting one.
- * Nested and concurrent pauses count once (the run's pause spans them all). */
-static void pause_lock(void)
-{
-    uint32_t expected = 0;
-    while (!__atomic_compare_exchange_n(&page->pause_lock, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-        expected = 0;
-}
-
-static void pause_unlock(void)
-{
-    __atomic_store_n(&page->pause_lock, 0, __ATOMIC_RELEASE);
-}
-
+/* While the emulator does work a GPU host would not do (a prediction round trip, processes
+ * catching up after a rendezvous), every clock of the run stands still: the segment's rate is 0
+ * until the last pause ends. Run-wide so that all processes keep one clock (a process that hid
+ * its own round trips read messages before they were sent); the price is that another
+ * process's CPU work during the pause is not counted. Nested and concurrent pauses count once. */
 int64_t tw_clock_pause_begin(void)
 {
     ensure_clock();
-    pause_lock();
-    int64_t host = host_clock_ns(CLOCK_MONOTONIC);
-    if (page->pause_depth == 0) {
-        __atomic_fetch_add(&page->pause_seq, 1, __ATOMIC_ACQ_REL);
-        __atomic_store_n(&page->paused_at_ns, host + offset_ns(), __ATOMIC_RELEASE);
-        __atomic_store_n(&page->pause_begin_host_ns, host, __ATOMIC_RELEASE);
-        __atomic_store_n(&page->pause_depth, 1, __ATOMIC_RELEASE);
-        __atomic_fetch_add(&page->pause_seq, 1, __ATOMIC_ACQ_REL);
-    } else {
-        __atomic_fetch_add(&page->pause_depth, 1, __ATOMIC_ACQ_REL);
-    }
-    pause_unlock();
-    return host;
+    tw_clock_page_lock(page, my_pid);
+    int64_t now = host_clock_ns(CLOCK_MONOTONIC);
+    tw_clock_page_pause(page, now);
+    tw_clock_page_unlock(page);
+    return now;
 }
 
 void tw_clock_pause_end(int64_t begin_host_ns)
 {
     (void)begin_host_ns;
-    pause_lock();
-    if (page->pause_depth == 1) {
-        __atomic_fetch_add(&page->pause_seq, 1, __ATOMIC_ACQ_REL);
-        int64_t spent = host_clock_ns(CLOCK_MONOTONIC) - page->pause_begin_host_ns;
-        __atomic_fetch_add(&page->hidden_ns, spent > 0 ? spent : 0, __ATOMIC_ACQ_REL);
-        __atomic_store_n(&page->pause_depth, 0, __ATOMIC_RELEASE);
-        __atomic_fetch_add(&page->pause_seq, 1, __ATOMIC_ACQ_REL);
-    } else if (page->pause_depth > 1) {
-        __atomic_fetch_sub(&page->pause_depth, 1, __ATOMIC_ACQ_REL);
-    }
-    pause_unlock();
+    ensure_clock();
+    tw_clock_page_lock(page, my_pid);
+    tw_clock_page_resume(page, host_clock_ns(CLOCK_MONOTONIC));
+    tw_clock_page_unlock(page);
 }
 
 int64_t tw_realtime_ns(void)
@@ -268,7 +225,7 @@ TW_EXPORT int clock_gettime(clockid_t id, struct timespec *ts)
         return real_clock_gettime(id, ts);
     int64_t host = host_clock_ns(CLOCK_MONOTONIC);
     spin_count(host, 1);
-    int64_t now = virtual_at(host);
+    int64_t now = tw_clock_page_read(page, host);
     /* Coarse and raw clocks read the precise one: they must not fall behind the others. */
     *ts = ns_ts(now + tw_clock_minus_mono_ns(id));
     return 0;
@@ -313,15 +270,17 @@ int64_t tw_clock_host_ns(void)
     return host_clock_ns(CLOCK_MONOTONIC);
 }
 
-int64_t tw_clock_run_now_ns(void)
+/* Host time that `virtual_span` takes at the current rate (long while the clock stands still):
+ * how long a wait sleeps for a span of virtual time while others keep the clock from jumping. */
+int64_t tw_clock_host_span_ns(int64_t virtual_span_ns)
 {
     ensure_clock();
-    return host_clock_ns(CLOCK_MONOTONIC) + __atomic_load_n(&page->offset_ns, __ATOMIC_ACQUIRE);
-}
-
-int64_t tw_clock_hidden_ns(void)
-{
-    return __atomic_load_n(&page->hidden_ns, __ATOMIC_ACQUIRE);
+    uint32_t rate = __atomic_load_n(&page->rate_ppm, __ATOMIC_ACQUIRE);
+    if (virtual_span_ns <= 0)
+        return 0;
+    if (rate == 0)
+        return INT64_MAX;
+    return (int64_t)((__int128)virtual_span_ns * TW_RATE_ONE_PPM / rate);
 }
 
 void tw_clock_record_wait(int64_t begin_ns, int64_t end_ns, int reason, uint32_t what_name_id)
@@ -348,24 +307,25 @@ static void record_jump(int64_t from_ns, int64_t to_ns)
     tw_trace_commit(rec, TW_REC_JUMP);
 }
 
-bool tw_clock_advance_to(int64_t run_target_ns)
+bool tw_clock_advance_to(int64_t target_ns)
 {
     ensure_clock();
-    /* Concurrent jumpers keep the largest offset: the offset, and so every clock, only grows. */
-    int64_t host = host_clock_ns(CLOCK_MONOTONIC);
-    int64_t wanted = run_target_ns - host;
-    int64_t current = __atomic_load_n(&page->offset_ns, __ATOMIC_ACQUIRE);
-    while (current < wanted &&
-           !__atomic_compare_exchange_n(&page->offset_ns, &current, wanted, 1, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_ACQUIRE)) {
+    /* Concurrent jumpers keep the latest target: the clock only grows. */
+    tw_clock_page_lock(page, my_pid);
+    int64_t now_host = host_clock_ns(CLOCK_MONOTONIC);
+    int64_t now = tw_segment_at(page->base_host_ns, page->base_virtual_ns, page->rate_ppm, now_host);
+    bool jumped = target_ns > now;
+    if (jumped) {
+        tw_clock_page_begin_write(page, now_host);
+        __atomic_store_n(&page->base_virtual_ns, target_ns, __ATOMIC_RELAXED);
+        page->jump_count++;
+        page->jumped_ns_total += target_ns - now;
+        tw_clock_page_end_write(page);
     }
-    if (current >= wanted)
-        return false;
-    __atomic_fetch_add(&page->jump_count, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&page->jumped_ns_total, wanted - current, __ATOMIC_RELAXED);
-    int64_t hidden = tw_clock_hidden_ns();
-    record_jump(host + current - hidden, run_target_ns - hidden);
-    return true;
+    tw_clock_page_unlock(page);
+    if (jumped)
+        record_jump(now, target_ns);
+    return jumped;
 }
 
 static const char *wait_label(int reason)

@@ -110,8 +110,9 @@ static int64_t next_slice(int64_t target, int64_t longest)
         int64_t remaining = target - tw_now_ns();
         if (remaining <= 0)
             return 0;
-        if (remaining < slice)
-            slice = remaining;
+        int64_t host_remaining = tw_clock_host_span_ns(remaining);   /* at the current rate */
+        if (host_remaining < slice)
+            slice = host_remaining;
     }
     if (jumped == TW_JUMP_RETRY && slice > TW_RETRY_NS)
         slice = TW_RETRY_NS;
@@ -138,16 +139,16 @@ static inline void run_keep_errno(void)
 
 /* ---- sleeps and GPU waits: the epoch word ---- */
 
-int tw_wait_virtual(int64_t target_local_ns, const char *label, bool interruptible)
+int tw_wait_virtual(int64_t target_ns, const char *label, bool interruptible)
 {
-    if (tw_actor_block(label, target_local_ns, TW_ACTOR_F_EPOCH) == NULL) {
-        tw_clock_advance_to(target_local_ns + tw_clock_hidden_ns());   /* no slot: the eager rule */
+    if (tw_actor_block(label, target_ns, TW_ACTOR_F_EPOCH) == NULL) {
+        tw_clock_advance_to(target_ns);   /* no slot: the eager rule */
         return 0;
     }
     int rc = 0;
     for (;;) {
         uint32_t epoch = tw_actors_epoch();   /* before the check: a jump after it ends the wait */
-        int64_t slice = next_slice(target_local_ns, TW_SLICE_TIMED_NS);
+        int64_t slice = next_slice(target_ns, TW_SLICE_TIMED_NS);
         if (slice <= 0)
             break;
         if (tw_actors_wait_epoch(epoch, slice) == EINTR && !tw_woken_by_jump && interruptible) {

@@ -6,27 +6,40 @@
 #define TIMEWARP_RECORDS_H
 #include <stdint.h>
 
-#define TW_ABI_VERSION 1
+#define TW_ABI_VERSION 2
 
-/* ---- clock page: <run>/clock.page, mmap'd MAP_SHARED by every process of a host ---- */
+/* ---- clock page: <run>/clock.page, mmap'd MAP_SHARED by every process of a host ----
+ * Virtual time is piecewise linear in host time: within the current segment
+ *     virtual = base_virtual_ns + (host_mono - base_host_ns) * rate_ppm / 1e6.
+ * Writers (a jump, the emulator pausing the clock, the governor changing the rate) start a new
+ * segment at "now" under `lock`, with `seq` odd while they write (readers retry); a new segment
+ * starts where the old one is at that moment, so the clock never goes back. shim/src/clock_page.h
+ * is the one implementation of that protocol (the shim and the governor use it). */
 #define TW_CLOCK_MAGIC 0x4b434c4357544954
+#define TW_RATE_ONE_PPM 1000000
 typedef struct tw_clock_page {
     uint64_t magic;
     uint32_t abi_version;
-    uint32_t cpu_scale_ppm;          /* CPU time scale, parts per million (1000000 = 1.0) */
-    int64_t offset_ns;               /* virtual_mono = host_mono * scale + offset_ns; only grows */
+    uint32_t seq;                    /* seqlock: odd while a segment is being written */
+    uint32_t lock;                   /* writers: 0 free, else the holder's pid (a dead holder is taken over) */
+    uint32_t pause_depth;            /* run-wide pauses in progress (the clock stands still) */
+    int64_t base_host_ns;            /* the current segment's start, host CLOCK_MONOTONIC */
+    int64_t base_virtual_ns;         /* ... and virtual time there */
+    uint32_t rate_ppm;               /* virtual ns per host ns x 1e6 in this segment (0 while paused) */
+    uint32_t cpu_rate_ppm;           /* the rate outside pauses: the governor's dilation of CPU work */
     int64_t realtime_minus_mono_ns;  /* virtual realtime = virtual mono + this (fixed at run start) */
     int64_t run_start_mono_ns;       /* host CLOCK_MONOTONIC when the run started */
     uint64_t jump_count;             /* number of forward jumps taken */
     int64_t jumped_ns_total;         /* sum of all jumps */
-    int64_t hidden_ns;               /* prediction round trips kept out of every clock (clock.c) */
-    int64_t paused_at_ns;            /* what every clock reads while pause_depth > 0 */
-    uint32_t pause_depth;            /* prediction round trips in progress, run-wide */
-    uint32_t pause_seq;              /* odd while a pause begins or ends (readers retry) */
-    uint32_t pause_lock;             /* serialises pause begin/end across processes */
+    int64_t paused_host_ns_total;    /* host time the clock stood still for the emulator's own work */
+    int64_t pause_begin_host_ns;     /* host CLOCK_MONOTONIC when the current pause began */
+    uint32_t cpu_speed_ppm;          /* --cpu-speed: the emulated host's CPU time per unit of this one's */
+    uint32_t host_cores;             /* --host-cores: runnable threads the emulated host runs at once */
+    int64_t dilated_ns_total;        /* virtual time the governor took off running phases (< 0: added) */
+    uint64_t governor_samples;       /* rate updates so far */
+    int32_t governor_pid;            /* the governor process, 0 = none (rate stays at cpu_speed) */
     uint32_t reserved32;
-    int64_t pause_begin_host_ns;     /* host CLOCK_MONOTONIC when the run's pause began */
-    uint64_t reserved[2];
+    uint64_t reserved[4];
 } tw_clock_page;
 
 /* ---- actor table: <run>/actors.page, created zeroed by the first shim process (all-zero is
@@ -63,10 +76,23 @@ typedef struct tw_actor_table {
     uint32_t deadlock;             /* 1 once a deadlock has been reported */
     uint64_t jumps;                /* jumps taken under the causal rule */
     uint32_t outsiders;            /* live processes of the run without a shim (emulate counts) */
-    uint32_t reserved32;
-    uint64_t reserved[5];
+    uint32_t wake_pause;           /* 1: the clock stands still until a thread woken by a jump acts */
+    uint64_t refusals[12];         /* TW_REFUSAL_COUNT: why a blocked thread's jump did not happen */
     tw_actor slots[512];           /* TW_ACTOR_SLOTS */
 } tw_actor_table;
+/* Why a jump was refused (actors.c tw_actors_try_jump), counted per reason in refusals[]. */
+enum tw_jump_refusal {
+    TW_REFUSED_RUNNING = 0,        /* another thread ran within the last 20 ms */
+    TW_REFUSED_RUNNABLE = 1,       /* another thread has run longer, and is runnable in the kernel */
+    TW_REFUSED_GETS_CPU = 2,       /* ... asleep in the kernel now, but it got CPU within 20 ms */
+    TW_REFUSED_STARTING = 3,       /* a thread or child process is starting */
+    TW_REFUSED_NO_TARGET = 4,      /* every thread waits with no target */
+    TW_REFUSED_CATCHING_UP = 5,    /* a process recomputes its timeline after a rendezvous */
+    TW_REFUSED_REACHED = 6,        /* a target is reached: its thread is woken, and runs next */
+    TW_REFUSED_NOT_QUIESCENT = 7,  /* a blocked thread was woken by a real event (it is runnable) */
+    TW_REFUSED_SELF = 8,           /* the caller itself counts as running (spinning, say) */
+    TW_REFUSAL_COUNT = 12
+};
 
 /* ---- collectives: <run>/collectives.page, created zeroed by the first shim process that
  * joins a communicator of more than one rank (all-zero is the valid empty page), mmap'd
