@@ -6,8 +6,10 @@ Every `poll()` (run.py calls it every 100 ms while the command runs):
   without having released its slots (`os._exit`, SIGKILL) has them freed and the waiters
   kicked, so a dead peer is noticed within one poll, not at a timeout;
 * **outsiders**: processes of the run (the command's process tree; `emulate` is the subreaper
-  of its orphans, so they stay in it) that run without the shim — started with a cleared environment, say — are counted into the
-  table, where the deadlock check reads that a live outsider may still wake somebody;
+  of its orphans, so they stay in it) that run without the shim — a static compiler, a child
+  started with a cleared environment — are listed in the table: while one works the clock does
+  not jump (its time is host time, as any CPU work's), and while one lives no deadlock is
+  declared (it may still wake somebody);
 * **stuck pauses**: every clock of the run stands still while a process waits on a prediction
   round trip (shim/src/clock.c); one that lasts STUCK_PAUSE_S (its process died mid-call, or the
   coordinator hung) is ended here, with a warning, so the run's clock resumes;
@@ -187,6 +189,13 @@ class RunMonitor:
         self.outsider_pids |= outsiders
         table = self._actor_table()
         if table is not None:
+            # the jumper reads each listed process's state: no jump while one works
+            listed = sorted(outsiders)[:abi.constant("TW_OUTSIDERS")]
+            for i in range(abi.constant("TW_OUTSIDERS")):
+                pid = listed[i] if i < len(listed) else 0
+                if int(table.outsider[i].pid) != pid:
+                    table.outsider[i].pid = pid
+                    table.outsider[i].probe_host_ns = 0
             table.outsiders = len(outsiders)
 
     def _run_tree(self, procs: dict[int, tuple[str, int]]) -> set[int]:

@@ -27,11 +27,13 @@
 /* A running thread sleeping in the kernel this long is in a wait we do not interpose (a pipe
  * read, a contended mutex, libgomp's futex): it counts as blocked with no target. */
 #define UNINTERPOSED_SLEEP_NS (20 * 1000000LL)
+#define UNTIMED_SLEEP_NS (2 * 1000000LL)
 #define PENDING_GIVE_UP_NS (2 * 1000000000LL)
 #define SETTLE_NS (100 * 1000L)
 #define DEFAULT_DEADLOCK_GRACE_NS (3 * 1000000000LL)
 
 typedef long (*syscall_fn)(long, ...);
+extern char **environ;
 
 static tw_actor_table private_table;
 static tw_actor_table *table = &private_table;
@@ -292,6 +294,72 @@ TW_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void
     return rc;
 }
 
+/* ---- exec: the new image is an actor from its first instruction ----
+ * A child started by vfork or posix_spawn (Python's subprocess) has no fork slot, and the image
+ * it executes may never load the shim (a static compiler, a cleared environment): the calling
+ * thread gets (or keeps) a running slot under the identity it will have after exec (tid = pid),
+ * so no jump passes the new program while it works (the jumper reads its kernel state; a shim
+ * in the new image takes the slot over). Runs in a vfork child too: no thread-local state, no
+ * lock, only the shared table. */
+static void slot_for_exec(void)
+{
+    pthread_once(&init_once, actors_init);
+    int32_t pid = (int32_t)syscall(SYS_getpid);
+    uint32_t n = __atomic_load_n(&table->high_water, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 0; i < n; i++) {
+        tw_actor *s = &table->slots[i];
+        if (__atomic_load_n(&s->pid, __ATOMIC_ACQUIRE) == pid && __atomic_load_n(&s->tid, __ATOMIC_ACQUIRE) == pid) {
+            s->since_host_ns = tw_clock_host_ns();
+            __atomic_store_n(&s->state, TW_ACTOR_RUNNING, __ATOMIC_RELEASE);
+            return;
+        }
+    }
+    tw_actor *s = claim_slot(pid, pid);
+    if (s != NULL)
+        strncpy(s->label, "exec", sizeof s->label - 1);
+}
+
+typedef int (*execve_fn)(const char *, char *const[], char *const[]);
+typedef int (*execvpe_fn)(const char *, char *const[], char *const[]);
+typedef int (*fexecve_fn)(int, char *const[], char *const[]);
+
+TW_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+    static execve_fn real;
+    if (real == NULL)
+        real = (execve_fn)dlsym(RTLD_NEXT, "execve");
+    slot_for_exec();
+    return real(path, argv, envp);
+}
+
+TW_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    static execvpe_fn real;
+    if (real == NULL)
+        real = (execvpe_fn)dlsym(RTLD_NEXT, "execvpe");
+    slot_for_exec();
+    return real(file, argv, envp);
+}
+
+TW_EXPORT int execvp(const char *file, char *const argv[])
+{
+    return execvpe(file, argv, environ);
+}
+
+TW_EXPORT int execv(const char *path, char *const argv[])
+{
+    return execve(path, argv, environ);
+}
+
+TW_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+    static fexecve_fn real;
+    if (real == NULL)
+        real = (fexecve_fn)dlsym(RTLD_NEXT, "fexecve");
+    slot_for_exec();
+    return real(fd, argv, envp);
+}
+
 static void set_state(tw_actor *s, uint32_t state)
 {
     s->since_host_ns = tw_clock_host_ns();
@@ -404,8 +472,8 @@ static char kernel_state(int32_t pid, int32_t tid)
 /* The thread sleeps in a system call that only another thread's action ends (a futex wait
  * without timeout, a join, a blocking read, an untimed poll): glibc's mutexes and joins,
  * OpenMP's barriers and other waits we do not interpose. /proc/<pid>/task/<tid>/syscall gives
- * the call and its arguments. Such a thread is blocked with no target at once, whatever it did
- * before: its waker is another thread of the run, which holds the clock while it runs. */
+ * the call and its arguments. Such a thread is blocked with no target soon (its waker is another
+ * thread of the run, which holds the clock while it runs). */
 static bool in_untimed_wait(int32_t pid, int32_t tid)
 {
     char path[64], buf[256];
@@ -543,6 +611,38 @@ static bool settle_needed(uint32_t n)
     return false;
 }
 
+/* A process of the run without the shim (emulate lists them) works: runnable, or asleep but
+ * given CPU within 20 ms. Its time is host time, as any CPU work's: no jump may pass it (a JIT
+ * compiler's minutes must not become 6,000 virtual seconds). */
+static bool outsider_works(void)
+{
+    if (__atomic_load_n(&table->outsiders, __ATOMIC_ACQUIRE) == 0)
+        return false;
+    int64_t host = tw_clock_host_ns();
+    for (int i = 0; i < TW_OUTSIDERS; i++) {
+        tw_outsider *o = &table->outsider[i];
+        int32_t pid = __atomic_load_n(&o->pid, __ATOMIC_ACQUIRE);
+        if (pid == 0)
+            continue;
+        char k = kernel_state(pid, pid);
+        if (gone(k))
+            continue;
+        if (k == 'R' || k == 'D')
+            return true;
+        if (in_untimed_wait(pid, pid))
+            continue;   /* it waits for somebody else */
+        uint64_t cpu = thread_cpu_ns(pid, pid);
+        if (cpu != o->probe_cpu_ns || o->probe_host_ns == 0) {
+            o->probe_cpu_ns = cpu;
+            o->probe_host_ns = host;
+            return true;
+        }
+        if (host - o->probe_host_ns < UNINTERPOSED_SLEEP_NS)
+            return true;
+    }
+    return false;
+}
+
 static enum tw_jump_result refused(int reason, enum tw_jump_result result)
 {
     __atomic_fetch_add(&table->refusals[reason], 1, __ATOMIC_RELAXED);
@@ -589,18 +689,22 @@ enum tw_jump_result tw_actors_try_jump(void)
                          (double)(host - s->since_host_ns) / 1e6);
                 return refused(recent ? TW_REFUSED_RUNNING : TW_REFUSED_RUNNABLE, TW_JUMP_NONE);
             }
-            if (!in_untimed_wait(pid, s->tid)) {
-                if (recent)
-                    return refused(TW_REFUSED_RUNNING, TW_JUMP_NONE);
-                uint64_t cpu = thread_cpu_ns(pid, s->tid);
-                if (cpu != s->probe_cpu_ns || s->probe_host_ns == 0) {
-                    s->probe_cpu_ns = cpu;
-                    s->probe_host_ns = host;
-                    return refused(TW_REFUSED_GETS_CPU, TW_JUMP_NONE);
-                }
-                if (host - s->probe_host_ns < UNINTERPOSED_SLEEP_NS)
-                    return refused(TW_REFUSED_GETS_CPU, TW_JUMP_NONE);
+            /* asleep in the kernel: blocked once it has had no CPU for long enough, 2 ms in a call
+             * only another thread ends (long enough for a waker that is itself about to block —
+             * the jumper releasing a mutex inside its condition wait — to get to it), 20 ms in
+             * any other (it may end by itself: a timed wait of its own, a pipe to a process we
+             * cannot see) */
+            bool untimed = in_untimed_wait(pid, s->tid);
+            if (recent && !untimed)
+                return refused(TW_REFUSED_RUNNING, TW_JUMP_NONE);
+            uint64_t cpu = thread_cpu_ns(pid, s->tid);
+            if (cpu != s->probe_cpu_ns || s->probe_host_ns == 0) {
+                s->probe_cpu_ns = cpu;
+                s->probe_host_ns = host;
+                return refused(TW_REFUSED_GETS_CPU, TW_JUMP_NONE);
             }
+            if (host - s->probe_host_ns < (untimed ? UNTIMED_SLEEP_NS : UNINTERPOSED_SLEEP_NS))
+                return refused(TW_REFUSED_GETS_CPU, TW_JUMP_NONE);
         } else if (state == TW_ACTOR_BLOCKED && s->target_ns < earliest) {
             earliest = s->target_ns;
         }
@@ -609,6 +713,8 @@ enum tw_jump_result tw_actors_try_jump(void)
     }
     if (earliest == INT64_MAX)
         return refused(TW_REFUSED_NO_TARGET, TW_JUMP_NONE);
+    if (outsider_works())
+        return refused(TW_REFUSED_OUTSIDER, TW_JUMP_NONE);
     /* A rendezvous completed and a participant has not yet recomputed its timeline: its waits
      * may get targets earlier than `earliest` (collectives.c). Its progress thread kicks. */
     if (tw_coll_any_dirty())

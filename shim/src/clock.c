@@ -47,6 +47,11 @@ static inline int64_t host_clock_ns(clockid_t id)
     return ts_ns(&ts);
 }
 
+static int64_t host_mono_ns(void)
+{
+    return host_clock_ns(CLOCK_MONOTONIC);
+}
+
 /* Maps the run's clock page (created by emulate); a process started outside a run keeps a
  * private page (virtual = host time, and the causal rule applies among its own threads). */
 static void map_clock_page(void)
@@ -104,7 +109,7 @@ int64_t tw_host_mono_ns(void)
 
 static inline int64_t virtual_mono_ns(void)
 {
-    return tw_clock_page_read(page, host_clock_ns(CLOCK_MONOTONIC));
+    return tw_clock_page_now(page, host_mono_ns, NULL);
 }
 
 int64_t tw_now_ns(void)
@@ -122,10 +127,9 @@ int64_t tw_clock_pause_begin(void)
 {
     ensure_clock();
     tw_clock_page_lock(page, my_pid);
-    int64_t now = host_clock_ns(CLOCK_MONOTONIC);
-    tw_clock_page_pause(page, now);
+    tw_clock_page_pause(page, host_mono_ns);
     tw_clock_page_unlock(page);
-    return now;
+    return 0;
 }
 
 void tw_clock_pause_end(int64_t begin_host_ns)
@@ -133,7 +137,7 @@ void tw_clock_pause_end(int64_t begin_host_ns)
     (void)begin_host_ns;
     ensure_clock();
     tw_clock_page_lock(page, my_pid);
-    tw_clock_page_resume(page, host_clock_ns(CLOCK_MONOTONIC));
+    tw_clock_page_resume(page, host_mono_ns);
     tw_clock_page_unlock(page);
 }
 
@@ -223,9 +227,9 @@ TW_EXPORT int clock_gettime(clockid_t id, struct timespec *ts)
     ensure_clock();
     if (!tw_clock_tracks_real_time(id))
         return real_clock_gettime(id, ts);
-    int64_t host = host_clock_ns(CLOCK_MONOTONIC);
+    int64_t host;
+    int64_t now = tw_clock_page_now(page, host_mono_ns, &host);
     spin_count(host, 1);
-    int64_t now = tw_clock_page_read(page, host);
     /* Coarse and raw clocks read the precise one: they must not fall behind the others. */
     *ts = ns_ts(now + tw_clock_minus_mono_ns(id));
     return 0;
@@ -312,16 +316,8 @@ bool tw_clock_advance_to(int64_t target_ns)
     ensure_clock();
     /* Concurrent jumpers keep the latest target: the clock only grows. */
     tw_clock_page_lock(page, my_pid);
-    int64_t now_host = host_clock_ns(CLOCK_MONOTONIC);
-    int64_t now = tw_segment_at(page->base_host_ns, page->base_virtual_ns, page->rate_ppm, now_host);
-    bool jumped = target_ns > now;
-    if (jumped) {
-        tw_clock_page_begin_write(page, now_host);
-        __atomic_store_n(&page->base_virtual_ns, target_ns, __ATOMIC_RELAXED);
-        page->jump_count++;
-        page->jumped_ns_total += target_ns - now;
-        tw_clock_page_end_write(page);
-    }
+    int64_t now;
+    bool jumped = tw_clock_page_jump(page, host_mono_ns, target_ns, &now);
     tw_clock_page_unlock(page);
     if (jumped)
         record_jump(now, target_ns);

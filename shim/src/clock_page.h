@@ -1,11 +1,13 @@
 /* The clock page's segment protocol (records.h tw_clock_page), the one implementation shared by
  * the shim (clock.c) and the governor (shim/tools/governor.c).
  *
- * Readers: take seq, read the segment, check seq again (odd or changed: retry). A reader whose
- * host time predates the segment's start reads the segment's start (never less), so every
- * observer sees a monotone clock. Writers: hold `lock` (the holder's pid; a holder that died is
- * taken over), make seq odd, start a new segment at host time `now` where the current one is,
- * change it, make seq even. */
+ * Readers: take seq, read the host clock, read the segment, check seq again (odd or changed:
+ * retry). Writers: hold `lock` (the holder's pid; a holder that died is taken over), make seq
+ * odd, only then read the host clock (`now`), start a new segment at `now` where the current one
+ * is, change it, make seq even. A reader that used the old segment read its host time before
+ * the writer made seq odd, so before `now`: it never extrapolated the old rate past the new
+ * segment's start, and every observer sees a monotone clock whatever the rates. A reader whose
+ * host time predates the segment's start reads the segment's start. */
 #ifndef TW_CLOCK_PAGE_H
 #define TW_CLOCK_PAGE_H
 
@@ -31,11 +33,17 @@ static inline int64_t tw_segment_at(int64_t bh, int64_t bv, uint32_t rate_ppm, i
     return bv + (int64_t)((__int128)d * rate_ppm / TW_RATE_ONE_PPM);
 }
 
-/* Virtual time at host time `host`. */
-static inline int64_t tw_clock_page_read(const tw_clock_page *p, int64_t host)
+typedef int64_t (*tw_host_clock_fn)(void);
+
+/* Virtual time now (host time read inside the sequence window: see above); *host_out, when
+ * given, gets the host time it corresponds to. */
+static inline int64_t tw_clock_page_now(const tw_clock_page *p, tw_host_clock_fn host_now, int64_t *host_out)
 {
     for (;;) {
         uint32_t seq = __atomic_load_n(&p->seq, __ATOMIC_ACQUIRE);
+        int64_t host = host_now();
+        if (host_out != NULL)
+            *host_out = host;
         int64_t bh = __atomic_load_n(&p->base_host_ns, __ATOMIC_RELAXED);
         int64_t bv = __atomic_load_n(&p->base_virtual_ns, __ATOMIC_RELAXED);
         uint32_t rate = __atomic_load_n(&p->rate_ppm, __ATOMIC_RELAXED);
@@ -76,13 +84,17 @@ static inline void tw_clock_page_unlock(tw_clock_page *p)
     __atomic_store_n(&p->lock, 0, __ATOMIC_RELEASE);
 }
 
-/* Lock held: seq odd, and the current segment ends at `now` (returns virtual time there). */
-static inline int64_t tw_clock_page_begin_write(tw_clock_page *p, int64_t now)
+/* Lock held: makes seq odd, then reads `now` and ends the current segment there (returns the
+ * virtual time at `now`; *now_out gets it). */
+static inline int64_t tw_clock_page_begin_write(tw_clock_page *p, tw_host_clock_fn host_now, int64_t *now_out)
 {
-    int64_t v = tw_segment_at(p->base_host_ns, p->base_virtual_ns, p->rate_ppm, now);
     __atomic_fetch_add(&p->seq, 1, __ATOMIC_ACQ_REL);
+    int64_t now = host_now();
+    int64_t v = tw_segment_at(p->base_host_ns, p->base_virtual_ns, p->rate_ppm, now);
     __atomic_store_n(&p->base_host_ns, now > p->base_host_ns ? now : p->base_host_ns, __ATOMIC_RELAXED);
     __atomic_store_n(&p->base_virtual_ns, v, __ATOMIC_RELAXED);
+    if (now_out != NULL)
+        *now_out = now;
     return v;
 }
 
@@ -92,9 +104,9 @@ static inline void tw_clock_page_end_write(tw_clock_page *p)
 }
 
 /* Lock held: the rate outside pauses; applied now unless the clock is paused. */
-static inline void tw_clock_page_set_cpu_rate(tw_clock_page *p, int64_t now, uint32_t rate_ppm)
+static inline void tw_clock_page_set_cpu_rate(tw_clock_page *p, tw_host_clock_fn host_now, uint32_t rate_ppm)
 {
-    tw_clock_page_begin_write(p, now);
+    tw_clock_page_begin_write(p, host_now, NULL);
     p->cpu_rate_ppm = rate_ppm;
     if (p->pause_depth == 0)
         __atomic_store_n(&p->rate_ppm, rate_ppm, __ATOMIC_RELAXED);
@@ -102,20 +114,22 @@ static inline void tw_clock_page_set_cpu_rate(tw_clock_page *p, int64_t now, uin
 }
 
 /* Lock held: one pause begins / ends (nested pauses count once: the clock resumes at the last). */
-static inline void tw_clock_page_pause(tw_clock_page *p, int64_t now)
+static inline void tw_clock_page_pause(tw_clock_page *p, tw_host_clock_fn host_now)
 {
     if (p->pause_depth++ == 0) {
-        tw_clock_page_begin_write(p, now);
+        int64_t now;
+        tw_clock_page_begin_write(p, host_now, &now);
         __atomic_store_n(&p->rate_ppm, 0, __ATOMIC_RELAXED);
         p->pause_begin_host_ns = now;
         tw_clock_page_end_write(p);
     }
 }
 
-static inline void tw_clock_page_resume(tw_clock_page *p, int64_t now)
+static inline void tw_clock_page_resume(tw_clock_page *p, tw_host_clock_fn host_now)
 {
     if (p->pause_depth == 1) {
-        tw_clock_page_begin_write(p, now);
+        int64_t now;
+        tw_clock_page_begin_write(p, host_now, &now);
         p->paused_host_ns_total += now - p->pause_begin_host_ns;
         p->pause_depth = 0;
         __atomic_store_n(&p->rate_ppm, p->cpu_rate_ppm, __ATOMIC_RELAXED);
@@ -126,14 +140,29 @@ static inline void tw_clock_page_resume(tw_clock_page *p, int64_t now)
 }
 
 /* Lock held: every pause ends at once (a pause whose owner died, ended by the governor). */
-static inline void tw_clock_page_end_pauses(tw_clock_page *p, int64_t now)
+static inline void tw_clock_page_end_pauses(tw_clock_page *p, tw_host_clock_fn host_now)
 {
-    tw_clock_page_begin_write(p, now);
+    int64_t now;
+    tw_clock_page_begin_write(p, host_now, &now);
     if (p->pause_depth > 0)
         p->paused_host_ns_total += now - p->pause_begin_host_ns;
     p->pause_depth = 0;
     __atomic_store_n(&p->rate_ppm, p->cpu_rate_ppm, __ATOMIC_RELAXED);
     tw_clock_page_end_write(p);
+}
+
+/* Lock held: a jump to `target`; false (nothing written) when the clock is already there. */
+static inline bool tw_clock_page_jump(tw_clock_page *p, tw_host_clock_fn host_now, int64_t target, int64_t *from)
+{
+    int64_t v = tw_clock_page_begin_write(p, host_now, NULL);
+    *from = v;
+    if (target > v) {
+        __atomic_store_n(&p->base_virtual_ns, target, __ATOMIC_RELAXED);
+        p->jump_count++;
+        p->jumped_ns_total += target - v;
+    }
+    tw_clock_page_end_write(p);
+    return target > v;
 }
 
 #endif

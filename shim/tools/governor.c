@@ -24,6 +24,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +34,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +45,7 @@
 #define WINDOW 16                      /* samples in the window: 64 ms */
 #define STUCK_PAUSE_NS (10 * 1000000000LL)
 #define WAKE_PAUSE_MAX_NS (5 * 1000000LL)    /* a thread woken by a jump gets a CPU in less */
+#define SIGNAL_HORIZON_NS (50 * 1000000LL)   /* the longest slice of a signalled wait (waits.c) */
 #define RATE_CHANGE_PPM 5000           /* a change smaller than 0.5 % is not worth a new segment */
 #define MIN_RATE_PPM 10000             /* 0.01: a clock that nearly stops is a measurement gone wrong */
 
@@ -90,7 +95,9 @@ static ssize_t read_proc(int32_t pid, int32_t tid, const char *file, char *buf, 
     return n;
 }
 
-/* One interval of SAMPLE_NS: the running threads' CPU time and runnable time in it. */
+/* One interval of SAMPLE_NS: the running (or busy-polling) threads' CPU time and runnable time
+ * in it. A thread counts only across two consecutive samples that both saw it running: its CPU
+ * and its runnable time then cover the same interval. */
 static window_sample sample(const tw_actor_table *actors, thread_probe *probes, double interval_ns)
 {
     window_sample w = {0, 0};
@@ -99,19 +106,20 @@ static window_sample sample(const tw_actor_table *actors, thread_probe *probes, 
         const tw_actor *s = &actors->slots[i];
         thread_probe *p = &probes[i];
         int32_t pid = __atomic_load_n(&s->pid, __ATOMIC_ACQUIRE), tid = __atomic_load_n(&s->tid, __ATOMIC_ACQUIRE);
-        if (pid == 0 || tid == 0 || __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != TW_ACTOR_RUNNING) {
-            p->pid = 0;
-            continue;
-        }
+        uint32_t state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
         char buf[512];
-        if (read_proc(pid, tid, "schedstat", buf, sizeof buf) <= 0) {
+        if (pid == 0 || tid == 0 || (state != TW_ACTOR_RUNNING && state != TW_ACTOR_SPINNING) ||
+            read_proc(pid, tid, "schedstat", buf, sizeof buf) <= 0) {
             p->pid = 0;
             continue;
         }
         uint64_t cpu = strtoull(buf, NULL, 10);
-        if (p->pid == pid && p->tid == tid && cpu >= p->cpu_ns)
-            w.cpu_ns += (double)(cpu - p->cpu_ns);
+        bool continued = p->pid == pid && p->tid == tid && cpu >= p->cpu_ns;
+        uint64_t before = p->cpu_ns;
         *p = (thread_probe){pid, tid, cpu};
+        if (!continued)
+            continue;
+        w.cpu_ns += (double)(cpu - before);
         if (read_proc(pid, tid, "stat", buf, sizeof buf) > 0) {
             char *paren = strrchr(buf, ')');
             if (paren != NULL && paren[1] == ' ' && paren[2] == 'R')
@@ -140,6 +148,28 @@ static uint32_t governed_rate(const tw_clock_page *clock, const window_sample *w
     if (rate > 100.0 * TW_RATE_ONE_PPM)
         rate = 100.0 * TW_RATE_ONE_PPM;
     return (uint32_t)rate;
+}
+
+/* The clock runs faster now: a thread waiting in host time for a virtual target sleeps a host
+ * span computed at the old rate and would wake late. Sleeps and GPU waits wait on the epoch word
+ * (a kick re-evaluates them); fd, semaphore and futex waits whose target falls within a slice get
+ * the wake signal, as after a jump (only slots whose process took that signal carry the flag). */
+static void wake_waiters(tw_actor_table *actors, const tw_clock_page *clock, int64_t now)
+{
+    __atomic_fetch_add(&actors->generation, 1, __ATOMIC_ACQ_REL);
+    __atomic_fetch_add(&actors->epoch, 1, __ATOMIC_ACQ_REL);
+    syscall(SYS_futex, &actors->epoch, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    (void)now;
+    int64_t horizon = tw_clock_page_now(clock, mono_ns, NULL) + SIGNAL_HORIZON_NS;
+    uint32_t n = __atomic_load_n(&actors->high_water, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 0; i < n && i < TW_ACTOR_SLOTS; i++) {
+        const tw_actor *s = &actors->slots[i];
+        int32_t pid = __atomic_load_n(&s->pid, __ATOMIC_ACQUIRE);
+        if (pid == 0 || __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != TW_ACTOR_BLOCKED ||
+            !(__atomic_load_n(&s->flags, __ATOMIC_ACQUIRE) & TW_ACTOR_F_SIGNAL) || s->target_ns > horizon)
+            continue;
+        syscall(SYS_tgkill, pid, s->tid, SIGRTMAX - 2);
+    }
 }
 
 int main(int argc, char **argv)
@@ -175,7 +205,7 @@ int main(int argc, char **argv)
                             "died inside a prediction or a rendezvous, or the coordinator hangs): resuming it\n",
                     STUCK_PAUSE_NS / 1000000000LL);
             tw_clock_page_lock(clock, me);
-            tw_clock_page_end_pauses(clock, now);
+            tw_clock_page_end_pauses(clock, mono_ns);
             tw_clock_page_unlock(clock);
         }
         if (actors == NULL)
@@ -185,7 +215,7 @@ int main(int argc, char **argv)
             now - __atomic_load_n(&clock->pause_begin_host_ns, __ATOMIC_ACQUIRE) > WAKE_PAUSE_MAX_NS &&
             __atomic_compare_exchange_n(&actors->wake_pause, &one, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
             tw_clock_page_lock(clock, me);
-            tw_clock_page_resume(clock, now);   /* the woken threads are not coming: time goes on */
+            tw_clock_page_resume(clock, mono_ns);   /* the woken threads are not coming: time goes on */
             tw_clock_page_unlock(clock);
         }
         window[ticks++ % WINDOW] = sample(actors, probes, (double)(now - last_sample));
@@ -198,9 +228,11 @@ int main(int argc, char **argv)
         if (clock->pause_depth == 0)   /* what the rate that ends now took off (or added) since it began */
             clock->dilated_ns_total +=
                 (int64_t)((double)(now - last_write) * ((double)clock->cpu_speed_ppm - current) / TW_RATE_ONE_PPM);
-        tw_clock_page_set_cpu_rate(clock, now, rate);
+        tw_clock_page_set_cpu_rate(clock, mono_ns, rate);
         clock->governor_samples++;
         tw_clock_page_unlock(clock);
         last_write = now;
+        if (rate > current)
+            wake_waiters(actors, clock, now);
     }
 }

@@ -69,6 +69,15 @@ typedef struct tw_actor {
 #define TW_ACTOR_F_SIGNAL 1        /* the wait returns EINTR on the wake signal: signal it on a jump */
 #define TW_ACTOR_F_FD 2            /* waits on file descriptors (poll, select, epoll) */
 #define TW_ACTOR_F_EPOCH 4         /* a sleep or GPU wait: only a jump (or a signal) ends it */
+/* A process of the run that runs without the shim (a static compiler, a child started with a
+ * cleared environment): emulate lists them; while one works, the clock does not jump. */
+#define TW_OUTSIDERS 32
+typedef struct tw_outsider {
+    int32_t pid;                   /* 0 = none */
+    uint32_t reserved;
+    uint64_t probe_cpu_ns;         /* its CPU time when a jumper last read it */
+    int64_t probe_host_ns;         /* since when that has not moved */
+} tw_outsider;
 typedef struct tw_actor_table {
     uint32_t epoch;                /* futex word: bumped by every jump and every kick */
     uint32_t generation;           /* bumped by every state change (quiescence check) */
@@ -78,6 +87,7 @@ typedef struct tw_actor_table {
     uint32_t outsiders;            /* live processes of the run without a shim (emulate counts) */
     uint32_t wake_pause;           /* 1: the clock stands still until a thread woken by a jump acts */
     uint64_t refusals[12];         /* TW_REFUSAL_COUNT: why a blocked thread's jump did not happen */
+    tw_outsider outsider[32];      /* TW_OUTSIDERS: processes of the run without the shim (emulate) */
     tw_actor slots[512];           /* TW_ACTOR_SLOTS */
 } tw_actor_table;
 /* Why a jump was refused (actors.c tw_actors_try_jump), counted per reason in refusals[]. */
@@ -91,6 +101,7 @@ enum tw_jump_refusal {
     TW_REFUSED_REACHED = 6,        /* a target is reached: its thread is woken, and runs next */
     TW_REFUSED_NOT_QUIESCENT = 7,  /* a blocked thread was woken by a real event (it is runnable) */
     TW_REFUSED_SELF = 8,           /* the caller itself counts as running (spinning, say) */
+    TW_REFUSED_OUTSIDER = 9,       /* a process of the run without the shim works */
     TW_REFUSAL_COUNT = 12
 };
 
