@@ -846,7 +846,8 @@ static bool describe_fa3_combine(const tw_param_layout *l, void **args, tw_desc 
  * Forward, as laid out in torch 2.13: q,k,v,bias @0..24, seqstart_q @32, seqstart_k @40,
  * head_dim @96, head_dim_value @100, num_queries @104, num_keys @108, custom_mask_type @116,
  * num_batches @192, num_heads @196; grid = (ceil(num_queries / block_m), heads, batches).
- * Backward: head_dim @144, head_dim_value @148, num_queries @152, num_keys @156,
+ * Backward: q, k, v, bias, logsumexp, output, grad_output, delta @0..56, cu_seqlens_q @64,
+ * cu_seqlens_k @72, ..., head_dim @144, head_dim_value @148, num_queries @152, num_keys @156,
  * num_heads @160, custom_mask_type @164, num_batches @376, num_heads again @380. */
 static bool describe_memeff(const tw_kernel_shape *shape, const tw_param_layout *l, void **args, tw_desc *desc,
                             bool backward)
@@ -869,7 +870,7 @@ static bool describe_memeff(const tw_kernel_shape *shape, const tw_param_layout 
                    .head_dim = (uint32_t)d, .head_dim_v = (uint32_t)dv, .backward = backward,
                    .window_left = WINDOW_NONE, .window_right = mask ? 0 : WINDOW_NONE, .top_left = mask == 1,
                    .dtype = shape->dtype, .elem = shape->dtype == TW_DT_F32 ? 4 : 2, .splits = 1};
-    uint64_t seq_q = arg_u64(l, args, 0, 32), seq_k = arg_u64(l, args, 0, 40);
+    uint64_t seq_q = arg_u64(l, args, 0, backward ? 64 : 32), seq_k = arg_u64(l, args, 0, backward ? 72 : 40);
     if (!attention_batch(&a, seq_q, 0, nq, 0, seq_k, true, 0, nk))
         return false;
     attention_finish(&a, desc);

@@ -32,6 +32,8 @@ FA2_FWD = ("_ZN5flash16flash_fwd_kernelI23Flash_fwd_kernel_traitsILi128ELi128ELi
 FA2_BWD = ("_ZN13pytorch_flash44flash_bwd_dq_dk_dv_loop_seqk_parallel_kernelI23Flash_bwd_kernel_traitsILi64ELi128ELi128ELi8"
            "ELi4ELi4ELi4ELb0ELb0EN7cutlass10bfloat16_tE19Flash_kernel_traitsILi64ELi128ELi128ELi8ES3_EELb0ELb1ELb0ELb0ELb1"
            "ELb1ELb0ELb0EEEvNS_16Flash_bwd_paramsE")
+MEMEFF_BWD = ("_Z52fmha_cutlassB_bf16_aligned_64x64_k64_seqaligned_sm80N22PyTorchMemEffAttention23AttentionBackwardKernelI"
+              "N7cutlass4arch4Sm80ENS1_10bfloat16_tELb1ELb0ELb1ELi64ELi64ELi64ELb1EE6ParamsE")
 MEMEFF_FWD = ("_Z40fmha_cutlassF_bf16_aligned_64x64_rf_sm80N22PyTorchMemEffAttention15AttentionKernelIN7cutlass10bfloat16_tENS1_"
               "4arch4Sm80ELb1ELi64ELi64ELi64ELb1ELb1EE6ParamsE")
 SOFTMAX_FWD = ("_ZN43_GLOBAL__N__f71e7945_10_SoftMax_cu_9f978f6320softmax_warp_forwardIfffLi10ELb0ELb0ELi32EEEvPT0_PKT_iiiPK"
@@ -221,6 +223,17 @@ def test_memory_efficient_attention_checked_against_the_grid(harness: Path) -> N
     assert int(out["flops"]) == attention_flops(8, 64, [(512, 512)] * 2, causal=True, top_left=True)
     # fields that do not match the launch grid are not trusted
     assert run(harness, memeff_script((8, 8, 3), 8, 2, 512, 512, mask=1))[0]["ok"] == "0"
+
+
+def test_memory_efficient_backward(harness: Path) -> None:
+    """The backward's own layout: its lengths are not where the forward's are."""
+    script = "\n".join([f"name {MEMEFF_BWD}", "grid 8 8 2", "block 128 1 1", "alloc 1 16777216", "param 464",
+                        "ptr 0 1", "ptr 8 1", "ptr 16 1", "ptr 32 1", "ptr 40 1", "ptr 48 1", "ptr 56 1",
+                        "i32 144 64", "i32 148 64", "i32 152 512", "i32 156 512", "i32 160 8", "u8 164 1",
+                        "i32 376 2", "i32 380 8", "describe"]) + "\n"
+    out = run(harness, script)[0]
+    assert out["ok"] == "1"
+    assert int(out["flops"]) == attention_flops(8, 64, [(512, 512)] * 2, causal=True, top_left=True) * 5 // 2
 
 
 def test_softmax_over_a_large_tensor_reads_and_writes_it(harness: Path) -> None:
