@@ -13,6 +13,7 @@ Collectives and host copies are not modelled (the roofline answers them).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import math
@@ -154,6 +155,7 @@ class FeatureMatrix:
 class TrainedModel:
     booster: object
     meta: dict[str, object]
+    file_sha256: str = ""
 
 
 def fit(x: np.ndarray, target: np.ndarray, rounds: int, params: dict[str, object] | None = None,
@@ -189,7 +191,7 @@ def load(path: Path) -> TrainedModel:
     if meta.get("format") != MODEL_FORMAT or list(meta.get("features", [])) != list(FEATURES):
         raise ValueError(f"{path} was trained for another feature list: retrain it "
                          "(python scripts/train_predictors.py train-efficiency)")
-    return TrainedModel(booster, meta)
+    return TrainedModel(booster, meta, hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 class EfficiencyPredictor:
@@ -201,7 +203,8 @@ class EfficiencyPredictor:
         self.model = model
         self.matrix = FeatureMatrix(spec)
         self.roofline = self.matrix.roofline
-        self.version = f"eff{MODEL_FORMAT}+{str(model.meta.get('data_sha256', ''))[:12]}+roofline{self.roofline.version}"
+        # the coordinator caches answers by version: name the model file itself and the physics
+        self.version = f"eff{MODEL_FORMAT}+{model.file_sha256[:12]}+roofline{self.roofline.version}"
         self.ranges: dict[str, list[float]] = dict(model.meta.get("class_ranges") or {})  # type: ignore[call-overload]
         self._cached = functools.lru_cache(maxsize=1 << 16)(self._predict_uncached)
 

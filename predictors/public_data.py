@@ -47,10 +47,10 @@ NEUSIGHT_GPUS = {
     "NVIDIA_L4": "l4", "NVIDIA L4": "l4",
     "Tesla_V100-PCIE-32GB": "v100", "Tesla V100-PCIE-32GB": "v100",
 }
-# A host-timed call adds the Python call and the synchronisation to the kernel: inference-sim's
-# decode latencies, fitted as overhead + KV bytes / bandwidth over the 130 rows of 50-500 MB,
-# give 15.2 us (and 0.93 of HBM peak); the smallest latencies there are 21-23 us.
-HOST_OVERHEAD_NS = 15_000
+# A host-timed call adds the Python call and the synchronisation to the kernel: 18 us, fitted
+# with the roofline's attention constants on inference-sim's prefill times (roofline.py); the
+# smallest decode latencies there, kernels of a few microseconds, are 21-23 us.
+HOST_OVERHEAD_NS = 18_000
 # CUDA events around one op with no GPU work (fx nodes such as size, getitem, view) read 6-8 us
 # in NeuSight's traces: the op's CPU time between the two event records. About 5 us of it sits
 # between the first event and the kernel's start; that is what adds to a kernel's time.

@@ -848,7 +848,7 @@ static bool describe_fa3_combine(const tw_param_layout *l, void **args, tw_desc 
  * num_batches @192, num_heads @196; grid = (ceil(num_queries / block_m), heads, batches).
  * Backward: q, k, v, bias, logsumexp, output, grad_output, delta @0..56, cu_seqlens_q @64,
  * cu_seqlens_k @72, ..., head_dim @144, head_dim_value @148, num_queries @152, num_keys @156,
- * num_heads @160, custom_mask_type @164, num_batches @376, num_heads again @380. */
+ * num_heads @160, custom_mask_type @164, num_batches @376; grid = (key blocks, heads, batches). */
 static bool describe_memeff(const tw_kernel_shape *shape, const tw_param_layout *l, void **args, tw_desc *desc,
                             bool backward)
 {
@@ -859,12 +859,11 @@ static bool describe_memeff(const tw_kernel_shape *shape, const tw_param_layout 
     uint8_t mask = 0;
     ok = ok && arg_bytes(l, args, 0, backward ? 164 : 116, 1, &mask);
     int64_t batches = arg_i32(l, args, 0, backward ? 376 : 192, &ok);
-    int64_t heads = arg_i32(l, args, 0, backward ? 380 : 196, &ok);
+    int64_t heads = arg_i32(l, args, 0, backward ? 160 : 196, &ok);
     if (!ok || d < 8 || d > 1024 || dv < 8 || dv > 1024 || nq < 1 || nk < 1 || heads < 1 || batches < 1 || mask > 2)
         return false;
-    if (backward ? (arg_i32(l, args, 0, 160, &ok) != heads || desc->grid[1] != heads || desc->grid[2] != batches)
-                 : (shape->block_m == 0 || desc->grid[0] != (nq + shape->block_m - 1) / shape->block_m ||
-                    desc->grid[1] != heads || desc->grid[2] != batches))
+    if (desc->grid[1] != heads || desc->grid[2] != batches ||
+        (!backward && (shape->block_m == 0 || desc->grid[0] != (nq + shape->block_m - 1) / shape->block_m)))
         return false;
     attention a = {.batch = (uint32_t)batches, .heads_q = (uint32_t)heads, .heads_kv = (uint32_t)heads,
                    .head_dim = (uint32_t)d, .head_dim_v = (uint32_t)dv, .backward = backward,

@@ -230,7 +230,7 @@ def test_memory_efficient_backward(harness: Path) -> None:
     script = "\n".join([f"name {MEMEFF_BWD}", "grid 8 8 2", "block 128 1 1", "alloc 1 16777216", "param 464",
                         "ptr 0 1", "ptr 8 1", "ptr 16 1", "ptr 32 1", "ptr 40 1", "ptr 48 1", "ptr 56 1",
                         "i32 144 64", "i32 148 64", "i32 152 512", "i32 156 512", "i32 160 8", "u8 164 1",
-                        "i32 376 2", "i32 380 8", "describe"]) + "\n"
+                        "i32 376 2", "i32 380 16", "describe"]) + "\n"
     out = run(harness, script)[0]
     assert out["ok"] == "1"
     assert int(out["flops"]) == attention_flops(8, 64, [(512, 512)] * 2, causal=True, top_left=True) * 5 // 2

@@ -39,7 +39,7 @@ def test_torch_kernels_are_described_by_their_arguments(emulate) -> None:  # noq
     rows = rows_of(run)
     by_name = {}
     for r in rows:
-        base = r["name"].removeprefix("void ").split("<")[0].split("(")[0].split("::")[-1]
+        base = r["name"].removeprefix("void ").split("<")[0].split("::")[-1].split("(")[0]
         by_name.setdefault(base, []).append(r)
 
     # the example: 335 MB in and 335 MB out, never predicted faster than HBM allows
@@ -70,7 +70,11 @@ def _vllm_python() -> str:
     candidates = [explicit] if explicit else [str(REPO / ".venv-vllm" / "bin" / "python")]
     for python in candidates:
         if python and Path(python).exists():
-            probe = subprocess.run([python, "-c", "import torch, vllm.vllm_flash_attn; assert torch.version.cuda"],
+            # vllm_flash_attn loads its kernels only where a CUDA driver is (under emulate)
+            probe = subprocess.run([python, "-c", "import importlib.util, pathlib, torch; assert torch.version.cuda; "
+                                    "spec = importlib.util.find_spec('vllm'); "
+                                    "assert any(pathlib.Path(p, 'vllm_flash_attn', '_vllm_fa3_C.abi3.so').exists() "
+                                    "for p in spec.submodule_search_locations)"],
                                    capture_output=True, text=True, timeout=600)
             if probe.returncode == 0:
                 return python
