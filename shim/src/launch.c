@@ -235,6 +235,10 @@ static void load_layout(tw_kernel *k)
     const tw_gpu_spec *spec = tw_spec();
     bool ok = k->image != NULL &&
               tw_fatbin_param_layout(k->image, k->mangled, spec->cc_major, spec->cc_minor, &k->layout);
+    /* no cubin for this arch or below (a V100 under a library built for sm_75+): a kernel's
+     * parameter layout follows its signature, not its arch, so any cubin of it will do */
+    if (!ok && k->image != NULL)
+        ok = tw_fatbin_param_layout(k->image, k->mangled, 99, 0, &k->layout);
     if (ok)
         tw_kernel_shape_init(k->mangled, &k->shape);
     k->layout_state = ok ? 1 : -1;
