@@ -33,6 +33,7 @@ enum family {
     FAM_CAT,              /* CatArrayBatchedCopy* */
     FAM_GATHER,           /* vectorized_gather_kernel */
     FAM_MULTI_TENSOR,     /* multi_tensor_apply_kernel<TensorListMetadata<depth>, ...> */
+    FAM_ROTARY,           /* vLLM's rotary_embedding_kernel: query and key heads of each token */
 };
 
 #define BIG_PARAM 16u               /* params at least this large are by-value structs */
@@ -372,42 +373,57 @@ static void parse_elementwise_name(const char *text, size_t open, tw_kernel_shap
 }
 
 /* ---- row-wise kernels with plain signatures ----------------------------------------------
- * rows, cols: a parameter index, or ROWS_FROM_GRID (gridDim.x: one row per block).
- * touch: per parameter, 'F' = rows x cols elements, 'R' = rows, 'C' = cols, '.' = nothing.
- * Signatures: aten/src/ATen/native/cuda/PersistentSoftmax.cuh, SoftMax.cu, layer_norm_kernel.cu. */
+ * rows: a parameter index, or ROWS_FROM_GRID (gridDim.x: one row per block, or per token).
+ * cols: a parameter index, times a second one when cols2 is not NO_PARAM.
+ * touch: per parameter, 'F' = rows x cols elements, 'W' = twice that (read and written, or two
+ * halves read), 'R' = rows, 'C' = cols, '.' = nothing; each of its pointer's element type.
+ * Signatures: aten/src/ATen/native/cuda/PersistentSoftmax.cuh, SoftMax.cu, layer_norm_kernel.cu;
+ * vLLM's csrc/layernorm_kernels.cu, activation_kernels.cu, cache_kernels.cu (as vLLM 0.32
+ * builds them: the rule's parameter count must match, else the generic estimate stands). */
 #define ROWS_FROM_GRID 100
+#define NO_PARAM 255
 typedef struct row_rule {
     const char *name;     /* the function's name, followed by '<' */
     uint8_t params;       /* parameter count the signature has */
-    uint8_t rows, cols;
+    uint8_t rows, cols, cols2;
     const char *touch;
 } row_rule;
 
 static const row_rule ROW_RULES[] = {
     /* (dst, src, batch_size, stride, element_count, mask, head_chunk_size, is_transformer_mask) */
-    {"softmax_warp_forward<", 8, 2, 4, "FF..."},
+    {"softmax_warp_forward<", 8, 2, 4, NO_PARAM, "FF..."},
     /* (gradInput, grad, output, batch_size, stride, element_count, mask) */
-    {"softmax_warp_backward<", 7, 3, 5, "FFF..."},
+    {"softmax_warp_backward<", 7, 3, 5, NO_PARAM, "FFF..."},
     /* (output, input, classes): one block per row */
-    {"cunn_SoftMaxForward<", 3, ROWS_FROM_GRID, 2, "FF."},
-    {"cunn_SoftMaxForwardSmem<", 3, ROWS_FROM_GRID, 2, "FF."},
-    {"cunn_SoftMaxForwardGmem<", 3, ROWS_FROM_GRID, 2, "FF."},
+    {"cunn_SoftMaxForward<", 3, ROWS_FROM_GRID, 2, NO_PARAM, "FF."},
+    {"cunn_SoftMaxForwardSmem<", 3, ROWS_FROM_GRID, 2, NO_PARAM, "FF."},
+    {"cunn_SoftMaxForwardGmem<", 3, ROWS_FROM_GRID, 2, NO_PARAM, "FF."},
     /* (gradInput, output, gradOutput, classes) */
-    {"cunn_SoftMaxBackward<", 4, ROWS_FROM_GRID, 3, "FFF."},
-    {"cunn_SoftMaxBackwardSmem<", 4, ROWS_FROM_GRID, 3, "FFF."},
+    {"cunn_SoftMaxBackward<", 4, ROWS_FROM_GRID, 3, NO_PARAM, "FFF."},
+    {"cunn_SoftMaxBackwardSmem<", 4, ROWS_FROM_GRID, 3, NO_PARAM, "FFF."},
     /* (N, eps, X, gamma, beta, mean, rstd, Y): one block per row */
-    {"vectorized_layer_norm_kernel<", 8, ROWS_FROM_GRID, 0, "..FCCRRF"},
+    {"vectorized_layer_norm_kernel<", 8, ROWS_FROM_GRID, 0, NO_PARAM, "..FCCRRF"},
     /* (dY, X, mean, rstd, gamma, dX, N) */
-    {"layer_norm_grad_input_kernel_vectorized<", 7, ROWS_FROM_GRID, 6, "FFRRCF."},
-    {"layer_norm_grad_input_kernel<", 7, ROWS_FROM_GRID, 6, "FFRRCF."},
+    {"layer_norm_grad_input_kernel_vectorized<", 7, ROWS_FROM_GRID, 6, NO_PARAM, "FFRRCF."},
+    {"layer_norm_grad_input_kernel<", 7, ROWS_FROM_GRID, 6, NO_PARAM, "FFRRCF."},
     /* (M, N, dY, X, mean, rstd, dgamma, dbeta) */
-    {"GammaBetaBackwardCUDAKernelTemplate<", 8, 0, 1, "..FFRRCC"},
-    {"GammaBetaBackwardCUDAKernel<", 8, 0, 1, "..FFRRCC"},
-    {"GammaBetaBackwardSimpleCUDAKernel<", 8, 0, 1, "..FFRRCC"},
+    {"GammaBetaBackwardCUDAKernelTemplate<", 8, 0, 1, NO_PARAM, "..FFRRCC"},
+    {"GammaBetaBackwardCUDAKernel<", 8, 0, 1, NO_PARAM, "..FFRRCC"},
+    {"GammaBetaBackwardSimpleCUDAKernel<", 8, 0, 1, NO_PARAM, "..FFRRCC"},
     /* (N, eps, X, mean, rstd) */
-    {"RowwiseMomentsCUDAKernel<", 5, ROWS_FROM_GRID, 0, "..FRR"},
+    {"RowwiseMomentsCUDAKernel<", 5, ROWS_FROM_GRID, 0, NO_PARAM, "..FRR"},
     /* (N, X, mean, rstd, gamma, beta, Y) */
-    {"LayerNormForwardCUDAKernel<", 7, ROWS_FROM_GRID, 0, ".FRRCCF"},
+    {"LayerNormForwardCUDAKernel<", 7, ROWS_FROM_GRID, 0, NO_PARAM, ".FRRCCF"},
+    /* vLLM, one block per token: (out, input, 5 strides, weight, stride, epsilon, num_tokens, hidden_size) */
+    {"rms_norm_kernel<", 12, ROWS_FROM_GRID, 11, NO_PARAM, "FF.....C...."},
+    /* (input, input_stride, residual, weight, epsilon, num_tokens, hidden_size, residual_stride):
+     * input and residual both read and written */
+    {"fused_add_rms_norm_kernel<", 8, ROWS_FROM_GRID, 6, NO_PARAM, "W.WC...."},
+    /* (out, input, d, 3 floats): the input holds the gate and the up halves, 2d per token */
+    {"act_and_mul_kernel<", 6, ROWS_FROM_GRID, 2, NO_PARAM, "FW...."},
+    /* (key, value, key_cache, value_cache, slot_mapping, 5 strides, num_heads, head_size,
+     * block_size, k_scale, v_scale, ...): each token's key and value read and written once */
+    {"reshape_and_cache_flash_kernel<", 16, ROWS_FROM_GRID, 10, 11, "FFFFR..........."},
 };
 
 /* The function's own name (before its parameter list, after its return type). */
@@ -478,14 +494,25 @@ void tw_kernel_shape_init(const char *mangled, tw_kernel_shape *out)
                 out->batch_slots = (uint16_t)batch;
             }
         }
+    } else if (function_is(text, "rotary_embedding_kernel<") && strstr(text, "vllm::")) {
+        out->family = FAM_ROTARY;
     } else if (function_is(text, "vectorized_gather_kernel<")) {
         out->family = FAM_GATHER;
-    } else if (function_is(text, "multi_tensor_apply_kernel<") && strstr(text, "TensorListMetadata<")) {
-        const char *depth = strstr(text, "TensorListMetadata<") + strlen("TensorListMetadata<");
-        long d = arg_long(depth, strcspn(depth, ">"));
-        if (d >= 1 && d <= 5) {
+    } else if (function_is(text, "multi_tensor_apply_kernel<") &&
+               (strstr(text, "TensorListMetadata<") || strstr(text, "TensorListScalarListMetadata<"))) {
+        /* TensorListMetadata<depth[, large]> or TensorListScalarListMetadata<scalar_t, depth[, large]> */
+        const char *plain = strstr(text, "TensorListMetadata<");
+        const char *list = plain ? plain + strlen("TensorListMetadata<")
+                                 : strstr(text, "TensorListScalarListMetadata<") + strlen("TensorListScalarListMetadata<");
+        const char *starts[3];
+        size_t lengths[3];
+        uint32_t n = template_args(list, starts, lengths, 3);
+        const type_size *scalar = plain ? NULL : (n >= 2 ? exact_type(starts[0], lengths[0]) : NULL);
+        long d = n >= 1 ? arg_long(starts[plain ? 0 : 1], lengths[plain ? 0 : 1]) : -1;
+        if (d >= 1 && d <= 5 && (plain || scalar != NULL)) {
             out->family = FAM_MULTI_TENSOR;
             out->batch_slots = (uint16_t)d;
+            out->operands = scalar ? scalar->bytes : 0; /* bytes of the scalar list's values */
         }
     } else {
         for (uint16_t r = 0; r < sizeof ROW_RULES / sizeof ROW_RULES[0]; r++)
@@ -911,12 +938,15 @@ static bool describe_rows(const tw_kernel_shape *shape, const tw_param_layout *l
     bool ok = true;
     int64_t rows = rule->rows == ROWS_FROM_GRID ? (int64_t)desc->grid[0] : param_int(l, args, rule->rows, &ok);
     int64_t cols = param_int(l, args, rule->cols, &ok);
+    if (rule->cols2 != NO_PARAM)
+        cols *= param_int(l, args, rule->cols2, &ok);
     if (!ok || rows < 1 || cols < 1 || rows > (1ll << 40) || cols > (1ll << 40))
         return false;
     uint64_t bytes = 0;
     for (uint32_t i = 0; i < rule->params && rule->touch[i] != '\0'; i++) {
         char t = rule->touch[i];
-        uint64_t n = t == 'F' ? (uint64_t)rows * (uint64_t)cols : t == 'R' ? (uint64_t)rows : t == 'C' ? (uint64_t)cols : 0;
+        uint64_t full = (uint64_t)rows * (uint64_t)cols;
+        uint64_t n = t == 'F' ? full : t == 'W' ? 2 * full : t == 'R' ? (uint64_t)rows : t == 'C' ? (uint64_t)cols : 0;
         if (n > 0)
             bytes += touched(shape, l, args, i, n);
     }
@@ -1035,32 +1065,76 @@ static bool describe_gather(const tw_param_layout *l, void **args, tw_desc *desc
     return true;
 }
 
-/* TensorListMetadata<depth> (MultiTensorApply.cuh): const void* addresses[depth][T];
- * int64 numel_for_tensor[T]; unsigned char block_to_tensor[320]; int block_to_chunk[320];
- * T = {110, 64, 48, 36, 30}[depth - 1], chunks of 65536 elements. Each block works on one
- * chunk: elements = Σ over the launch's blocks of that chunk's length, through every list. */
+/* TensorListMetadata<depth> and TensorListScalarListMetadata<scalar, depth>
+ * (aten/src/ATen/native/cuda/MultiTensorApply.cuh): const void* addresses[depth][T];
+ * int64 numel_for_tensor[T]; [scalar_t scalar_vals[T];] index_t block_to_tensor[B];
+ * int block_to_chunk[B]; [int start_tensor_this_launch]. Two configurations: the 4 KB one
+ * (T = 110, 64, 48, 36, 30 by depth (96 for a depth-1 scalar list), B = 320, index_t uint8) and
+ * the large-kernel-argument one (T = 672, 448, 336, 252, 210, B = 2240, index_t uint16); the
+ * parameter's size says which. Each block works on one chunk of 65536 elements: elements = the
+ * chunks of the launch's blocks, through every list. */
+typedef struct tensor_list_layout {
+    uint32_t numel_at, tensor_at, chunk_at, tensors, blocks, index_bytes, bytes;
+} tensor_list_layout;
+
+static tensor_list_layout tensor_list(uint32_t depth, uint32_t scalar_bytes, bool large)
+{
+    static const uint32_t small_t[5] = {110, 64, 48, 36, 30}, small_scalar_t[5] = {96, 64, 48, 36, 30};
+    static const uint32_t large_t[5] = {672, 448, 336, 252, 210};
+    tensor_list_layout t;
+    t.tensors = large ? large_t[depth - 1] : scalar_bytes ? small_scalar_t[depth - 1] : small_t[depth - 1];
+    t.blocks = large ? 2240 : 320;
+    t.index_bytes = large ? 2 : 1;
+    t.numel_at = depth * t.tensors * 8;
+    uint32_t after = t.numel_at + t.tensors * 8 + t.tensors * scalar_bytes;
+    t.tensor_at = (after + t.index_bytes - 1) / t.index_bytes * t.index_bytes;
+    t.chunk_at = (t.tensor_at + t.blocks * t.index_bytes + 3) / 4 * 4;
+    uint32_t end = t.chunk_at + t.blocks * 4 + (scalar_bytes ? 0 : 4);
+    t.bytes = (end + 7) / 8 * 8;
+    return t;
+}
+
 static bool describe_multi_tensor(const tw_kernel_shape *shape, const tw_param_layout *l, void **args, tw_desc *desc)
 {
-    static const uint32_t max_tensors[5] = {110, 64, 48, 36, 30};
-    const uint32_t max_blocks = 320, chunk = 65536;
-    uint32_t depth = shape->batch_slots, t = max_tensors[depth - 1];
-    uint32_t numel_at = depth * t * 8, tensor_at = numel_at + t * 8, chunk_at = (tensor_at + max_blocks + 3) / 4 * 4;
-    if (l->count < 1 || l->size[0] < chunk_at + max_blocks * 4 || desc->grid[0] > max_blocks)
+    const uint32_t chunk = 65536;
+    uint32_t depth = shape->batch_slots;
+    if (l->count < 1 || depth < 1 || depth > 5)
+        return false;
+    tensor_list_layout t = tensor_list(depth, shape->operands, false);
+    if (l->size[0] != t.bytes)
+        t = tensor_list(depth, shape->operands, true);
+    if (l->size[0] != t.bytes || desc->grid[0] > t.blocks)
         return false;
     uint64_t elements = 0;
     for (uint32_t blk = 0; blk < desc->grid[0]; blk++) {
-        uint8_t tensor = 0;
+        uint16_t tensor = 0;
         int32_t which = 0;
         int64_t numel = 0;
-        if (!arg_bytes(l, args, 0, tensor_at + blk, 1, &tensor) || tensor >= t ||
-            !arg_bytes(l, args, 0, chunk_at + blk * 4, 4, &which) ||
-            !arg_bytes(l, args, 0, numel_at + tensor * 8u, 8, &numel) || which < 0 || numel < 0)
+        if (!arg_bytes(l, args, 0, t.tensor_at + blk * t.index_bytes, t.index_bytes, &tensor) ||
+            tensor >= t.tensors || !arg_bytes(l, args, 0, t.chunk_at + blk * 4, 4, &which) ||
+            !arg_bytes(l, args, 0, t.numel_at + tensor * 8u, 8, &numel) || which < 0 || numel < 0)
             return false;
         int64_t left = numel - (int64_t)which * chunk;
         elements += left <= 0 ? 0 : (uint64_t)(left < chunk ? left : chunk);
     }
     uint64_t elem = dtype_bytes(shape->dtype) ? dtype_bytes(shape->dtype) : 4;
     desc->bytes = elements * elem * (depth + 1); /* every list read, one written back */
+    return true;
+}
+
+/* vLLM's rotary_embedding_kernel(positions, query, key, cos_sin_cache, rot_dim, query_stride,
+ * key_stride, head_stride, num_heads, num_kv_heads, head_size, ...) (csrc/pos_encoding_kernels.cu),
+ * one block per token: each query and key head read and written, the cache's row read. */
+static bool describe_rotary(const tw_kernel_shape *shape, const tw_param_layout *l, void **args, tw_desc *desc)
+{
+    bool ok = l->count == 13;
+    int64_t rot = param_int(l, args, 4, &ok), heads = param_int(l, args, 8, &ok);
+    int64_t kv_heads = param_int(l, args, 9, &ok), head_size = param_int(l, args, 10, &ok);
+    uint64_t tokens = desc->grid[0];
+    if (!ok || rot < 1 || heads < 1 || kv_heads < 0 || head_size < rot || head_size > 1024)
+        return false;
+    uint64_t elem = shape->elem_bytes[1] ? shape->elem_bytes[1] : 2;
+    desc->bytes = tokens * (2 * elem * (uint64_t)(heads + kv_heads) * (uint64_t)head_size + (uint64_t)rot * elem + 8);
     return true;
 }
 
@@ -1086,6 +1160,7 @@ bool tw_kernel_shape_describe(const tw_kernel_shape *shape, const tw_param_layou
     case FAM_CAT: ok = describe_cat(shape, l, args, &out); break;
     case FAM_GATHER: ok = describe_gather(l, args, &out); break;
     case FAM_MULTI_TENSOR: ok = describe_multi_tensor(shape, l, args, &out); break;
+    case FAM_ROTARY: ok = describe_rotary(shape, l, args, &out); break;
     default: break;
     }
     if (!ok)

@@ -20,7 +20,8 @@ typedef struct tw_kernel_shape {
     uint16_t batch_slots;             /* cat: inputs per launch; multi-tensor: list depth */
     uint8_t index_bytes;              /* cat: size of its index type */
     uint8_t operands;                 /* element-wise: pointers in its std::array, else
-                                         (strided kernel) its lambda's arity + 1 */
+                                         (strided kernel) its lambda's arity + 1;
+                                         multi-tensor: bytes of a scalar list's values */
     bool operand_array;               /* element-wise: operands come as std::array<char*, K> */
     uint8_t pointer_params;           /* top-level parameters that are pointers */
     uint64_t written_params;          /* bit i: parameter i points to non-const data */

@@ -22,6 +22,10 @@ REPO = Path(__file__).resolve().parents[2]
 HARNESS = Path(__file__).resolve().parent / "cuda" / "kernel_shapes_harness.c"
 
 # Names as the shipped binaries spell them (vLLM 0.32 vllm_flash_attn, torch 2.13 libtorch_cuda).
+MULTI_TENSOR_2 = ("_ZN2at6native50_GLOBAL__N__637ba612_17_ForeachUnaryOp_cu_77fe623d25multi_tensor_apply_kernelINS1_18Tensor"
+                  "ListMetadataILi2EEENS1_14UnaryOpFunctorIfLi2ELi1ELi1EEEJNS0_4SqrtIfEEEEEvT_T0_DpT1_")
+VLLM_RMS_NORM = "_ZN4vllm15rms_norm_kernelIN3c108BFloat16ELi8ELi2ELb1EEEvPT_PKS3_lllllS6_lfii"
+VLLM_ROTARY = "_ZN4vllm23rotary_embedding_kernelIN3c108BFloat16ES2_Lb1EEEvPKlPT_S6_PKT0_illliiilb"
 FA3_CAUSAL = (
     "_ZN7cutlass13device_kernelIN5flash20enable_sm90_or_laterINS1_16FlashAttnFwdSm90INS1_25CollectiveMainloopFwdSm90"
     "ILi2EN4cute5tupleIJNS5_1CILi1EEES8_S8_EEENS6_IJNS7_ILi128EEESA_SA_EEELi128ENS_10bfloat16_tEfNS_4arch4Sm90ELb1ELb0"
@@ -265,3 +269,41 @@ def test_in_place_elementwise_counts_each_operand(harness: Path) -> None:
                         "alloc 2 4194304", "param 4", f"i32 0 {n}", "param 8", "param 24", "ptr 0 1", "ptr 8 1",
                         "ptr 16 2", "describe"]) + "\n"
     assert int(run(harness, script)[0]["bytes"]) == 3 * n * 2
+
+
+@pytest.mark.parametrize("large", [True, False])
+def test_multi_tensor_counts_the_chunks_of_its_blocks(harness: Path, large: bool) -> None:
+    """torch's foreach kernels (the optimizer's): TensorListMetadata<2> in its 4 KB and its
+    large-argument (sm_90, 24 KB) layouts; each block works on one 65536-element chunk."""
+    tensors, blocks, index = (448, 2240, 2) if large else (64, 320, 1)
+    numel_at = 2 * tensors * 8
+    tensor_at = numel_at + tensors * 8
+    chunk_at = (tensor_at + blocks * index + 3) // 4 * 4
+    size = (chunk_at + blocks * 4 + 4 + 7) // 8 * 8
+    numels = [100000, 65536, 10]
+    plan = [(0, 0), (0, 1), (1, 0), (2, 0)]  # (tensor, chunk) of each block
+    lines = [f"name {MULTI_TENSOR_2}", f"grid {len(plan)} 1 1", "block 512 1 1", f"param {size}"]
+    lines += [f"i64 {numel_at + 8 * t} {n}" for t, n in enumerate(numels)]
+    for b, (t, c) in enumerate(plan):
+        lines += [f"{'i32' if index == 2 else 'u8'} {tensor_at + b * index} {t}", f"i32 {chunk_at + 4 * b} {c}"]
+    out = run(harness, "\n".join([*lines, "param 1", "describe"]) + "\n")[0]
+    assert out["ok"] == "1"
+    # float lists of depth 2 (read both, write one): every element of every tensor, 3 passes
+    assert int(out["bytes"]) == sum(numels) * 4 * 3
+
+
+def test_vllm_rms_norm_and_rotary(harness: Path) -> None:
+    """vLLM's own kernels (vLLM 0.32 signatures): one block per token."""
+    tokens, hidden = 4096, 4096
+    norm = ["name " + VLLM_RMS_NORM, f"grid {tokens} 1 1", "block 256 1 1", "alloc 1 67108864", "alloc 2 67108864",
+            "alloc 3 65536", "param 8", "ptr 0 1", "param 8", "ptr 0 2"] + ["param 8"] * 5 + \
+           ["param 8", "ptr 0 3", "param 8", "param 4", "param 4", f"i32 0 {tokens}", "param 4", f"i32 0 {hidden}",
+            "describe"]
+    out = run(harness, "\n".join(norm) + "\n")[0]
+    assert int(out["bytes"]) == 2 * tokens * hidden * 2 + hidden * 2  # in and out in bf16, the weight once
+    heads, kv_heads, head_size = 32, 8, 128
+    rotary = ["name " + VLLM_ROTARY, f"grid {tokens} 1 1", "block 128 1 1", "param 8", "param 8", "param 8", "param 8",
+              "param 4", f"i32 0 {head_size}", "param 8", "param 8", "param 8", "param 4", f"i32 0 {heads}",
+              "param 4", f"i32 0 {kv_heads}", "param 4", f"i32 0 {head_size}", "param 8", "param 1", "describe"]
+    out = run(harness, "\n".join(rotary) + "\n")[0]
+    assert int(out["bytes"]) == tokens * (2 * 2 * (heads + kv_heads) * head_size + head_size * 2 + 8)
