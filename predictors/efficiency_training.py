@@ -152,8 +152,12 @@ def data_sha256(rows: list[dict[str, object]]) -> str:
     return rows_sha256(sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str)))
 
 
-def train(root: Path, rounds: int = DEFAULT_ROUNDS, threads: int = 2) -> tuple[TrainedModel, Matrix]:
+def train(root: Path, rounds: int = DEFAULT_ROUNDS, threads: int = 2,
+          without_workload: str | None = None) -> tuple[TrainedModel, Matrix]:
+    """The model on every public row (or on all but one workload's: a held-out evaluation)."""
     rows = load_public_rows(root)
+    if without_workload is not None:
+        rows = [r for r in rows if str(r.get("workload")) != without_workload]
     m = build_matrix(samples(rows))
     booster = train_model(m, rounds, {"nthread": threads})
     counts: dict[str, int] = defaultdict(int)

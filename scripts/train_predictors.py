@@ -260,15 +260,34 @@ def cmd_e2e(args: argparse.Namespace) -> int:
     models = set(args.models or E2E_FAST_MODELS)
     labels = [lab for lab in public_data.neusight_e2e_labels(root)
               if lab["gpu"] in args.gpus and not lab["fusion"] and lab["model"] in models and lab["mode"] in args.modes]
+    if args.smallest:  # the smallest batch of each GPU, model and mode
+        smallest: dict[tuple[object, ...], dict[str, object]] = {}
+        for lab in labels:
+            key = (lab["gpu"], lab["model"], lab["mode"])
+            if key not in smallest or int(lab["batch"]) < int(smallest[key]["batch"]):  # type: ignore[call-overload]
+                smallest[key] = lab
+        labels = list(smallest.values())
     work = Path(args.work)
+    held_out_models: dict[str, Path] = {}
+    if args.held_out:
+        from predictors import efficiency, efficiency_training
+
+        for model_name in sorted({str(lab["model"]) for lab in labels}):
+            path = work / f"without-{model_name}.efficiency.json"
+            if not path.exists():  # NeuSight's operator traces of this model left out of the fit
+                trained, _ = efficiency_training.train(root, without_workload=model_name)
+                efficiency.save(trained, path)
+            held_out_models[model_name] = path
     lines = ["| GPU | model | mode | seq x batch | real ms (NeuSight) | emulated ms (GPU time) | error | "
              "emulated ms (CUDA events) |", "|---|---|---|---|---|---|---|---|"]
     errors = []
     for lab in labels:
         run_dir = work / f"{lab['gpu']}-{lab['model']}-{lab['mode']}-{lab['seq']}-{lab['batch']}"
-        cmd = [sys.executable, "-m", "emulator", "--gpu", str(lab["gpu"]), "--predictor", args.predictor, "--out",
-               str(run_dir), "--quiet", "--", args.python, str(E2E_WORKLOAD), str(lab["model"]), str(lab["mode"]),
-               str(lab["seq"]), str(lab["batch"]), "--iterations", str(args.iterations)]
+        options = ["--predictor-option", f"model_path={held_out_models[str(lab['model'])]}"] \
+            if held_out_models else []
+        cmd = [sys.executable, "-m", "emulator", "--gpu", str(lab["gpu"]), "--predictor", args.predictor, *options,
+               "--out", str(run_dir), "--quiet", "--", args.python, str(E2E_WORKLOAD), str(lab["model"]),
+               str(lab["mode"]), str(lab["seq"]), str(lab["batch"]), "--iterations", str(args.iterations)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, cwd=REPO)
         if proc.returncode != 0:
             log.error("%s: exit %d: %s", run_dir.name, proc.returncode, proc.stderr[-2000:])
@@ -427,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     p_e2e.add_argument("--timeout", type=int, default=3600)
     p_e2e.add_argument("--work", default="/tmp/timewarp-e2e")
     p_e2e.add_argument("--out", help="a markdown file whose generated e2e block is replaced")
+    p_e2e.add_argument("--smallest", action="store_true", help="only the smallest batch per GPU, model and mode")
+    p_e2e.add_argument("--held-out", action="store_true",
+                       help="predict each model with an efficiency model fitted without its operator traces")
     p_e2e.set_defaults(func=cmd_e2e)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
