@@ -14,6 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
+import predictors
 from predictors import catalog
 
 PREDICTORS = ("auto", "roofline", "table", "xgb")
@@ -66,6 +67,11 @@ def _print_brief(summary: dict, run_dir: Path) -> None:
     ended_by = summary.get("ended_by") or {}
     if ended_by.get("cause"):
         print(f"timewarp: the run was ended early: {ended_by['cause']}", file=sys.stderr)
+    underdescribed = summary.get("underdescribed") or []
+    if underdescribed:
+        names = ", ".join(f"{u['name'][:60]} x{u['count']}" for u in underdescribed[:5])
+        print(f"timewarp: WARNING: {len(underdescribed)} kernel(s) reaching over 1 MB were predicted without their "
+              f"bytes: {names} (summary.json: underdescribed)", file=sys.stderr)
     unimplemented = summary.get("unimplemented") or []
     if unimplemented:
         names = ", ".join(f"{u['name']} x{u['count']}" for u in unimplemented[:10])
@@ -89,6 +95,11 @@ def run_main(argv: list[str]) -> int:
         return 2
     from emulator.run import run_command
 
+    try:
+        predictors.check_available(args.predictor, catalog.get_spec(args.gpu), **_options(args.predictor_option))
+    except (catalog.UnknownGpuError, predictors.PredictorUnavailable) as err:
+        print(f"emulate: {err}", file=sys.stderr)
+        return 2
     try:
         result = run_command(command, gpu=args.gpu, gpus=args.gpus, predictor=args.predictor, out=args.out,
                              predictor_options=_options(args.predictor_option), log_level=args.log_level,

@@ -37,6 +37,13 @@ _A40_DATASHEET = ("NVIDIA A40 datasheet, "
                   "https://images.nvidia.com/content/Solutions/data-center/a40/nvidia-a40-datasheet.pdf")
 _ADA_WP = ("NVIDIA Ada GPU Architecture whitepaper, "
            "https://images.nvidia.com/aem-dam/Solutions/geforce/ada/nvidia-ada-gpu-architecture.pdf")
+_A100_PCIE_40_DATASHEET = ("NVIDIA A100 PCIe 40GB datasheet (1,555 GB/s, 250 W), "
+                          "https://www.nvidia.com/content/dam/en-zz/Solutions/Data-Center/a100/pdf/"
+                          "A100-PCIE-Prduct-Brief.pdf")
+_V100_DATASHEET = ("NVIDIA Tesla V100 datasheet (PCIe 32GB: 14 TFLOPS FP32, 112 TFLOPS tensor, 900 GB/s, 250 W), "
+                   "https://images.nvidia.com/content/technologies/volta/pdf/volta-v100-datasheet-update-us-1165301-r5.pdf")
+_VOLTA_WP = ("NVIDIA Tesla V100 GPU Architecture whitepaper (80 SMs, 6 MB L2), "
+             "https://images.nvidia.com/content/volta-architecture/pdf/volta-architecture-whitepaper.pdf")
 _CUDA_GUIDE = ("CUDA C++ Programming Guide, Compute Capabilities table, "
                "https://docs.nvidia.com/cuda/cuda-c-programming-guide/index.html#compute-capabilities")
 _PCIE = "PCI-SIG: Gen4 16 GT/s, Gen5 32 GT/s per lane, 128b/130b encoding; per direction, x16"
@@ -146,6 +153,9 @@ def _common_sources(datasheet: str, whitepaper: str) -> dict[str, str]:
 _SM80_LIMITS = dict(smem_per_sm_bytes=164 * KIB, smem_per_block_bytes=48 * KIB,
                     smem_per_block_optin_bytes=163 * KIB, regs_per_sm=65536, regs_per_block=65536,
                     max_threads_per_sm=2048, max_threads_per_block=1024, max_blocks_per_sm=32, warp_size=32)
+_SM70_LIMITS = dict(smem_per_sm_bytes=96 * KIB, smem_per_block_bytes=48 * KIB,
+                    smem_per_block_optin_bytes=96 * KIB, regs_per_sm=65536, regs_per_block=65536,
+                    max_threads_per_sm=2048, max_threads_per_block=1024, max_blocks_per_sm=32, warp_size=32)
 _SM86_LIMITS = dict(smem_per_sm_bytes=100 * KIB, smem_per_block_bytes=48 * KIB,
                     smem_per_block_optin_bytes=99 * KIB, regs_per_sm=65536, regs_per_block=65536,
                     max_threads_per_sm=1536, max_threads_per_block=1024, max_blocks_per_sm=16, warp_size=32)
@@ -165,6 +175,42 @@ _SPECS: tuple[GpuSpec, ...] = (
             peak_fp64_flops=19.5 * TERA, peak_fp32_flops=19.5 * TERA, peak_tf32_flops=156 * TERA,
             peak_fp16_flops=312 * TERA, peak_bf16_flops=312 * TERA, peak_fp8_flops=0.0,
             peak_int8_ops=624 * TERA, sources=_common_sources(_A100_DATASHEET, _AMPERE_WP)),
+    # The A100 variants NeuSight measured (../shared/data/neusight): same chip and peaks as the
+    # SXM4 80GB part, their own memory and bandwidth.
+    GpuSpec(key="a100-pcie-40g", name="NVIDIA A100-PCIE-40GB", cc_major=8, cc_minor=0, sm_count=108,
+            memory_bytes=40 * GIB, reserved_bytes=512 * MIB, l2_bytes=40 * MIB, **_SM80_LIMITS,
+            clock_khz=1410000, mem_clock_khz=1215000, mem_bus_width_bits=5120, pcie_gen=4, pcie_width=16,
+            nvlink_links=0, hbm_bytes_per_s=1.555e12, pcie_bytes_per_s=_pcie_bytes_per_s(4, 16),
+            launch_latency_ns=3000, kernel_floor_ns=2000, tdp_watts=250, nvlink_bytes_per_s=0.0,
+            peak_fp64_flops=19.5 * TERA, peak_fp32_flops=19.5 * TERA, peak_tf32_flops=156 * TERA,
+            peak_fp16_flops=312 * TERA, peak_bf16_flops=312 * TERA, peak_fp8_flops=0.0,
+            peak_int8_ops=624 * TERA, sources=_common_sources(_A100_PCIE_40_DATASHEET, _AMPERE_WP)),
+    GpuSpec(key="a100-pcie-80g", name="NVIDIA A100 80GB PCIe", cc_major=8, cc_minor=0, sm_count=108,
+            memory_bytes=80 * GIB, reserved_bytes=512 * MIB, l2_bytes=40 * MIB, **_SM80_LIMITS,
+            clock_khz=1410000, mem_clock_khz=1512000, mem_bus_width_bits=5120, pcie_gen=4, pcie_width=16,
+            nvlink_links=0, hbm_bytes_per_s=1.935e12, pcie_bytes_per_s=_pcie_bytes_per_s(4, 16),
+            launch_latency_ns=3000, kernel_floor_ns=2000, tdp_watts=300, nvlink_bytes_per_s=0.0,
+            peak_fp64_flops=19.5 * TERA, peak_fp32_flops=19.5 * TERA, peak_tf32_flops=156 * TERA,
+            peak_fp16_flops=312 * TERA, peak_bf16_flops=312 * TERA, peak_fp8_flops=0.0,
+            peak_int8_ops=624 * TERA, sources=_common_sources(_A100_DATASHEET, _AMPERE_WP)),
+    GpuSpec(key="a100-sxm-40g", name="NVIDIA A100-SXM4-40GB", cc_major=8, cc_minor=0, sm_count=108,
+            memory_bytes=40 * GIB, reserved_bytes=512 * MIB, l2_bytes=40 * MIB, **_SM80_LIMITS,
+            clock_khz=1410000, mem_clock_khz=1215000, mem_bus_width_bits=5120, pcie_gen=4, pcie_width=16,
+            nvlink_links=12, hbm_bytes_per_s=1.555e12, pcie_bytes_per_s=_pcie_bytes_per_s(4, 16),
+            launch_latency_ns=3000, kernel_floor_ns=2000, tdp_watts=400, nvlink_bytes_per_s=300e9,
+            peak_fp64_flops=19.5 * TERA, peak_fp32_flops=19.5 * TERA, peak_tf32_flops=156 * TERA,
+            peak_fp16_flops=312 * TERA, peak_bf16_flops=312 * TERA, peak_fp8_flops=0.0,
+            peak_int8_ops=624 * TERA, sources=_common_sources(_A100_DATASHEET, _AMPERE_WP)),
+    # Volta has no bf16, tf32 or fp8 tensor cores: bf16 and tf32 run at the fp32 CUDA-core rate,
+    # fp8 falls back to fp16 tensor cores (peak_flops), int8 is the DP4A rate (4x fp32).
+    GpuSpec(key="v100", name="Tesla V100-PCIE-32GB", cc_major=7, cc_minor=0, sm_count=80,
+            memory_bytes=32 * GIB, reserved_bytes=512 * MIB, l2_bytes=6 * MIB, **_SM70_LIMITS,
+            clock_khz=1380000, mem_clock_khz=877000, mem_bus_width_bits=4096, pcie_gen=3, pcie_width=16,
+            nvlink_links=0, hbm_bytes_per_s=900e9, pcie_bytes_per_s=_pcie_bytes_per_s(3, 16),
+            launch_latency_ns=3000, kernel_floor_ns=2500, tdp_watts=250, nvlink_bytes_per_s=0.0,
+            peak_fp64_flops=7 * TERA, peak_fp32_flops=14 * TERA, peak_tf32_flops=14 * TERA,
+            peak_fp16_flops=112 * TERA, peak_bf16_flops=14 * TERA, peak_fp8_flops=0.0,
+            peak_int8_ops=56 * TERA, sources=_common_sources(_V100_DATASHEET, _VOLTA_WP)),
     GpuSpec(key="h100", name="NVIDIA H100 80GB HBM3", cc_major=9, cc_minor=0, sm_count=132,
             memory_bytes=80 * GIB, reserved_bytes=512 * MIB, l2_bytes=50 * MIB, **_SM90_LIMITS,
             clock_khz=1980000, mem_clock_khz=2619000, mem_bus_width_bits=5120, pcie_gen=5, pcie_width=16,
@@ -216,6 +262,7 @@ _SPECS: tuple[GpuSpec, ...] = (
 )
 
 _ALIASES = {"a100": "a100-80g", "a100-sxm": "a100-80g", "a100-80gb": "a100-80g", "h100-sxm": "h100",
+            "a100-40g": "a100-pcie-40g", "v100-pcie": "v100", "v100-32g": "v100",
             "h100-sxm5": "h100", "h100-80g": "h100", "h200-sxm": "h200", "b200-sxm": "b200"}
 
 # The order of spec.env lines: tw_gpu_spec's field order (shim/src/tw_core.h).

@@ -1,4 +1,5 @@
-"""The auto predictor: the first member that can answer does (table -> xgb -> roofline)."""
+"""The auto predictor: the first member that can answer does: table (measurements of this
+GPU), this GPU's own xgb model, the shipped cross-GPU efficiency model, the roofline."""
 
 from __future__ import annotations
 
@@ -28,13 +29,19 @@ class ChainPredictor:
     def auto(cls, spec: GpuSpec, data_dir: str | Path | None = None, table_path: str | Path | None = None,
              model_path: str | Path | None = None, model_dir: str | Path | None = None,
              label: str = "table", **ignored: object) -> ChainPredictor:
+        from predictors import xgb_model_paths
+        from predictors.efficiency import EfficiencyPredictor
+
         table = TablePredictor.from_options(spec, data_dir=data_dir, table_path=table_path, label=label)
-        xgb = XgbPredictor.from_options(spec, model_path=model_path, model_dir=model_dir)
+        own, shared = xgb_model_paths(spec, None if model_path is None else str(model_path),
+                                      None if model_dir is None else str(model_dir))
         members: list[object] = []
         if len(table):
             members.append(table)
-        if xgb.booster is not None:
-            members.append(xgb)
+        if own is not None:
+            members.append(XgbPredictor.load(spec, own))
+        if shared is not None:
+            members.append(EfficiencyPredictor.from_path(spec, shared))
         members.append(RooflinePredictor(spec))
         log.info("auto predictor for %s: %s", spec.key, [getattr(m, "name", "?") for m in members])
         return cls(spec, members)

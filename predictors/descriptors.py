@@ -77,6 +77,15 @@ FLAG_BIAS_EPILOGUE = 0x20
 FLAG_GELU_EPILOGUE = 0x40
 FLAG_COOPERATIVE = 0x80
 FLAG_BACKWARD = 0x100
+FLAG_PAGED_KV = 0x200
+
+
+class Described(enum.IntEnum):
+    """How a kernel launch's bytes were found (records.h enum tw_described)."""
+    NONE = 0       # no parameter layout: only the launch shape is known
+    THREADS = 1    # pointers found, no element count: capped per launched thread
+    COUNT = 2      # pointers capped by an element count among the parameters
+    FAMILY = 3     # the kernel's family decoded its arguments (shim/src/kernel_shapes.c)
 
 DTYPE_BYTES: dict[DType, float] = {
     DType.UNKNOWN: 4, DType.F64: 8, DType.F32: 4, DType.TF32: 4, DType.F16: 2, DType.BF16: 2,
@@ -121,10 +130,12 @@ class KernelDesc:
     smem_bytes: int = 0
     param_bytes: int = 0
     pointer_params: int = 0
-    bytes: int = 0           # bytes of the device allocations its pointer arguments reference
+    bytes: int = 0           # bytes it reads and writes: decoded, or estimated from its pointers
     flops: int = 0
     flags: int = 0
     device: int = 0
+    reach_bytes: int = 0     # bytes its pointer arguments reach, to their allocations' ends
+    described: int = Described.NONE  # how `bytes` was found
 
     @property
     def blocks(self) -> int:
@@ -233,10 +244,29 @@ class AttentionDesc:
     bytes: int = 0
     name: str = "attention"
     device: int = 0
+    total_q: int = 0         # query tokens over the batch (0: batch x seq_q)
+    total_kv: int = 0        # key tokens over the batch (0: batch x seq_kv)
 
     @property
     def causal(self) -> bool:
         return bool(self.flags & FLAG_CAUSAL)
+
+    @property
+    def paged(self) -> bool:
+        return bool(self.flags & FLAG_PAGED_KV)
+
+    @property
+    def tokens_q(self) -> int:
+        return self.total_q or self.batch * self.seq_q
+
+    @property
+    def tokens_kv(self) -> int:
+        return self.total_kv or self.batch * self.seq_kv
+
+    @property
+    def decode(self) -> bool:
+        """One query per sequence: reading the KV cache dominates."""
+        return self.tokens_q <= max(self.batch, 1) and not self.backward
 
     @property
     def backward(self) -> bool:
@@ -247,15 +277,15 @@ class AttentionDesc:
             return self.flops
         forward = 4 * self.batch * self.heads_q * self.seq_q * self.seq_kv * self.head_dim
         if self.causal:
-            forward //= 2
+            forward //= 2  # without per-sequence lengths: half the square
         return int(forward * 2.5) if self.backward else forward  # bwd: 5 matmuls vs fwd's 2
 
     def byte_count(self) -> int:
         if self.bytes:
             return self.bytes
         size = DTYPE_BYTES[self.dtype]
-        q_o = 2 * self.batch * self.heads_q * self.seq_q * self.head_dim
-        k_v = 2 * self.batch * self.heads_kv * self.seq_kv * self.head_dim
+        q_o = 2 * self.tokens_q * self.heads_q * self.head_dim
+        k_v = 2 * self.tokens_kv * self.heads_kv * self.head_dim
         total = (q_o + k_v) * size
         return int(total * 2 if self.backward else total)  # bwd reads and writes gradients too
 
@@ -348,7 +378,7 @@ def from_wire(fields_: dict[str, object], name: str) -> Descriptor:
         return KernelDesc(name=name, grid=_triple(fields_["grid"]), block=_triple(fields_["block"]),
                           smem_bytes=int(fields_["smem_bytes"]), param_bytes=int(fields_["param_bytes"]),  # type: ignore[arg-type]
                           pointer_params=int(fields_["pointer_params"]), bytes=nbytes, flops=flops,  # type: ignore[arg-type]
-                          flags=flags, device=device)
+                          flags=flags, device=device, reach_bytes=max(dims[0], 0), described=dims[1])
     if kind == OpKind.GEMM:
         return GemmDesc(m=dims[0], n=dims[1], k=dims[2], batch=max(dims[3], 1), lda=dims[4], ldb=dims[5],
                         ldc=dims[6], dtype_a=dtype_a, dtype_b=_dtype(fields_["dtype_b"]),
@@ -370,7 +400,8 @@ def from_wire(fields_: dict[str, object], name: str) -> Descriptor:
     if kind == OpKind.ATTENTION:
         return AttentionDesc(batch=dims[0], heads_q=dims[1], heads_kv=dims[2] or dims[1], seq_q=dims[3],
                              seq_kv=dims[4], head_dim=dims[5], dtype=dtype_a, flags=flags, flops=flops,
-                             bytes=nbytes, name=name or "attention", device=device)
+                             bytes=nbytes, name=name or "attention", device=device, total_q=dims[6],
+                             total_kv=dims[7])
     if kind == OpKind.FFT:
         return FftDesc(n0=dims[0], n1=max(dims[1], 1), n2=max(dims[2], 1), batch=max(dims[3], 1),
                        rank=max(dims[4], 1), dtype=dtype_a, bytes=nbytes, name=name or "fft", device=device)
@@ -398,6 +429,7 @@ def to_wire(desc: Descriptor) -> tuple[dict[str, object], str]:
         out.update(kind=OpKind.KERNEL, grid=list(desc.grid), block=list(desc.block), smem_bytes=desc.smem_bytes,
                    param_bytes=desc.param_bytes, pointer_params=desc.pointer_params, bytes=desc.bytes,
                    flops=desc.flops, flags=desc.flags)
+        dims[:2] = [desc.reach_bytes, int(desc.described)]
     elif isinstance(desc, GemmDesc):
         dims[:7] = [desc.m, desc.n, desc.k, desc.batch, desc.lda, desc.ldb, desc.ldc]
         out.update(kind=OpKind.GEMM, dtype_a=desc.dtype_a, dtype_b=desc.dtype_b, dtype_out=desc.dtype_out,
@@ -412,7 +444,8 @@ def to_wire(desc: Descriptor) -> tuple[dict[str, object], str]:
         out.update(kind=OpKind.CONV, dtype_a=desc.dtype, dtype_compute=desc.dtype_compute, flags=desc.flags,
                    flops=desc.flops, bytes=desc.bytes)
     elif isinstance(desc, AttentionDesc):
-        dims[:6] = [desc.batch, desc.heads_q, desc.heads_kv, desc.seq_q, desc.seq_kv, desc.head_dim]
+        dims[:8] = [desc.batch, desc.heads_q, desc.heads_kv, desc.seq_q, desc.seq_kv, desc.head_dim, desc.total_q,
+                    desc.total_kv]
         out.update(kind=OpKind.ATTENTION, dtype_a=desc.dtype, flags=desc.flags, flops=desc.flops, bytes=desc.bytes)
     elif isinstance(desc, FftDesc):
         dims[:5] = [desc.n0, desc.n1, desc.n2, desc.batch, desc.rank]

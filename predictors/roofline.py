@@ -2,8 +2,11 @@
 
 Every rule is in docs/predictors.md. In short: an op takes max(compute time, memory time) plus
 a fixed per-op overhead, and never less than the spec's kernel floor; GEMMs (and convolutions as
-implicit GEMMs) count whole output tiles in whole waves over the SMs; memory time is never below
-bytes / HBM bandwidth, so a prediction is never faster than physically possible.
+implicit GEMMs) count whole output tiles in whole waves over the SMs, and skinny GEMMs stream
+their weights; attention counts its masked FLOPs in waves of query tiles; memory time is never
+below bytes / HBM bandwidth, so a prediction is never faster than physically possible. The
+fractions of the peaks each class reaches were measured on the public data (the comment at each
+constant says where); the learned model (predictors/efficiency.py) corrects what is left.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 
 from predictors import Prediction, collectives
 from predictors.catalog import GpuSpec
+from predictors.classes import kernel_name_class
 from predictors.descriptors import (
     DTYPE_BYTES,
     AttentionDesc,
@@ -33,15 +37,36 @@ from predictors.descriptors import (
     peak_class,
 )
 
-# Achievable fractions of the datasheet peaks (assumptions, stated in docs/predictors.md).
+# Achievable fractions of the datasheet peaks (docs/predictors.md).
 HBM_EFFICIENCY = 0.85          # streaming kernels reach ~85-90% of HBM peak
+# Fraction of HBM peak each class of memory-bound kernel reaches: medians over NeuSight's fp32
+# operator traces (H100, A100 PCIe 40/80 GB, V100; L4 left out, its 48 MB L2 holds the operands)
+# of bytes / HBM peak / (measured - 5 us event overhead), operators of at least 40 us;
+# `python scripts/train_predictors.py constants` prints them. optimizer, memset and kernel
+# (unclassified) have no measurements: HBM_EFFICIENCY.
+CLASS_HBM_EFFICIENCY = {
+    "elementwise": 0.85, "softmax": 0.78, "norm": 0.52, "reduce": 0.80, "copy": 0.66, "gather": 0.32,
+}
+SKINNY_HBM_EFFICIENCY = 0.93   # GEMV-like GEMMs stream their weights (DeepGEMM m<=16, inference-sim)
+DECODE_HBM_EFFICIENCY = 0.93   # FlashInfer decode: 0.93 of peak fitted over 559 rows (inference-sim)
+# Fraction of the dense tensor peak FlashAttention forward reaches, and the fixed work of a CTA
+# (loading its queries, the softmax state, writing its output) in key blocks of 128: H100 0.78
+# and 1.75 blocks, fitted together on inference-sim's 25 FA3 prefill times (1-32K tokens, 28-64
+# heads; median error 4.5%, max 8.5%, with the host-timing overhead public_data.HOST_OVERHEAD_NS).
+# Ampere 0.62 and Volta 0.45 are FlashAttention-2's published A100 figures and cuDNN's V100
+# attention, assumed.
+ATTENTION_EFFICIENCY_BY_ARCH = {7: 0.45, 8: 0.62, 9: 0.78, 10: 0.78}
+ATTENTION_CTA_FIXED_BLOCKS = 1.75
+ATTENTION_BACKWARD_FACTOR = 0.75  # backward reaches ~3/4 of the forward's rate (FlashAttention-2 paper)
+ATTENTION_BLOCK_M = 128        # queries per CTA of FlashAttention 2/3 forward
+# FP8 GEMMs reach less of their (doubled) peak than 16-bit ones: DeepGEMM's FP8 kernels on H100
+# run at 0.78 of the 16-bit tiles' efficiency (median over inference-sim's GEMMs of at least 4096
+# rows: 0.60-0.65 of the FP8 peak).
+FP8_GEMM_FACTOR = 0.78
 PCIE_EFFICIENCY = 0.80         # pinned DMA over PCIe
 LINK_EFFICIENCY = 0.80         # NVLink / PCIe bus bandwidth NCCL reaches
 HOST_MEMCPY_BYTES_PER_S = 20e9  # one host thread's memcpy (pageable staging, H2H)
 COPY_OVERHEAD_NS = 1000        # DMA setup per copy
-COLLECTIVE_BASE_NS = 5000      # NCCL kernel launch + handshake
-COLLECTIVE_STEP_NS = 1000      # per ring step
-ATTENTION_EFFICIENCY = 0.5     # fused attention vs tensor peak (fwd); bwd gets 0.8 of it
 CONV_EFFICIENCY = 0.85         # implicit GEMM vs a plain GEMM of the same shape
 FFT_EFFICIENCY = 0.6
 SOLVER_EFFICIENCY = 0.3
@@ -54,6 +79,7 @@ _TILES_TENSOR_SM80 = ((256, 128, 0.80), (128, 128, 0.75), (64, 128, 0.62), (64, 
 _TILES_SIMT = ((128, 128, 0.80), (64, 128, 0.70), (64, 64, 0.60), (32, 32, 0.45))
 _SPLIT_K = (1, 2, 4, 8, 16)
 _MIN_K_PER_SPLIT = 256
+_MMA_ROWS = 16                 # smallest row count a tensor-core MMA computes (m16n8k16)
 
 
 @dataclass(frozen=True)
@@ -82,7 +108,7 @@ def _ceil_div(a: int, b: int) -> int:
 
 class RooflinePredictor:
     name = "roofline"
-    version = "3"  # bump on any change of a rule or constant: the coordinator caches by version
+    version = "5"  # bump on any change of a rule or constant: the coordinator caches by version
 
     def __init__(self, spec: GpuSpec) -> None:
         self.spec = spec
@@ -126,11 +152,24 @@ class RooflinePredictor:
         assert best is not None
         return best
 
+    def skinny_ns(self, m: int, n: int, k: int, batch: int, math_class: str, nbytes: float) -> float:
+        """A GEMM with few rows (or columns) streams the other operand: it runs at the weights'
+        read rate, its math padded to the MMA's 16 rows at the small tiles' efficiency."""
+        rows = max(min(m, n), 1)
+        padded = -(-rows // _MMA_ROWS) * _MMA_ROWS
+        compute = 2.0 * padded * max(m, n) * k * max(batch, 1) / (self.spec.peak_flops(math_class) * 0.45) * 1e9
+        memory = nbytes / (self.spec.hbm_bytes_per_s * SKINNY_HBM_EFFICIENCY) * 1e9
+        return max(compute, memory) + self.floor_ns
+
     def _gemm(self, desc: GemmDesc) -> Prediction:
         math_class = peak_class(desc.dtype_a, desc.dtype_compute)
         nbytes = desc.byte_count()
-        plan = self.gemm_plan(desc.m, desc.n, desc.k, desc.batch, math_class, nbytes)
-        return self._finish(plan.duration_ns)
+        scale = FP8_GEMM_FACTOR if math_class == "fp8" else 1.0
+        plan = self.gemm_plan(desc.m, desc.n, desc.k, desc.batch, math_class, nbytes, efficiency_scale=scale)
+        ns = float(plan.duration_ns)
+        if min(desc.m, desc.n) <= 4 * _MMA_ROWS:
+            ns = min(ns, self.skinny_ns(desc.m, desc.n, desc.k, desc.batch, math_class, nbytes))
+        return self._finish(ns)
 
     def _conv(self, desc: ConvDesc) -> Prediction:
         m, n, k = desc.implicit_gemm()
@@ -142,10 +181,33 @@ class RooflinePredictor:
         return self._finish(plan.duration_ns)
 
     # ---------------------------------------------------------------- other kinds
+    def attention_waves(self, desc: AttentionDesc) -> tuple[int, int]:
+        """(CTAs, waves) of a FlashAttention forward: one CTA per 128 queries of a sequence and
+        query head (the sequences' mean length stands for each)."""
+        batch = max(desc.batch, 1)
+        per_sequence = max(desc.tokens_q // batch, 1)
+        ctas = batch * _ceil_div(per_sequence, ATTENTION_BLOCK_M) * max(desc.heads_q, 1)
+        return ctas, _ceil_div(ctas, self.spec.sm_count)
+
     def _attention(self, desc: AttentionDesc) -> Prediction:
-        efficiency = ATTENTION_EFFICIENCY * (0.8 if desc.backward else 1.0)
-        peak = self.spec.peak_flops(peak_class(desc.dtype))
-        compute = desc.flop_count() / (peak * efficiency) * 1e9
+        spec = self.spec
+        efficiency = ATTENTION_EFFICIENCY_BY_ARCH.get(spec.cc_major, 0.55)
+        if desc.backward:
+            efficiency *= ATTENTION_BACKWARD_FACTOR
+        peak = spec.peak_flops(peak_class(desc.dtype))
+        if desc.decode:
+            memory = desc.byte_count() / (spec.hbm_bytes_per_s * DECODE_HBM_EFFICIENCY) * 1e9
+            compute = desc.flop_count() / (peak * efficiency) * 1e9
+            return self._finish(max(compute, memory) + self.floor_ns)
+        ctas, waves = self.attention_waves(desc)
+        occupancy = ctas / (waves * spec.sm_count)  # the last wave's idle SMs
+        # each CTA's fixed work, against the key blocks it computes on average
+        pairs = desc.flop_count() / (4.0 * max(desc.heads_q, 1) * max(desc.head_dim, 1))
+        if desc.backward:
+            pairs /= 2.5
+        blocks = max(pairs * max(desc.heads_q, 1) / (ctas * ATTENTION_BLOCK_M * ATTENTION_BLOCK_M), 1.0)
+        fixed = (blocks + ATTENTION_CTA_FIXED_BLOCKS) / blocks
+        compute = desc.flop_count() / (peak * efficiency * occupancy) * fixed * 1e9
         return self._finish(max(compute, self.memory_ns(desc.byte_count())) + self.floor_ns)
 
     def _copy(self, desc: CopyDesc) -> Prediction:
@@ -175,7 +237,8 @@ class RooflinePredictor:
 
     def _kernel(self, desc: KernelDesc) -> Prediction:
         nbytes = desc.bytes if desc.bytes > 0 else desc.threads * 8  # unknown: one load + one store of 4 B
-        ns = self.memory_ns(nbytes)
+        efficiency = CLASS_HBM_EFFICIENCY.get(kernel_name_class(desc.name), HBM_EFFICIENCY)
+        ns = nbytes / (self.spec.hbm_bytes_per_s * efficiency) * 1e9
         if desc.flops:
             ns = max(ns, desc.flops / (self.spec.peak_fp32_flops * 0.5) * 1e9)
         return self._finish(self.floor_ns + ns)  # the floor: launch ramp-up and drain of any kernel

@@ -15,6 +15,7 @@ from emulator.outputs.steps import steps_summary
 from shim import abi
 
 MAX_KERNEL_NAMES = 200
+UNDERDESCRIBED_BYTES = 1 << 20  # a kernel reaching more than this must not be predicted blind
 
 
 def _record_time(r: np.ndarray) -> np.ndarray:
@@ -91,6 +92,24 @@ def degraded_causes(run: RunRecords) -> list[dict[str, Any]]:
             if name.startswith("degraded: "):
                 out.append({"pid": p.pid, "cause": name[len("degraded: "):]})
     return out
+
+
+def underdescribed_kernels(ops: pd.DataFrame, floor_ns: int) -> list[dict[str, Any]]:
+    """Kernels whose pointer arguments reach more than UNDERDESCRIBED_BYTES but whose prediction
+    did not see their bytes: no parameter layout, no element count (bytes capped per thread), or
+    a duration at the per-launch floor. For kernels, m = bytes reached, n = enum tw_described
+    (records.h)."""
+    kernels = ops[(ops["kind"] == "kernel") & (ops["m"] > UNDERDESCRIBED_BYTES)]
+    if not len(kernels):
+        return []
+    blind = kernels["n"].isin([abi.constant("TW_DESCRIBED_NONE"), abi.constant("TW_DESCRIBED_THREADS")])
+    at_floor = (kernels["model"] == "floor") | ((kernels["end_ns"] - kernels["begin_ns"]) <= floor_ns)
+    picked = kernels[blind | at_floor]
+    out = []
+    for name, group in picked.groupby("name", sort=False):
+        out.append({"name": str(name), "count": int(len(group)), "reach_bytes": int(group["m"].max()),
+                    "described": int(group["n"].iloc[0]), "total_s": int((group["end_ns"] - group["begin_ns"]).sum()) / 1e9})
+    return sorted(out, key=lambda u: -u["reach_bytes"])[:MAX_KERNEL_NAMES]
 
 
 def _int_or_none(value: Any) -> int | None:  # noqa: ANN401 - json value
@@ -179,6 +198,9 @@ def build_summary(run: RunRecords, ops: pd.DataFrame) -> dict[str, Any]:
         # unavailable) or a process started outside emulate. Empty in a sound run.
         "floor_predicted": [{"name": str(n), "count": int(c)}
                             for n, c in floor["name"].value_counts().head(MAX_KERNEL_NAMES).items()],
+        # Kernels reaching more than 1 MB through their arguments that were predicted without
+        # their bytes (or at the floor): the run's end says so too.
+        "underdescribed": underdescribed_kernels(ops, int(spec.get("kernel_floor_ns", 0) or 0)),
         "degraded": degraded_causes(run),
         "unimplemented": [{"name": n, "count": c} for n, c in unimplemented.most_common()],
         "waits": {"count": int(sum(len(p.of_kind("WAIT")) for p in run.processes)),

@@ -1,13 +1,15 @@
 /* Kernel registry and launch. Fat binaries and __cudaRegisterFunction map host stubs to
  * mangled names; driver modules (Triton, JIT) give names through cuModuleGetFunction. A
- * launch builds the kernel's descriptor once per (grid, block, shared memory) — the bytes
- * its pointer parameters reference come from the memory core — and submits it. */
+ * launch builds the kernel's descriptor once per (grid, block, shared memory, parameter
+ * values) and submits it: kernels of a known family are described from their arguments
+ * (kernel_shapes.c), every other kernel by the bytes its pointer parameters reach (from the
+ * memory core), capped by an element count found among its parameters. */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernel_shapes.h"
 #include "timeline_internal.h"
 
 #define KERNEL_MAGIC 0x4b524e4c
@@ -33,7 +35,7 @@ struct tw_kernel {
     uint32_t name_id;          /* interned at first launch */
     int layout_state;          /* 0 not parsed, 1 parsed, -1 unavailable */
     tw_param_layout layout;
-    uint64_t written_params;   /* bit i: parameter i is a pointer to non-const (read and written) */
+    tw_kernel_shape shape;     /* family, template facts, parameter types (kernel_shapes.c) */
     shape_entry shapes[SHAPE_CACHE];
     uint32_t next_shape;
 };
@@ -231,71 +233,17 @@ tw_kernel *tw_module_get_function(void *handle, const char *name)
 
 /* ---- launch ---- */
 
-typedef char *(*demangle_fn)(const char *, char *, size_t *, int *);
-
-/* Which top-level parameters point to non-const data, from the demangled signature
- * ("scale_add(float const*, float*, float, unsigned long)"): such a pointer's bytes count as
- * read and written, the upper bound of the traffic. Kernels without C++ signatures (extern
- * "C", Triton) or with pointers inside structs are not marked. */
-static uint64_t written_pointer_params(const char *mangled)
-{
-    static demangle_fn demangle;
-    if (demangle == NULL)
-        demangle = (demangle_fn)dlsym(RTLD_DEFAULT, "__cxa_demangle");
-    if (demangle == NULL || mangled == NULL || strncmp(mangled, "_Z", 2) != 0)
-        return 0;
-    int status = 0;
-    char *text = demangle(mangled, NULL, NULL, &status);
-    if (text == NULL || status != 0)
-        return 0;
-    /* the parameter list is the last top-level parenthesised group */
-    size_t length = strlen(text);
-    int depth = 0;
-    size_t open = 0;
-    for (size_t i = length; i-- > 0;) {
-        if (text[i] == ')' || text[i] == '>')
-            depth++;
-        else if (text[i] == '(' || text[i] == '<') {
-            if (--depth == 0 && text[i] == '(') {
-                open = i;
-                break;
-            }
-        }
-    }
-    uint64_t mask = 0;
-    uint32_t index = 0;
-    size_t start = open + 1;
-    depth = 0;
-    for (size_t i = open + 1; i < length && index < 64; i++) {
-        char c = text[i];
-        if (c == '<' || c == '(' || c == '[')
-            depth++;
-        else if ((c == '>' || c == ']' || c == ')') && depth > 0)
-            depth--;
-        else if ((c == ',' || c == ')') && depth == 0) {
-            size_t end = i;
-            while (end > start && text[end - 1] == ' ')
-                end--;
-            bool pointer = end > start && text[end - 1] == '*';
-            bool constant = end - start >= 6 && strncmp(text + end - 6, "const*", 6) == 0;
-            if (pointer && !constant)
-                mask |= 1ull << index;
-            index++;
-            start = i + 1;
-            if (c == ')')
-                break;
-        }
-    }
-    free(text);
-    return mask;
-}
-
 static void load_layout(tw_kernel *k)
 {
     const tw_gpu_spec *spec = tw_spec();
     bool ok = k->image != NULL &&
               tw_fatbin_param_layout(k->image, k->mangled, spec->cc_major, spec->cc_minor, &k->layout);
-    k->written_params = ok ? written_pointer_params(k->mangled) : 0;
+    /* no cubin for this arch or below (a V100 under a library built for sm_75+): a kernel's
+     * parameter layout follows its signature, not its arch, so any cubin of it will do */
+    if (!ok && k->image != NULL)
+        ok = tw_fatbin_param_layout(k->image, k->mangled, 99, 0, &k->layout);
+    if (ok)
+        tw_kernel_shape_init(k->mangled, &k->shape);
     k->layout_state = ok ? 1 : -1;
     if (!ok)
         TW_DEBUG("no parameter layout for %s: its pointer arguments are not sized", k->mangled);
@@ -333,52 +281,66 @@ static bool device_allocation(uint64_t pointer, tw_alloc *alloc)
            alloc->kind != TW_MEM_HOST_PINNED && alloc->kind != TW_MEM_HOST_REGISTERED;
 }
 
-/* Bytes of device memory the launch reaches. Pointers are found among the parameters and
- * inside by-value structs (torch passes arrays of data pointers); each counts from the
- * pointer to the end of its allocation (a cudaMalloc block or a mapped VMM chunk), at most
- * ELEMENT_BYTES_CAP per element when an integer parameter gives the element count. */
-static void measure_params(tw_kernel *k, void **args, tw_desc *desc)
+/* The element count a launch's integer parameters suggest: the largest 64-bit one, else the
+ * largest 32-bit one. With a C++ signature only integer-typed parameters count; without one
+ * (extern "C", Triton) any 4-byte parameter may be a float, so 64-bit values win. */
+static uint64_t count_hint(const tw_kernel *k, void **args)
 {
-    if (k->layout_state != 1 || args == NULL)
-        return;
-    desc->param_bytes = k->layout.param_bytes;
-    /* element count: the largest 64-bit integer parameter; 32-bit ones only when there is none
-     * (a float parameter read as an integer would look like a count near 10^9) */
-    uint64_t count_hint = 0, count_hint_32 = 0;
-    uint64_t pointers[TW_MAX_PARAMS];
-    uint32_t pointer_passes[TW_MAX_PARAMS]; /* 2 = read and written */
-    uint32_t pointer_count = 0;
-    tw_alloc alloc;
+    uint64_t hint64 = 0, hint32 = 0;
+    bool typed = k->shape.int_params != 0 || k->shape.pointer_params != 0;
     for (uint32_t i = 0; i < k->layout.count; i++) {
         uint32_t size = k->layout.size[i];
-        if (args[i] == NULL)
+        if (args[i] == NULL || (typed && (i >= 64 || !(k->shape.int_params >> i & 1))))
             continue;
         if (size == sizeof(uint32_t)) {
             uint32_t value;
             memcpy(&value, args[i], sizeof value);
-            if (value > count_hint_32 && value < (1u << 31))
-                count_hint_32 = value;
-            continue;
+            if (value > hint32 && value < (1u << 31))
+                hint32 = value;
+        } else if (size == sizeof(uint64_t)) {
+            uint64_t value;
+            memcpy(&value, args[i], sizeof value);
+            if (value > hint64 && value < (1ull << 40))
+                hint64 = value;
         }
+    }
+    return hint64 ? hint64 : hint32;
+}
+
+/* The generic estimate: the device memory the launch's pointers reach. Pointers are found
+ * among the parameters and inside by-value structs (torch passes arrays of data pointers);
+ * each counts from the pointer to the end of its allocation (a cudaMalloc block or a mapped
+ * VMM chunk), at most an element count's worth of its type (the widest the name mentions,
+ * else 8 bytes) when an integer parameter gives one, else at most THREAD_BYTES_CAP per
+ * launched thread. dims[0] gets the uncapped reach, dims[1] how bytes were capped. */
+static void measure_params(tw_kernel *k, void **args, tw_desc *desc)
+{
+    uint64_t hint = count_hint(k, args);
+    uint64_t pointers[TW_MAX_PARAMS];
+    uint32_t pointer_passes[TW_MAX_PARAMS]; /* 2 = read and written */
+    uint32_t pointer_elems[TW_MAX_PARAMS];
+    uint32_t pointer_count = 0;
+    tw_alloc alloc;
+    for (uint32_t i = 0; i < k->layout.count; i++) {
+        uint32_t size = k->layout.size[i];
+        if (args[i] == NULL || size < sizeof(uint64_t))
+            continue;
         for (uint32_t at = 0; at + sizeof(uint64_t) <= size && at < SCAN_PARAM_BYTES; at += sizeof(uint64_t)) {
             uint64_t word;
             memcpy(&word, (const char *)args[i] + at, sizeof word);
-            if (device_allocation(word, &alloc)) {
-                if (pointer_count < TW_MAX_PARAMS) {
-                    pointer_passes[pointer_count] = size == sizeof(uint64_t) && i < 64 &&
-                                                    (k->written_params >> i & 1) ? 2 : 1;
-                    pointers[pointer_count++] = word;
-                }
-            } else if (size == sizeof(uint64_t) && word > count_hint && word < (1ull << 40)) {
-                count_hint = word;
+            if (pointer_count < TW_MAX_PARAMS && device_allocation(word, &alloc)) {
+                bool plain = size == sizeof(uint64_t) && i < TW_MAX_PARAMS;
+                pointer_passes[pointer_count] = plain && i < 64 && (k->shape.written_params >> i & 1) ? 2 : 1;
+                pointer_elems[pointer_count] = plain && k->shape.elem_bytes[i] ? k->shape.elem_bytes[i]
+                                               : k->shape.name_elem_bytes ? k->shape.name_elem_bytes
+                                                                          : ELEMENT_BYTES_CAP;
+                pointers[pointer_count++] = word;
             }
         }
     }
-    if (count_hint == 0)
-        count_hint = count_hint_32;
     uint64_t threads = (uint64_t)desc->grid[0] * desc->grid[1] * desc->grid[2] * desc->block[0] *
                        desc->block[1] * desc->block[2];
-    uint64_t seen[TW_MAX_PARAMS];
+    uint64_t seen[TW_MAX_PARAMS], reachable = 0;
     uint32_t seen_count = 0;
     for (uint32_t i = 0; i < pointer_count; i++) {
         if (!device_allocation(pointers[i], &alloc))
@@ -390,15 +352,62 @@ static void measure_params(tw_kernel *k, void **args, tw_desc *desc)
             continue;
         seen[seen_count++] = alloc.base;
         uint64_t reach = alloc.base + alloc.size - pointers[i];
-        if (count_hint > 0 && reach > count_hint * ELEMENT_BYTES_CAP)
-            reach = count_hint * ELEMENT_BYTES_CAP;
-        /* a kernel whose parameters are one struct (FlashAttention's Params) gives no count: a
-         * pointer into a large pool (vLLM's KV cache) must not count the whole pool */
-        if (count_hint == 0 && threads > 0 && reach > threads * THREAD_BYTES_CAP)
+        reachable += reach;
+        if (hint > 0 && reach > hint * pointer_elems[i])
+            reach = hint * pointer_elems[i];
+        /* a kernel whose parameters are one struct gives no count: a pointer into a large pool
+         * (vLLM's KV cache) must not count the whole pool */
+        if (hint == 0 && threads > 0 && reach > threads * THREAD_BYTES_CAP)
             reach = threads * THREAD_BYTES_CAP;
         desc->bytes += reach * pointer_passes[i];
         desc->pointer_params++;
     }
+    desc->dims[0] = (int64_t)reachable;
+    desc->dims[1] = desc->pointer_params == 0 ? TW_DESCRIBED_NONE : hint > 0 ? TW_DESCRIBED_COUNT
+                                                                             : TW_DESCRIBED_THREADS;
+}
+
+/* The launch's descriptor: its family's decoding of the arguments when it validates, else
+ * the generic estimate. */
+static void describe_launch(tw_kernel *k, void **args, tw_desc *desc)
+{
+    desc->dims[1] = TW_DESCRIBED_NONE;
+    if (k->layout_state != 1 || args == NULL)
+        return;
+    desc->param_bytes = k->layout.param_bytes;
+    if (tw_kernel_shape_describe(&k->shape, &k->layout, args, desc)) {
+        if (desc->kind == TW_OP_KERNEL)
+            desc->dims[0] = (int64_t)desc->bytes;
+        return;
+    }
+    measure_params(k, args, desc);
+}
+
+static void launch_desc(tw_kernel *k, tw_dim3 grid, tw_dim3 block, uint32_t smem_bytes, uint32_t flags,
+                        uint32_t device, void **args, tw_desc *desc)
+{
+    memset(desc, 0, sizeof *desc);
+    desc->kind = TW_OP_KERNEL;
+    desc->device = device;
+    desc->grid[0] = grid.x, desc->grid[1] = grid.y, desc->grid[2] = grid.z;
+    desc->block[0] = block.x, desc->block[1] = block.y, desc->block[2] = block.z;
+    desc->smem_bytes = smem_bytes;
+    desc->flags = flags;
+    desc->name_id = k->name_id;
+    describe_launch(k, args, desc);
+}
+
+/* Folds what a content-described launch decoded into its shape key. */
+static uint64_t desc_key(uint64_t key, const tw_desc *d)
+{
+    const uint64_t words[] = {d->kind, d->flags, d->bytes, d->flops, (uint64_t)d->dims[0], (uint64_t)d->dims[1],
+                              (uint64_t)d->dims[2], (uint64_t)d->dims[3], (uint64_t)d->dims[4],
+                              (uint64_t)d->dims[5], (uint64_t)d->dims[6], (uint64_t)d->dims[7]};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        key = (key ^ words[i]) * 0xbf58476d1ce4e5b9ULL;
+        key ^= key >> 29;
+    }
+    return key;
 }
 
 /* The processes whose IPC-opened memory the arguments point into (parameters and by-value
@@ -437,6 +446,14 @@ int tw_launch_kernel(tw_kernel *k, tw_dim3 grid, tw_dim3 block, uint32_t smem_by
         load_layout(k);
     uint64_t key = args_key(k, args);
     uint32_t device = (uint32_t)tw_stream_device(s);
+    tw_desc desc;
+    /* lengths in device buffers and large by-value structs escape the parameter hash: such
+     * launches are described every time and keyed by what they decode to */
+    bool described = k->layout_state == 1 && args != NULL && tw_kernel_shape_by_content(&k->shape);
+    if (described) {
+        launch_desc(k, grid, block, smem_bytes, flags, device, args, &desc);
+        key = desc_key(key, &desc);
+    }
     tw_prediction_slot *slot = NULL;
     shape_entry *slot_peers = NULL;
     for (uint32_t i = 0; i < SHAPE_CACHE; i++) {
@@ -452,16 +469,8 @@ int tw_launch_kernel(tw_kernel *k, tw_dim3 grid, tw_dim3 block, uint32_t smem_by
         }
     }
     if (TW_UNLIKELY(slot == NULL)) {
-        tw_desc desc;
-        memset(&desc, 0, sizeof desc);
-        desc.kind = TW_OP_KERNEL;
-        desc.device = device;
-        desc.grid[0] = grid.x, desc.grid[1] = grid.y, desc.grid[2] = grid.z;
-        desc.block[0] = block.x, desc.block[1] = block.y, desc.block[2] = block.z;
-        desc.smem_bytes = smem_bytes;
-        desc.flags = flags;
-        desc.name_id = k->name_id;
-        measure_params(k, args, &desc);
+        if (!described)
+            launch_desc(k, grid, block, smem_bytes, flags, device, args, &desc);
         slot = tw_predict_slot_locked(&desc);
         shape_entry *e = &k->shapes[k->next_shape++ % SHAPE_CACHE];
         memcpy(e->grid, desc.grid, sizeof e->grid);

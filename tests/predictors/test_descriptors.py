@@ -18,8 +18,10 @@ def test_enums_equal_records_h() -> None:
     for model in d.Model:
         assert abi.constant(f"TW_MODEL_{model.name}") == model.value
     for name in ("TRANS_A", "TRANS_B", "CAUSAL", "BACKWARD_DATA", "BACKWARD_FILTER", "BIAS_EPILOGUE",
-                 "GELU_EPILOGUE", "COOPERATIVE", "BACKWARD"):
+                 "GELU_EPILOGUE", "COOPERATIVE", "BACKWARD", "PAGED_KV"):
         assert abi.constant(f"TW_FLAG_{name}") == getattr(d, f"FLAG_{name}")
+    for described in d.Described:
+        assert abi.constant(f"TW_DESCRIBED_{described.name}") == described.value
 
 
 def test_wire_fields_are_tw_desc_fields() -> None:
@@ -64,10 +66,14 @@ def test_from_wire_round_trip_through_ffi() -> None:
 @pytest.mark.parametrize("desc", [
     d.KernelDesc("_Z6kernelPf", grid=(80, 2, 1), block=(256, 1, 1), smem_bytes=1024, param_bytes=16,
                  pointer_params=2, bytes=1 << 20),
+    d.KernelDesc("_Z7softmaxPfPKfiii", grid=(20480, 1, 1), block=(32, 4, 1), bytes=671088640,
+                 reach_bytes=671088640, described=d.Described.FAMILY),
     d.CopyDesc(d.CopyKind.H2D_PINNED, 4096),
     d.MemsetDesc(1 << 20),
     d.ConvDesc(8, 64, 56, 56, 128, 3, 3, 1, dtype=d.DType.F16),
     d.AttentionDesc(2, 16, 4, 1024, 1024, 128, dtype=d.DType.BF16, flags=d.FLAG_CAUSAL),
+    d.AttentionDesc(3, 28, 4, 2000, 2000, 128, dtype=d.DType.BF16, flags=d.FLAG_CAUSAL | d.FLAG_PAGED_KV,
+                    flops=35871582208, bytes=50098352, total_q=3037, total_kv=3037),
     d.FftDesc(1024, 1, 1, 64, 1),
     d.SolverDesc("cusolverDnSpotrf", 512, 512),
     d.CollectiveDesc("ncclAllReduce", 8, 1 << 20, d.DType.BF16, bytes=2 << 20),

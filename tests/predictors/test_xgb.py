@@ -7,7 +7,9 @@ import json
 import random
 from pathlib import Path
 
-from predictors import get_predictor
+import pytest
+
+from predictors import PredictorUnavailable, get_predictor
 from predictors.catalog import get_spec
 from predictors.descriptors import KernelDesc
 from predictors.roofline import RooflinePredictor
@@ -69,10 +71,13 @@ def test_held_out_error_is_small_and_beats_roofline(tmp_path: Path) -> None:
 
 
 def test_missing_model_answers_nothing(tmp_path: Path) -> None:
-    empty = get_predictor("xgb", SPEC, model_dir=str(tmp_path))
+    empty = XgbPredictor.from_options(SPEC, model_dir=str(tmp_path))
     desc = KernelDesc("k", bytes=1 << 20)
-    assert empty.predict_or_none(desc) is None  # type: ignore[attr-defined]
+    assert empty.predict_or_none(desc) is None
     assert empty.predict(desc).model == "roofline"
+    # asked for by name, no model at all is the user's error, not the roofline under another name
+    with pytest.raises(PredictorUnavailable, match="no trained model for a100-80g"):
+        get_predictor("xgb", SPEC, model_dir=str(tmp_path))
 
 
 def test_training_is_reproducible(tmp_path: Path) -> None:

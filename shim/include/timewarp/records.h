@@ -207,12 +207,16 @@ typedef struct tw_devices_page {
 /* ---- operation kinds: what a GPU-timeline op or a prediction descriptor is ---- */
 enum tw_op_kind {
     TW_OP_NONE = 0,
-    TW_OP_KERNEL = 1,        /* a __global__ function launch (runtime or driver API) */
+    TW_OP_KERNEL = 1,        /* a __global__ function launch (runtime or driver API); dims[0] =
+                              * bytes its pointer arguments reach (to their allocations' ends),
+                              * dims[1] = enum tw_described (how `bytes` was found) */
     TW_OP_MEMCPY = 2,        /* dims[0] = copy kind (TW_COPY_*) */
     TW_OP_MEMSET = 3,
     TW_OP_GEMM = 4,          /* cuBLAS / cuBLASLt: dims = m, n, k, batch, lda, ldb, ldc */
     TW_OP_CONV = 5,          /* cuDNN conv: dims = n, c, h, w, k, r, s, groups; flags: TW_CONV_* */
-    TW_OP_ATTENTION = 6,     /* cuDNN SDPA: dims = batch, heads_q, heads_kv, seq_q, seq_kv, head_dim */
+    TW_OP_ATTENTION = 6,     /* cuDNN SDPA, FlashAttention kernels: dims = batch, heads_q, heads_kv,
+                              * seq_q, seq_kv (the longest), head_dim, total_q, total_kv (tokens over
+                              * the batch, 0 = batch x seq); flops counts the masked work exactly */
     TW_OP_FFT = 7,           /* dims = n0, n1, n2, batch, rank */
     TW_OP_SOLVER = 8,        /* dims = m, n, nrhs, batch; name says the routine */
     TW_OP_COLLECTIVE = 9,    /* dims = ranks, count; name says the collective */
@@ -249,9 +253,18 @@ enum tw_dtype {
 #define TW_FLAG_GELU_EPILOGUE 0x40
 #define TW_FLAG_COOPERATIVE 0x80
 #define TW_FLAG_BACKWARD 0x100
-#define TW_FLAG_RENDEZVOUS 0x200      /* record of an op that met other processes' ops (collectives,
+#define TW_FLAG_PAGED_KV 0x200   /* attention reading a paged KV cache */
+#define TW_FLAG_RENDEZVOUS 0x400      /* record of an op that met other processes' ops (collectives,
                                          kernels through peers' memory): addr = the rendezvous' id
                                          (the same on every participant), value = this one's arrival */
+
+/* How a kernel launch's `bytes` were found (dims[1] of a TW_OP_KERNEL descriptor). */
+enum tw_described {
+    TW_DESCRIBED_NONE = 0,       /* no parameter layout: only the launch shape is known */
+    TW_DESCRIBED_THREADS = 1,    /* pointers found, no element count: capped per launched thread */
+    TW_DESCRIBED_COUNT = 2,      /* pointers capped by an element count among the parameters */
+    TW_DESCRIBED_FAMILY = 3      /* the kernel's family decoded its arguments (kernel_shapes.c) */
+};
 
 /* A prediction descriptor: everything a predictor may use. Canonical (no pointers, no
  * addresses) so that it can key a cache. The kernel or routine name travels beside it. */

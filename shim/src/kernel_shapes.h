@@ -1,0 +1,46 @@
+/* Kernel families whose arguments say what a launch reads, writes and computes
+ * (kernel_shapes.c): FlashAttention 2 and 3, torch's memory-efficient attention, softmax,
+ * normalisation, reductions, TensorIterator element-wise kernels, cat, gather and the
+ * multi-tensor (optimizer) kernels. Everything else keeps the generic estimate of launch.c. */
+#ifndef TW_KERNEL_SHAPES_H
+#define TW_KERNEL_SHAPES_H
+
+#include "tw_core.h"
+
+/* What the kernel's name says, parsed once per kernel. */
+typedef struct tw_kernel_shape {
+    uint16_t family;                  /* enum in kernel_shapes.c; 0 = generic */
+    uint16_t rule;                    /* row-rule index for row-wise families */
+    uint8_t dtype;                    /* enum tw_dtype of the inputs, when the name says */
+    uint8_t causal;                   /* template argument Is_causal (FlashAttention 3) */
+    uint8_t local;                    /* template argument Is_local (FlashAttention 3) */
+    uint8_t name_elem_bytes;          /* widest scalar type named in the template arguments */
+    uint16_t head_dim, head_dim_v;    /* from the tile shape (FlashAttention 3) */
+    uint16_t block_m;                 /* queries per CTA (memory-efficient attention) */
+    uint16_t batch_slots;             /* cat: inputs per launch; multi-tensor: list depth */
+    uint8_t index_bytes;              /* cat: size of its index type */
+    uint8_t operands;                 /* element-wise: pointers in its std::array, else
+                                         (strided kernel) its lambda's arity + 1;
+                                         multi-tensor: bytes of a scalar list's values */
+    bool operand_array;               /* element-wise: operands come as std::array<char*, K> */
+    uint8_t pointer_params;           /* top-level parameters that are pointers */
+    uint64_t written_params;          /* bit i: parameter i points to non-const data */
+    uint64_t int_params;              /* bit i: parameter i is an integer (a possible count) */
+    uint8_t elem_bytes[TW_MAX_PARAMS];   /* pointee size of each pointer parameter, 0 unknown */
+} tw_kernel_shape;
+
+/* Parses the (mangled) name: the family, template facts and the parameter types. */
+void tw_kernel_shape_init(const char *mangled, tw_kernel_shape *out);
+
+/* Whether launches of this family are described from argument contents that the launch's
+ * parameter hash does not see (by-value structs, lengths in device buffers): those launches
+ * are described every time instead of being cached by shape. */
+bool tw_kernel_shape_by_content(const tw_kernel_shape *shape);
+
+/* Describes one launch from its arguments. On success `desc` carries bytes (and flops; the
+ * attention families turn it into TW_OP_ATTENTION with its dims) and true is returned; on
+ * false (unknown family, arguments that do not validate) `desc` is left as it was. */
+bool tw_kernel_shape_describe(const tw_kernel_shape *shape, const tw_param_layout *layout, void **args,
+                              tw_desc *desc);
+
+#endif
