@@ -137,6 +137,8 @@ def build_summary(run: RunRecords, ops: pd.DataFrame) -> dict[str, Any]:
         "exit_status": _int_or_none(info.get("exit_status")),
         "exit_signal": _int_or_none(info.get("exit_signal")),
         "ended_by": info.get("ended_by"),   # why the run ended early (a crash), else None
+        "environment_set": info.get("environment_set") or {},   # switches emulate set (docs/design.md)
+        "client": info.get("client"),       # a serving run's client (emulate --client), else None
         "virtual_time_s": virtual_s,
         "wall_time_s": wall_s,
         "speedup": virtual_s / wall_s if wall_s > 0 else 0.0,
