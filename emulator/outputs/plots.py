@@ -125,3 +125,54 @@ def plot_top_kernels(summary: dict[str, Any], path: Path, count: int = 25) -> No
     ax.set_title(f"Top {len(top)} kernels by GPU time ({summary['kernels']['count']} launches)")
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_serving(summary: dict[str, Any], run_dir: Path, path: Path) -> None:
+    """A serving benchmark: TTFT and TPOT CDFs per benchmark, and the request timeline (each
+    request from its send to its first token, then to its last) over the engine's steps."""
+    from emulator.outputs.serving import serving_requests
+
+    benchmarks = serving_requests(run_dir)
+    fig = plt.figure(figsize=(13, 9), constrained_layout=True)
+    grid = fig.add_gridspec(2, 2, height_ratios=[1.0, 1.3])
+    ax_ttft, ax_tpot, ax_line = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])
+    gpu = summary["gpu"]
+    fig.suptitle(f"Serving on {gpu['name'] or gpu['key']} (virtual time)", fontsize=13)
+    t0_s = summary.get("serving_origin_s", 0.0)
+    origin = None
+    for name, table in benchmarks:
+        ok = table[table["ok"]]
+        if ok.empty:
+            continue
+        ttft = np.sort(ok["ttft_s"].to_numpy() * 1e3)
+        ax_ttft.plot(ttft, np.arange(1, len(ttft) + 1) / len(ttft), drawstyle="steps-post", label=name)
+        many = ok[ok["output_len"] > 1]
+        tpot = np.sort(((many["e2e_s"] - many["ttft_s"]) / (many["output_len"] - 1)).to_numpy() * 1e3)
+        if len(tpot):
+            ax_tpot.plot(tpot, np.arange(1, len(tpot) + 1) / len(tpot), drawstyle="steps-post", label=name)
+        origin = ok["sent_s"].min() if origin is None else min(origin, ok["sent_s"].min())
+    for ax, what in ((ax_ttft, "TTFT (ms)"), (ax_tpot, "TPOT (ms)")):
+        ax.set_xlabel(what)
+        ax.set_ylabel("fraction of requests")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    ax_ttft.set_title("Time to first token")
+    ax_tpot.set_title("Time per output token (after the first)")
+    row = 0
+    for _name, table in benchmarks:
+        for sent, ttft, e2e, ok in zip(table["sent_s"], table["ttft_s"], table["e2e_s"], table["ok"], strict=True):
+            if origin is None or np.isnan(sent):
+                continue
+            begin = sent - origin + t0_s
+            if ok:
+                ax_line.barh(row, ttft, left=begin, color="tab:orange", height=0.8)
+                ax_line.barh(row, e2e - ttft, left=begin + ttft, color="tab:blue", height=0.8)
+            else:
+                ax_line.barh(row, max(e2e, 1e-4), left=begin, color="tab:red", height=0.8)
+            row += 1
+    ax_line.set_xlabel("virtual time from the first request (s)")
+    ax_line.set_ylabel("request")
+    ax_line.set_title("Requests: sent to first token (queued + prefill, orange), then decode (blue); failed red")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from emulator.outputs.ops import NON_KERNEL_KINDS
 from emulator.outputs.records import RunRecords, rec
+from emulator.outputs.serving import serving_summary
 from emulator.outputs.steps import steps_summary
 
 MAX_KERNEL_NAMES = 200
@@ -128,6 +129,7 @@ def build_summary(run: RunRecords, ops: pd.DataFrame) -> dict[str, Any]:
 
     jumps = unique_jumps(run)
     floor = ops[ops["model"] == "floor"]
+    steps = steps_summary(run, ops)
     return {
         "timewarp_version": str(info.get("timewarp_version", "")),
         "gpu": gpu_out,
@@ -156,5 +158,6 @@ def build_summary(run: RunRecords, ops: pd.DataFrame) -> dict[str, Any]:
         "unimplemented": [{"name": n, "count": c} for n, c in unimplemented.most_common()],
         "waits": {"count": int(sum(len(p.of_kind("WAIT")) for p in run.processes)),
                   "jumped_s": int((jumps[:, 1] - jumps[:, 0]).sum()) / 1e9},
-        "steps": steps_summary(run, ops),
+        "steps": steps,
+        "serving": serving_summary(run, steps),   # a serving benchmark's requests, else None
     }

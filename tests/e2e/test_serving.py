@@ -1,0 +1,124 @@
+"""Online serving under emulate, as an operator runs it: an unmodified server (`vllm serve MODEL
+--load-format dummy`, its defaults otherwise: FlashInfer sampler, torch.compile, CUDA graphs)
+and the framework's own benchmark client in one run and one virtual clock (`emulate --client`),
+32 prompts at 4 requests/s (Poisson) and all at once. One server run per framework serves both
+benchmarks; the tests read its summary.json."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from frameworks import VLLM_0_32, VLLM_0_33, Framework, interpreter
+from timewarp_testing import REPO, EmulatedRun, run_emulated
+
+WORKLOADS = REPO / "tests" / "e2e" / "workloads"
+PROMPTS, INPUT_LEN, OUTPUT_LEN = 32, 64, 16
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_model_dir(python: str, out: Path) -> Path:
+    subprocess.run([python, str(REPO / "scripts" / "make_model_dir.py"), "tiny", str(out)], check=True,
+                   capture_output=True, text=True)
+    return out
+
+
+def vllm_serving_run(framework: Framework, shim_lib: Path, tmp: Path) -> tuple[EmulatedRun, float]:
+    python = interpreter(framework)
+    bin_dir = Path(python).parent
+    model = make_model_dir(python, tmp / "model")
+    port = free_port()
+    client = f"{WORKLOADS / 'vllm_bench_two_rates.sh'} {bin_dir} {model} {port} {PROMPTS} {INPUT_LEN} {OUTPUT_LEN}"
+    began = time.monotonic()
+    run = run_emulated([str(bin_dir / "vllm"), "serve", str(model), "--load-format", "dummy", "--port", str(port)],
+                       tmp / "run", extra=["--client", client, "--client-port", str(port)], timeout=1800,
+                       env={"HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"})
+    return run, time.monotonic() - began
+
+
+@pytest.fixture(scope="module", params=[VLLM_0_32, VLLM_0_33], ids=lambda f: f.label)
+def served(request: pytest.FixtureRequest, shim_lib: Path, tmp_path_factory: pytest.TempPathFactory) -> EmulatedRun:
+    run, wall_s = vllm_serving_run(request.param, shim_lib, tmp_path_factory.mktemp(request.param.label))
+    assert run.exit_status == 0, f"exit {run.exit_status} after {wall_s:.0f} s\n{run.stdout[-3000:]}\n{run.stderr[-6000:]}"
+    return run
+
+
+def benchmarks(run: EmulatedRun) -> dict[str, dict]:
+    serving = run.summary["serving"]
+    assert serving, "no serving section: the client's results were not found in the run directory"
+    return {Path(b["file"]).stem: b for b in serving["benchmarks"]}
+
+
+def test_every_process_gets_real_predictions(served: EmulatedRun) -> None:
+    summary = served.summary
+    assert summary["floor_predicted"] == [] and summary["degraded"] == [], summary["floor_predicted"][:10]
+    assert summary["predictions_by_model"].get("floor", 0) == 0
+    assert summary["unimplemented"] == [], summary["unimplemented"]
+    assert summary["ended_by"] is None
+    # FlashInfer's sampler (vLLM's default) was JIT-compiled with the PyPI toolkit and launched
+    names = " ".join(k["name"] for k in summary["kernels"]["by_name"])
+    assert "TopK" in names or "Sampling" in names or "sampling" in names, names[:2000]
+    assert summary["environment_set"].get("CUDA_HOME", "").endswith("cuda-home")
+
+
+def test_every_request_succeeds_and_matches_the_client(served: EmulatedRun) -> None:
+    by_rate = benchmarks(served)
+    assert set(by_rate) == {"rate-4", "rate-inf"}, by_rate.keys()
+    for name, bench in by_rate.items():
+        assert bench["requests"] == bench["completed"] == PROMPTS and bench["failed"] == 0, (name, bench)
+        assert bench["output_tokens"] == PROMPTS * OUTPUT_LEN
+        # the section's percentiles are recomputed from the per-request times: what the client printed
+        assert bench["agreement_max_relative"] is not None and bench["agreement_max_relative"] <= 0.01, \
+            bench["agreement"]
+        assert 0 < bench["ttft_ms"]["p50"] < bench["e2e_ms"]["p50"]
+
+
+def test_ttft_below_e2e_for_every_request(served: EmulatedRun) -> None:
+    from emulator.outputs.serving import serving_requests
+
+    for name, table in serving_requests(served.run_dir):
+        assert (table["ttft_s"] > 0).all() and (table["ttft_s"] < table["e2e_s"]).all(), name
+
+
+def test_request_rate_is_kept_in_virtual_time(served: EmulatedRun) -> None:
+    """vLLM's client sleeps between Poisson arrivals: 4 requests/s is a 0.25 s mean gap on the
+    run's clock (31 gaps of a seeded sample: within 40 % of the mean, 2.2 standard errors);
+    `inf` sends every request at once."""
+    by_rate = benchmarks(served)
+    gap = by_rate["rate-4"]["inter_arrival_s"]["mean"]
+    assert 0.15 <= gap <= 0.35, gap
+    assert by_rate["rate-inf"]["inter_arrival_s"]["mean"] < 0.01
+    # the measured rate over the benchmark: 32 requests over (sent span + the last one's latency)
+    assert 2.0 <= by_rate["rate-4"]["request_throughput"] <= 4.5, by_rate["rate-4"]
+
+
+def test_tpot_matches_the_engines_decode_steps(served: EmulatedRun) -> None:
+    """With every request decoding together (rate inf), each decode step of the engine gives each
+    running request one token: the client's median inter-token latency is the engine's median
+    decode period, as recorded on the GPU timeline."""
+    bench = benchmarks(served)["rate-inf"]
+    engine = bench["engine"]
+    assert engine["decode_steps"] >= OUTPUT_LEN - 1, engine
+    period, itl = engine["decode_period_ms"]["p50"], bench["itl_ms"]["p50"]
+    assert 0.75 * period <= itl <= 1.35 * period, (itl, engine)
+    # the tiny model's decode step is microseconds of GPU work: the period is the host's launches
+    assert engine["decode_busy_ms"]["p50"] < 0.5 * period
+    assert engine["sequences_per_decode_step"] > PROMPTS / 2, engine
+
+
+def test_serving_plot_and_speed(served: EmulatedRun) -> None:
+    assert (served.run_dir / "serving.png").stat().st_size > 10_000
+    for bench in benchmarks(served).values():
+        speed = bench["speed"]
+        assert 0 < speed["wall_s"] <= speed["virtual_s"] + 1e-6, speed
+        assert np.isfinite(speed["virtual_per_wall"])
