@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from emulator.outputs.records import RunRecords
+from emulator.outputs.steps import Step, engine_steps
 
 log = logging.getLogger(__name__)
 
@@ -110,26 +111,24 @@ def _jumped_ns(run: RunRecords, lo_ns: int, hi_ns: int) -> int:
     return int((jumps[:, 1].clip(lo_ns, hi_ns) - jumps[:, 0].clip(lo_ns, hi_ns)).clip(0).sum())
 
 
-def _engine_steps(steps: dict[str, Any], t0_ns: int, lo_ns: int, hi_ns: int) -> dict[str, Any]:
+def _engine_steps(engine: tuple[int | None, list[Step]], t0_ns: int, lo_ns: int, hi_ns: int) -> dict[str, Any]:
     """The engine's steps that ended inside [lo, hi]: count by phase, and the decode period (time
     from one decode step's end to the next's: what each running request waits per token)."""
-    inside = [s for s in steps.get("list", []) if lo_ns <= t0_ns + s["end_us"] * 1e3 <= hi_ns]
-    decode_ends = np.array([s["end_us"] for s in inside if s["phase"] == "decode"], dtype=float)
-    periods = []
-    for a, b in zip(inside, inside[1:], strict=False):
-        if a["phase"] == b["phase"] == "decode" and b["index"] == a["index"] + 1:
-            periods.append((b["end_us"] - a["end_us"]) / 1e6)
+    pid, steps = engine
+    inside = [s for s in steps if lo_ns <= t0_ns + s.end_us * 1e3 <= hi_ns]
+    decodes = [s for s in inside if s.phase == "decode"]
+    periods = [(b.end_us - a.end_us) / 1e6 for a, b in zip(inside, inside[1:], strict=False)
+               if a.phase == b.phase == "decode" and b.index == a.index + 1]
     return {
-        "pid": steps.get("pid"), "steps": len(inside),
-        "prefill_steps": sum(s["phase"] == "prefill" for s in inside), "decode_steps": len(decode_ends),
-        "decode_period_ms": _stats_ms(np.asarray(periods)),
-        "decode_busy_ms": _stats_ms(np.asarray([s["busy_us"] / 1e6 for s in inside if s["phase"] == "decode"])),
-        "sequences_per_decode_step": float(np.mean([s["sequences"] for s in inside if s["phase"] == "decode"]))
-        if len(decode_ends) else None,
+        "pid": pid, "steps": len(inside), "prefill_steps": sum(s.phase == "prefill" for s in inside),
+        "decode_steps": len(decodes), "decode_period_ms": _stats_ms(np.asarray(periods)),
+        "decode_busy_ms": _stats_ms(np.asarray([s.busy_us / 1e6 for s in decodes])),
+        "sequences_per_decode_step": float(np.mean([s.sequences or 0 for s in decodes])) if decodes else None,
     }
 
 
-def benchmark_summary(run: RunRecords, steps: dict[str, Any], path: Path, doc: dict[str, Any]) -> dict[str, Any]:
+def benchmark_summary(run: RunRecords, engine: tuple[int | None, list[Step]], path: Path,
+                      doc: dict[str, Any]) -> dict[str, Any]:
     table = request_table(doc)
     ok = table[table["ok"]]
     tpots = np.asarray([(e - t) / (n - 1) for e, t, n in zip(ok["e2e_s"], ok["ttft_s"], ok["output_len"],
@@ -157,7 +156,7 @@ def benchmark_summary(run: RunRecords, steps: dict[str, Any], path: Path, doc: d
             # between clock jumps the virtual clock runs at the wall clock's rate
             "speed": {"virtual_s": virtual_s, "wall_s": wall_s, "virtual_per_wall": virtual_s / wall_s
                       if wall_s > 0 else None},
-            "engine": _engine_steps(steps, run.start_virtual_ns, lo_ns, hi_ns),
+            "engine": _engine_steps(engine, run.start_virtual_ns, lo_ns, hi_ns),
         })
     agreement = {}
     for ours, names in AGREEMENT_KEYS:
@@ -171,15 +170,16 @@ def benchmark_summary(run: RunRecords, steps: dict[str, Any], path: Path, doc: d
     return out
 
 
-def serving_summary(run: RunRecords, steps: dict[str, Any]) -> dict[str, Any] | None:
+def serving_summary(run: RunRecords, ops: pd.DataFrame) -> dict[str, Any] | None:
     """The `serving` section, or None when the run directory holds no client result."""
     found = client_results(run.run_dir)
     if not found:
         return None
+    pid, _tid, _windows, steps = engine_steps(run, ops)   # all of them: summary `steps` lists 1000
     benchmarks = []
     for path, doc in found:
         try:
-            benchmarks.append(benchmark_summary(run, steps, path, doc))
+            benchmarks.append(benchmark_summary(run, (pid, steps), path, doc))
         except (KeyError, ValueError, TypeError) as err:
             log.warning("serving: %s: not a benchmark result this reader knows (%s)", path, err)
     return {"source": "client result files (per-request times on the run's virtual clock)",

@@ -159,5 +159,5 @@ def build_summary(run: RunRecords, ops: pd.DataFrame) -> dict[str, Any]:
         "waits": {"count": int(sum(len(p.of_kind("WAIT")) for p in run.processes)),
                   "jumped_s": int((jumps[:, 1] - jumps[:, 0]).sum()) / 1e9},
         "steps": steps,
-        "serving": serving_summary(run, steps),   # a serving benchmark's requests, else None
+        "serving": serving_summary(run, ops),   # a serving benchmark's requests, else None
     }
