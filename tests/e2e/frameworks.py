@@ -6,6 +6,7 @@ purpose) make their tests skip."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,3 +55,23 @@ def interpreter(framework: Framework) -> str:
     if version != framework.version:
         pytest.fail(f"{python} has {framework.name} {version}, the test wants {framework.version}")
     return python
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_model_dir(python: str, out: Path, shapes: str = "tiny") -> Path:
+    """A local model directory (config, offline tokenizer, chat template): scripts/make_model_dir.py."""
+    subprocess.run([python, str(REPO / "scripts" / "make_model_dir.py"), shapes, str(out)], check=True,
+                   capture_output=True, text=True)
+    return out
+
+
+def serving_benchmarks(summary: dict) -> dict[str, dict]:
+    """summary.json's serving benchmarks by result file stem (`rate-4`, `rate-inf`, ...)."""
+    serving = summary["serving"]
+    assert serving, "no serving section: the client's results were not found in the run directory"
+    return {Path(b["file"]).stem.split(".")[0]: b for b in serving["benchmarks"]}
