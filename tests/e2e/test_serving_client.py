@@ -50,8 +50,9 @@ def test_client_runs_once_the_server_answers_and_ends_the_run(emulate) -> None: 
     assert len(requests) == 4 and "RESULT ok=4 failed=0" in run.stdout, run.stdout
     for _start, ttft, e2e, chunks in requests:
         assert chunks == 8
-        # the first token after one 10 ms step, the last after eight: virtual time, whatever the host
-        assert 0.010 <= ttft < e2e and 0.080 <= e2e < 0.080 + 0.05, (ttft, e2e)
+        # the first token after one 10 ms step, the last after eight: virtual time, plus the
+        # processes' real CPU time (generous: a loaded host deschedules them)
+        assert 0.010 <= ttft < e2e and 0.080 <= e2e < 0.5, (ttft, e2e)
     assert "stopped cleanly after 4 requests" in run.stdout   # SIGTERM, the server's clean shutdown
     client = run_json(run)["client"]
     assert client["exit_status"] == 0 and client["server_exit_status"] == 0 and client["ready_after_wall_s"] >= 0
