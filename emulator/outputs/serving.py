@@ -113,15 +113,18 @@ def _jumped_ns(run: RunRecords, lo_ns: int, hi_ns: int) -> int:
 
 def _engine_steps(engine: tuple[int | None, list[Step]], t0_ns: int, lo_ns: int, hi_ns: int) -> dict[str, Any]:
     """The engine's steps that ended inside [lo, hi]: count by phase, and the decode period (time
-    from one decode step's end to the next's: what each running request waits per token)."""
+    from one decode step's end to the next's), once per sequence the step decoded: what a running
+    request waits per token on the server, comparable with the client's inter-token latency."""
     pid, steps = engine
     inside = [s for s in steps if lo_ns <= t0_ns + s.end_us * 1e3 <= hi_ns]
     decodes = [s for s in inside if s.phase == "decode"]
-    periods = [(b.end_us - a.end_us) / 1e6 for a, b in zip(inside, inside[1:], strict=False)
+    # one period per token: a step that decodes n sequences gives each of them its period
+    periods = [[(b.end_us - a.end_us) / 1e6] * (b.sequences or 1) for a, b in zip(inside, inside[1:], strict=False)
                if a.phase == b.phase == "decode" and b.index == a.index + 1]
     return {
         "pid": pid, "steps": len(inside), "prefill_steps": sum(s.phase == "prefill" for s in inside),
-        "decode_steps": len(decodes), "decode_period_ms": _stats_ms(np.asarray(periods)),
+        "decode_steps": len(decodes),
+        "decode_period_ms": _stats_ms(np.asarray([x for per_step in periods for x in per_step])),
         "decode_busy_ms": _stats_ms(np.asarray([s.busy_us / 1e6 for s in decodes])),
         "sequences_per_decode_step": float(np.mean([s.sequences or 0 for s in decodes])) if decodes else None,
     }

@@ -85,28 +85,33 @@ def test_ttft_below_e2e_for_every_request(served: EmulatedRun) -> None:
 
 def test_request_rate_is_kept_in_virtual_time(served: EmulatedRun) -> None:
     """vLLM's client sleeps between Poisson arrivals: 4 requests/s is a 0.25 s mean gap on the
-    run's clock (31 gaps of a seeded sample: within 40 % of the mean, 2.2 standard errors);
-    `inf` sends every request at once."""
+    run's clock (31 gaps of the sample seed 1 draws, 0.2526 s: within 20 %, where a client whose
+    sleeps ran long or short would not be); `inf` sends every request at once."""
     by_rate = benchmarks(served)
     gap = by_rate["rate-4"]["inter_arrival_s"]["mean"]
-    assert 0.15 <= gap <= 0.35, gap
+    assert 0.2 <= gap <= 0.3, gap
     assert by_rate["rate-inf"]["inter_arrival_s"]["mean"] < 0.01
     # the measured rate over the benchmark: 32 requests over (sent span + the last one's latency)
     assert 2.0 <= by_rate["rate-4"]["request_throughput"] <= 4.5, by_rate["rate-4"]
 
 
 def test_tpot_matches_the_engines_decode_steps(served: EmulatedRun) -> None:
-    """With every request decoding together (rate inf), each decode step of the engine gives each
-    running request one token: the client's median inter-token latency is the engine's median
-    decode period, as recorded on the GPU timeline."""
-    bench = benchmarks(served)["rate-inf"]
-    engine = bench["engine"]
-    assert engine["decode_steps"] >= OUTPUT_LEN - 1, engine
-    period, itl = engine["decode_period_ms"]["p50"], bench["itl_ms"]["p50"]
-    assert 0.75 * period <= itl <= 1.35 * period, (itl, engine)
+    """Each decode step of the engine gives each running request one token: the client's median
+    inter-token latency is the engine's median decode period per token, as recorded on the GPU
+    timeline. Compared at 4 requests/s, where the API process streams one or two requests and
+    keeps up with the engine; with all 32 at once it serialises 32 streams per step in real CPU
+    time on the test host and may fall behind, so there the client can only be slower."""
+    by_rate = benchmarks(served)
+    paced, burst = by_rate["rate-4"], by_rate["rate-inf"]
+    engine = paced["engine"]
+    assert engine["decode_steps"] >= PROMPTS * (OUTPUT_LEN - 1) / 4, engine   # at most a few requests overlap
+    period, itl = engine["decode_period_ms"]["p50"], paced["itl_ms"]["p50"]
+    assert 0.8 * period <= itl <= 1.25 * period, (itl, engine)
+    assert burst["tpot_ms"]["p50"] >= 0.9 * burst["engine"]["decode_period_ms"]["p50"], burst
+    # batching: with every request in flight, a decode step serves many of them
+    assert burst["engine"]["sequences_per_decode_step"] > 8, burst["engine"]
     # the tiny model's decode step is microseconds of GPU work: the period is the host's launches
     assert engine["decode_busy_ms"]["p50"] < 0.5 * period
-    assert engine["sequences_per_decode_step"] > PROMPTS / 2, engine
 
 
 @pytest.mark.parametrize("endpoint", ["completions", "chat"])
