@@ -48,8 +48,8 @@ def library_dir(shim_library: Path) -> Path:
 def pypi_toolkit() -> Path | None:
     """The CUDA toolkit files PyPI's wheels put in this environment (nvidia-cuda-nvcc, -runtime,
     -crt, -nvvm, -curand, ...: `site-packages/nvidia/cu13/{bin,include,lib,nvvm}`), or None."""
-    for entry in sys.path:
-        for nvcc in sorted(Path(entry or ".").glob("nvidia/cu*/bin/nvcc")):
+    for entry in filter(None, sys.path):
+        for nvcc in sorted(Path(entry).glob("nvidia/cu*/bin/nvcc")):
             if (nvcc.parent.parent / "include" / "cuda_runtime_api.h").exists():
                 return nvcc.parent.parent
     return None
@@ -91,7 +91,12 @@ def cuda_home(build_dir: Path | None = None) -> Path | None:
     _link_stub(lib64 / "stubs" / "libcuda.so", "libcuda.so.1")
     (staging / "toolkit.txt").write_text(str(toolkit))
     if home.exists():
-        shutil.rmtree(home, ignore_errors=True)
+        if marker.exists() and marker.read_text() == str(toolkit):   # another emulate made it meanwhile
+            shutil.rmtree(staging, ignore_errors=True)
+            return home
+        stale = home.with_name(f".cuda-home-stale-{os.getpid()}")   # made from another environment
+        home.rename(stale)
+        shutil.rmtree(stale, ignore_errors=True)
     try:
         staging.rename(home)
     except OSError:   # another emulate made it meanwhile
