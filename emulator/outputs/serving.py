@@ -58,13 +58,15 @@ def _result_documents(path: Path) -> list[dict[str, Any]]:
 
 
 def client_results(run_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """Every detailed benchmark result the client left in the run directory, in file order."""
+    """Every detailed benchmark result the client left in the run directory, in the order the
+    benchmarks ran (their first request's send time)."""
     out = []
     for path in sorted(run_dir.rglob("*.json*")):
         if path.name in RUN_FILES or path.parent.name in ("proc", "crash"):
             continue
         out.extend((path, doc) for doc in _result_documents(path))
-    return out
+    return sorted(out, key=lambda found: min((t for t in found[1].get("start_times") or [] if t is not None),
+                                             default=float("inf")))
 
 
 def request_table(doc: dict[str, Any]) -> pd.DataFrame:
