@@ -1,8 +1,9 @@
 """Online serving under emulate, as an operator runs it: an unmodified server (`vllm serve MODEL
 --load-format dummy`, its defaults otherwise: FlashInfer sampler, torch.compile, CUDA graphs)
 and the framework's own benchmark client in one run and one virtual clock (`emulate --client`),
-32 prompts at 4 requests/s (Poisson) and all at once. One server run per framework serves both
-benchmarks; the tests read its summary.json."""
+32 prompts at 4 requests/s (Poisson) and all at once, then curl's streamed requests. One server
+run per vLLM version serves them all (0.32 run by a bash script, 0.33 with --client); the tests
+read its summary.json."""
 
 from __future__ import annotations
 
@@ -28,22 +29,30 @@ WORKLOADS = REPO / "tests" / "e2e" / "workloads"
 PROMPTS, INPUT_LEN, OUTPUT_LEN = 32, 64, 16
 
 
-def vllm_serving_run(framework: Framework, shim_lib: Path, tmp: Path) -> tuple[EmulatedRun, float]:
+def vllm_serving_run(framework: Framework, mode: str, tmp: Path) -> tuple[EmulatedRun, float]:
+    """One server run serving both benchmarks and the curl streams: with `emulate --client`, or
+    as a bash script that starts the server, waits for it, runs the client and stops it."""
     python = interpreter(framework)
     bin_dir = Path(python).parent
     model = make_model_dir(python, tmp / "model")
     port = free_port()
-    client = f"{WORKLOADS / 'vllm_test_client.sh'} {bin_dir} {model} {port} {PROMPTS} {INPUT_LEN} {OUTPUT_LEN}"
+    args = [str(bin_dir), str(model), str(port), str(PROMPTS), str(INPUT_LEN), str(OUTPUT_LEN)]
+    if mode == "client":
+        cmd = [str(bin_dir / "vllm"), "serve", str(model), "--load-format", "dummy", "--port", str(port)]
+        extra = ["--client", " ".join([str(WORKLOADS / "vllm_test_client.sh"), *args]), "--client-port", str(port)]
+    else:
+        cmd, extra = ["bash", str(WORKLOADS / "vllm_serve_script.sh"), *args], []
     began = time.monotonic()
-    run = run_emulated([str(bin_dir / "vllm"), "serve", str(model), "--load-format", "dummy", "--port", str(port)],
-                       tmp / "run", extra=["--client", client, "--client-port", str(port)], timeout=1800,
-                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    run = run_emulated(cmd, tmp / "run", extra=extra, timeout=1800, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     return run, time.monotonic() - began
 
 
-@pytest.fixture(scope="module", params=[VLLM_0_32, VLLM_0_33], ids=lambda f: f.label)
+# vLLM 0.32 served by a script, 0.33 with --client: both ways, one server run per version
+@pytest.fixture(scope="module", params=[(VLLM_0_32, "script"), (VLLM_0_33, "client")],
+                ids=lambda p: f"{p[0].label}-{p[1]}")
 def served(request: pytest.FixtureRequest, shim_lib: Path, tmp_path_factory: pytest.TempPathFactory) -> EmulatedRun:
-    run, wall_s = vllm_serving_run(request.param, shim_lib, tmp_path_factory.mktemp(request.param.label))
+    framework, mode = request.param
+    run, wall_s = vllm_serving_run(framework, mode, tmp_path_factory.mktemp(framework.label))
     assert run.exit_status == 0, f"exit {run.exit_status} after {wall_s:.0f} s\n{run.stdout[-3000:]}\n{run.stderr[-6000:]}"
     return run
 
