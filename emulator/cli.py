@@ -1,6 +1,7 @@
 """The `emulate` command line.
 
     emulate [--gpu KEY] [--gpus N] [--predictor NAME] [--out DIR] -- CMD ...
+    emulate [options] --client 'CLIENT CMD' --client-port PORT -- SERVER CMD ...
     emulate report DIR
     emulate validate --real TRACE [--gpu KEY] -- CMD ...
     emulate gpus
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from pathlib import Path
 
 import predictors
+from emulator.serving_client import ClientSpec
 from predictors import catalog
 
 PREDICTORS = ("auto", "roofline", "table", "xgb")
@@ -39,8 +42,32 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-degraded", action="store_true",
                         help="if predictions become unavailable, go on with the spec's per-launch floor (the "
                              "summary says so) instead of ending the run")
+    serving = parser.add_argument_group(
+        "serving", "CMD is a server; a client runs beside it in the same run and clock (docs/serving.md)")
+    serving.add_argument("--client", metavar="'CMD ARGS'",
+                         help="client command line, started once the server is ready; when it exits the server is "
+                              "stopped and emulate exits with the client's status")
+    serving.add_argument("--client-port", type=int, metavar="PORT", help="the server's port (required with --client)")
+    serving.add_argument("--client-ready-path", default="/health", metavar="PATH",
+                         help="ready when `GET PATH` answers 200 (default /health; '' = when the port accepts)")
+    serving.add_argument("--client-ready-timeout", type=float, default=1800.0, metavar="SECONDS",
+                         help="wall seconds the server has to become ready (default 1800)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     return parser
+
+
+def _client_spec(args: argparse.Namespace) -> ClientSpec | None:
+    """The --client options as a ClientSpec; raises ValueError with the user's mistake."""
+    if args.client is None:
+        if args.client_port is not None:
+            raise ValueError("--client-port needs --client")
+        return None
+    command = shlex.split(args.client)
+    if not command:
+        raise ValueError("--client needs a command line")
+    if args.client_port is None or not 0 < args.client_port < 65536:
+        raise ValueError("--client needs --client-port PORT (1-65535): the port the server listens on")
+    return ClientSpec(command, args.client_port, args.client_ready_path or None, args.client_ready_timeout)
 
 
 def _options(pairs: list[str]) -> dict[str, str]:
@@ -93,6 +120,11 @@ def run_main(argv: list[str]) -> int:
     if args.host_cores is not None and args.host_cores < 1:
         print("emulate: --host-cores must be at least 1", file=sys.stderr)
         return 2
+    try:
+        client = _client_spec(args)
+    except ValueError as err:
+        print(f"emulate: {err}", file=sys.stderr)
+        return 2
     from emulator.run import run_command
 
     try:
@@ -104,7 +136,7 @@ def run_main(argv: list[str]) -> int:
         result = run_command(command, gpu=args.gpu, gpus=args.gpus, predictor=args.predictor, out=args.out,
                              predictor_options=_options(args.predictor_option), log_level=args.log_level,
                              allow_degraded=args.allow_degraded, cpu_speed=args.cpu_speed,
-                             host_cores=args.host_cores)
+                             host_cores=args.host_cores, client=client)
     except catalog.UnknownGpuError as err:
         print(f"emulate: {err}", file=sys.stderr)
         return 2

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from shim import build
+
+log = logging.getLogger(__name__)
 
 BIN_DIR = Path(__file__).resolve().parent / "bin"
 
@@ -16,6 +23,10 @@ SHIM_SONAMES = (
     "libcudnn.so.9", "libnccl.so.2", "libnccl.so", "libcufft.so.12", "libcusolver.so.12",
     "libcusparse.so.12", "libcupti.so.13",
 )
+
+
+# Variables emulate extends rather than sets (the rest it adds are switches, listed in run.json).
+PATH_VARIABLES = ("LD_PRELOAD", "LD_LIBRARY_PATH", "PATH")
 
 
 def library_dir(shim_library: Path) -> Path:
@@ -34,6 +45,73 @@ def library_dir(shim_library: Path) -> Path:
     return lib_dir
 
 
+def pypi_toolkit() -> Path | None:
+    """The CUDA toolkit files PyPI's wheels put in this environment (nvidia-cuda-nvcc, -runtime,
+    -crt, -nvvm, -curand, ...: `site-packages/nvidia/cu13/{bin,include,lib,nvvm}`), or None."""
+    for entry in filter(None, sys.path):
+        for nvcc in sorted(Path(entry).glob("nvidia/cu*/bin/nvcc")):
+            if (nvcc.parent.parent / "include" / "cuda_runtime_api.h").exists():
+                return nvcc.parent.parent
+    return None
+
+
+def cuda_home(build_dir: Path | None = None) -> Path | None:
+    """A CUDA_HOME laid out as a toolkit installs it, made of links into the PyPI wheels of this
+    environment (scripts/setup.sh installs them), for programs that JIT-compile CUDA code at start
+    (FlashInfer's sampler, SGLang's kernels) and for the CUDA C tests. None when this environment
+    has no nvcc from PyPI.
+
+    The wheels alone are not a toolkit: they have `lib/libcudart.so.13` but no `libcudart.so` to
+    link with `-lcudart`, no `lib64`, and no `lib64/stubs/libcuda.so` for `-lcuda`. nvcc finds its
+    profile, compilers and libraries relative to the path it was started by, so `bin/` holds
+    links to each file (not a link to the folder: `bin/..` would resolve into the wheel)."""
+    toolkit = pypi_toolkit()
+    if toolkit is None:
+        return None
+    home = (build_dir or build.build_dir()) / "cuda-home"
+    marker = home / "toolkit.txt"
+    if marker.exists() and marker.read_text() == str(toolkit):
+        return home
+    home.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".cuda-home-", dir=home.parent))
+    (staging / "bin").mkdir()
+    for item in sorted((toolkit / "bin").iterdir()):
+        (staging / "bin" / item.name).symlink_to(item)
+    for folder in ("include", "nvvm"):
+        if (toolkit / folder).exists():
+            (staging / folder).symlink_to(toolkit / folder)
+    lib64 = staging / "lib64"
+    (lib64 / "stubs").mkdir(parents=True)
+    for item in sorted((toolkit / "lib").iterdir()):
+        (lib64 / item.name).symlink_to(item)
+        stem, dot_so, version = item.name.partition(".so.")
+        if dot_so and version and not (lib64 / f"{stem}.so").exists():
+            (lib64 / f"{stem}.so").symlink_to(item.name)   # the link-time name: -lcudart, -lcurand
+    (staging / "lib").symlink_to("lib64")
+    _link_stub(lib64 / "stubs" / "libcuda.so", "libcuda.so.1")
+    (staging / "toolkit.txt").write_text(str(toolkit))
+    if home.exists():
+        if marker.exists() and marker.read_text() == str(toolkit):   # another emulate made it meanwhile
+            shutil.rmtree(staging, ignore_errors=True)
+            return home
+        stale = home.with_name(f".cuda-home-stale-{os.getpid()}")   # made from another environment
+        home.rename(stale)
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        staging.rename(home)
+    except OSError:   # another emulate made it meanwhile
+        shutil.rmtree(staging, ignore_errors=True)
+    return home
+
+
+def _link_stub(path: Path, soname: str) -> None:
+    """An empty shared library named `soname`, as a toolkit's stubs are: code linked with it
+    records NEEDED `soname`, which at run time is the shim (the driver's name on LD_LIBRARY_PATH)."""
+    cc = os.environ.get("CC", "cc")
+    subprocess.run([cc, "-shared", "-x", "c", "-", "-o", str(path), f"-Wl,-soname,{soname}"], input=b"",
+                   check=True, capture_output=True)
+
+
 def _prepend(value: str, existing: str | None, sep: str = ":") -> str:
     return value if not existing else f"{value}{sep}{existing}"
 
@@ -47,6 +125,14 @@ def program_environment(base: dict[str, str], *, shim_library: Path, run_dir: Pa
     env["LD_PRELOAD"] = _prepend(str(shim_library), env.get("LD_PRELOAD"), " ")
     env["LD_LIBRARY_PATH"] = _prepend(str(lib_dir), env.get("LD_LIBRARY_PATH"))
     env["PATH"] = _prepend(str(BIN_DIR), env.get("PATH"))
+    toolkit_home = cuda_home()
+    if toolkit_home is not None:
+        # FlashInfer and torch's extension builder take the toolkit from CUDA_HOME (else from the
+        # nvcc on PATH: on a host with a partial toolkit, one without curand.h)
+        env.setdefault("CUDA_HOME", str(toolkit_home))
+    else:
+        log.warning("no CUDA compiler from PyPI in %s (scripts/setup.sh installs nvidia-cuda-nvcc): programs that "
+                    "JIT-compile CUDA code (FlashInfer, SGLang) will fail to build it", sys.prefix)
     env["TIMEWARP_RUN_DIR"] = str(run_dir)
     env["TIMEWARP_SPEC"] = str(spec_path)
     env["TIMEWARP_GPUS"] = str(gpus)
@@ -76,15 +162,6 @@ def program_environment(base: dict[str, str], *, shim_library: Path, run_dir: Pa
     # workers sleep at once; what the program computes is unchanged.
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return env
-
-
-# The switches program_environment sets when the user has not (reported in summary.json).
-SWITCHES = ("VLLM_NO_USAGE_STATS", "VLLM_USE_V2_MODEL_RUNNER", "OMP_WAIT_POLICY")
-
-
-def switches_set(env: dict[str, str], base: dict[str, str]) -> dict[str, str]:
-    """The switches emulate set for this run (the user's own values are not emulate's)."""
-    return {k: env[k] for k in SWITCHES if k in env and k not in base}
 
 
 def ensure_shim() -> Path:

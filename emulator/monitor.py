@@ -122,6 +122,7 @@ class RunMonitor:
         self.run_dir = run_dir
         self.command_pid = command_pid
         self.known: set[int] = {command_pid}   # every process seen in the run's tree so far
+        self.waited_by_caller: set[int] = {command_pid}   # children emulate reaps itself (Popen)
         self.crashes: list[Crash] = []
         self.dead_actor_pids: list[int] = []
         self.outsider_pids: set[int] = set()
@@ -204,9 +205,10 @@ class RunMonitor:
         return self.known
 
     def _reap_orphans(self, procs: dict[int, tuple[str, int]]) -> None:
-        """Zombies of the run re-parented to us (the subreaper); the command is Popen's to reap."""
+        """Zombies of the run re-parented to us (the subreaper); the command (and a serving run's
+        client) are Popen's to reap."""
         me = os.getpid()
-        for pid in self.known - {self.command_pid}:
+        for pid in self.known - self.waited_by_caller:
             state, ppid = procs.get(pid, (None, 0))
             if ppid == me and state == "Z":
                 try:

@@ -1,4 +1,6 @@
-"""One emulated run: spec, clock page, coordinator, the program, the outputs."""
+"""One emulated run, in four steps: prepare (spec, clock page, shim, coordinator, environment),
+start (the command), supervise (crashes, dead peers, a serving run's client) and collect
+(run.json, the outputs)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emulator import environment, monitor
+from emulator.serving_client import ClientSpec, ServingClient
 from predictors import catalog
 from shim import abi
 
@@ -22,12 +25,39 @@ POLL_S = 0.1          # supervision period: dead peers and crashes are seen this
 CRASH_GRACE_S = 2.0   # after a crash report, time for the program to notice and exit by itself
 TERM_GRACE_S = 1.5    # after SIGTERM, before SIGKILL
 
+__all__ = ["ClientSpec", "RunResult", "run_command", "write_clock_page"]
+
 
 @dataclass
 class RunResult:
     exit_status: int
     run_dir: Path
     summary: dict = field(default_factory=dict)
+
+
+@dataclass
+class Prepared:
+    """What a run needs before its command starts."""
+
+    spec: catalog.GpuSpec
+    run_dir: Path
+    gpus: int
+    predictor: str
+    allow_degraded: bool
+    coordinator: object            # coordinator.launch's handle (stop())
+    env: dict[str, str]
+    set_by_emulate: dict[str, str]  # variables emulate added to the caller's environment
+    governor: subprocess.Popen     # the clock's governor (shim/tools/governor.c)
+    cpu_speed: float
+    host_cores: int
+
+
+@dataclass
+class Outcome:
+    exit_status: int
+    exit_signal: int | None = None
+    ended_by: dict | None = None
+    client: dict | None = None     # a serving run's client and server (run.json)
 
 
 def default_run_dir(gpu_key: str) -> Path:
@@ -59,31 +89,18 @@ def write_clock_page(run_dir: Path, cpu_speed: float = 1.0, host_cores: int = 0)
     return path
 
 
-def _start_governor(run_dir: Path) -> subprocess.Popen:
-    """The clock's governor (shim/tools/governor.c): a program outside the shim that dilates the
-    clock's rate by the CPU the run's threads get, for the whole run."""
-    from shim import build
-
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-    return subprocess.Popen([str(build.governor_path()), str(run_dir)], env=env, stdin=subprocess.DEVNULL,
-                            stderr=open(run_dir / "governor.log", "w"))  # noqa: SIM115 - closed with the process
-
-
-def _exit_status(returncode: int) -> tuple[int, int | None]:
+def exit_status(returncode: int) -> tuple[int, int | None]:
     """Shell-style status (128 + signal for a signalled child) and the signal."""
     if returncode < 0:
         return 128 - returncode, -returncode
     return returncode, None
 
 
-def run_command(cmd: list[str], *, gpu: str = "h100", gpus: int = 1, predictor: str = "auto",
-                out: Path | None = None, predictor_options: dict | None = None, log_level: int | None = None,
-                write_outputs: bool = True, allow_degraded: bool = False, cpu_speed: float = 1.0,
-                host_cores: int | None = None) -> RunResult:
-    """Run CMD emulated on `gpus` GPUs of kind `gpu`; returns its status and run directory.
-
-    Raises catalog.UnknownGpuError for an unknown GPU name.
-    """
+def prepare(*, gpu: str, gpus: int, predictor: str, out: Path | None, predictor_options: dict | None,
+            log_level: int | None, allow_degraded: bool, cpu_speed: float = 1.0,
+            host_cores: int | None = None) -> Prepared:
+    """Run directory, spec, clock page, shim, coordinator and the program's environment.
+    Raises catalog.UnknownGpuError for an unknown GPU name."""
     spec = catalog.get_spec(gpu)
     run_dir = Path(out) if out is not None else default_run_dir(spec.key)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -102,46 +119,61 @@ def run_command(cmd: list[str], *, gpu: str = "h100", gpus: int = 1, predictor: 
     from coordinator import launch as coordinator_launch
 
     coordinator = coordinator_launch.start(run_dir, spec.key, gpus, predictor, predictor_options or {})
+    base = dict(os.environ)
     env = environment.program_environment(
-        dict(os.environ), shim_library=shim_library, run_dir=run_dir.resolve(), coordinator=coordinator.address,
+        base, shim_library=shim_library, run_dir=run_dir.resolve(), coordinator=coordinator.address,
         spec_path=spec_path.resolve(), gpus=gpus, log_level=log_level, allow_degraded=allow_degraded)
-    started_at = _dt.datetime.now(_dt.timezone.utc).isoformat()
-    wall_start = time.monotonic()
-    exit_status: int
-    exit_signal: int | None = None
-    ended_by: dict | None = None
+    set_by_emulate = {k: v for k, v in env.items()
+                      if k not in base and not k.startswith("TIMEWARP_") and k not in environment.PATH_VARIABLES}
+    return Prepared(spec, run_dir, gpus, predictor, allow_degraded, coordinator, env, set_by_emulate, governor,
+                    cpu_speed, host_cores)
+
+
+def _start_governor(run_dir: Path) -> subprocess.Popen:
+    """The clock's governor (shim/tools/governor.c): a program outside the shim that dilates the
+    clock's rate by the CPU the run's threads get, for the whole run."""
+    from shim import build
+
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    with open(run_dir / "governor.log", "w") as log_file:
+        return subprocess.Popen([str(build.governor_path()), str(run_dir)], env=env, stdin=subprocess.DEVNULL,
+                                stderr=log_file)
+
+
+def start(prepared: Prepared, cmd: list[str]) -> subprocess.Popen | int:
+    """The command as a child of this process (the subreaper of its orphans), or the shell status
+    when it cannot be started (127 not found, 126 not executable)."""
+    monitor.become_subreaper()
     try:
-        try:
-            monitor.become_subreaper()
-            child = subprocess.Popen(cmd, env=env)
-        except FileNotFoundError:
-            log.error("%s: command not found", cmd[0])
-            exit_status = 127
-        except PermissionError:
-            log.error("%s: permission denied", cmd[0])
-            exit_status = 126
-        else:
-            exit_status, exit_signal, ended_by = _supervise(child, run_dir)
-    finally:
-        wall_time_s = time.monotonic() - wall_start
-        coordinator.stop()
-        governor.terminate()
-        governor.wait()
+        return subprocess.Popen(cmd, env=prepared.env)
+    except FileNotFoundError:
+        log.error("%s: command not found", cmd[0])
+        return 127
+    except PermissionError:
+        log.error("%s: permission denied", cmd[0])
+        return 126
+
+
+def collect(prepared: Prepared, cmd: list[str], outcome: Outcome, *, wall_time_s: float, started_at: str,
+            write_outputs: bool) -> RunResult:
+    """run.json, the trace files cut to their records, and the outputs."""
+    run_dir = prepared.run_dir
     run_info = {
         "command": list(cmd),
-        "exit_status": exit_status if exit_signal is None else None,
-        "exit_signal": exit_signal,
-        "shell_status": exit_status,
+        "exit_status": outcome.exit_status if outcome.exit_signal is None else None,
+        "exit_signal": outcome.exit_signal,
+        "shell_status": outcome.exit_status,
         "wall_time_s": wall_time_s,
-        "gpu": {"key": spec.key, "name": spec.name, "count": gpus},
-        "predictor": predictor,
-        "allow_degraded": allow_degraded,
-        "switches": environment.switches_set(env, dict(os.environ)),
-        "cpu_speed": cpu_speed,
-        "host_cores": host_cores,
+        "gpu": {"key": prepared.spec.key, "name": prepared.spec.name, "count": prepared.gpus},
+        "predictor": prepared.predictor,
+        "allow_degraded": prepared.allow_degraded,
+        "environment_set": prepared.set_by_emulate,
+        "cpu_speed": prepared.cpu_speed,
+        "host_cores": prepared.host_cores,
         "timewarp_version": _version(),
         "started_at": started_at,
-        "ended_by": ended_by,
+        "ended_by": outcome.ended_by,
+        "client": outcome.client,
     }
     (run_dir / "run.json").write_text(json.dumps(run_info, indent=2))
     from emulator.outputs.records import trim_trace_files
@@ -152,57 +184,106 @@ def run_command(cmd: list[str], *, gpu: str = "h100", gpus: int = 1, predictor: 
         from emulator.outputs import write_outputs as render
 
         summary = render(run_dir)
-    return RunResult(exit_status, run_dir, summary)
+    return RunResult(outcome.exit_status, run_dir, summary)
 
 
-def _supervise(child: subprocess.Popen, run_dir: Path) -> tuple[int, int | None, dict | None]:
-    """Wait for the command while watching the run (emulator/monitor.py): SIGINT/SIGTERM to
-    emulate go to the program; a crash of any process of the run ends it within
-    CRASH_GRACE_S + TERM_GRACE_S (the program may first notice and exit by itself); when the
-    command ends, processes of the run it left behind are ended too."""
-    def forward(signum: int, _frame: object) -> None:
-        child.send_signal(signum)
+def run_command(cmd: list[str], *, gpu: str = "h100", gpus: int = 1, predictor: str = "auto",
+                out: Path | None = None, predictor_options: dict | None = None, log_level: int | None = None,
+                write_outputs: bool = True, allow_degraded: bool = False, cpu_speed: float = 1.0,
+                host_cores: int | None = None, client: ClientSpec | None = None) -> RunResult:
+    """Run CMD emulated on `gpus` GPUs of kind `gpu`; returns its status and run directory.
 
-    watch = monitor.RunMonitor(run_dir, child.pid)
-    ended_by: dict | None = None
-    crash_seen_at: float | None = None
-    terminated_at: float | None = None
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    With `client`, CMD is a server: the client command starts, in the same run and clock, once
+    the server's port accepts (and answers its ready path); when the client exits the server is
+    stopped (SIGTERM) and the run's status is the client's.
+
+    Raises catalog.UnknownGpuError for an unknown GPU name.
+    """
+    prepared = prepare(gpu=gpu, gpus=gpus, predictor=predictor, out=out, predictor_options=predictor_options,
+                       log_level=log_level, allow_degraded=allow_degraded, cpu_speed=cpu_speed, host_cores=host_cores)
+    started_at = _dt.datetime.now(_dt.timezone.utc).isoformat()
+    wall_start = time.monotonic()
     try:
+        child = start(prepared, cmd)
+        if isinstance(child, int):
+            outcome = Outcome(child)
+        else:
+            outcome = Supervisor(prepared, child, client).run()
+    finally:
+        wall_time_s = time.monotonic() - wall_start
+        prepared.coordinator.stop()  # type: ignore[attr-defined]
+        prepared.governor.terminate()
+        prepared.governor.wait()
+    return collect(prepared, cmd, outcome, wall_time_s=wall_time_s, started_at=started_at,
+                   write_outputs=write_outputs)
+
+
+class Supervisor:
+    """Waits for the command while watching the run (emulator/monitor.py): SIGINT/SIGTERM to
+    emulate go to the program; a crash of any process of the run ends it within
+    CRASH_GRACE_S + TERM_GRACE_S (the program may first notice and exit by itself); a serving
+    run's client is started and ended (emulator/serving_client.py); when the command ends,
+    processes of the run it left behind are ended too."""
+
+    def __init__(self, prepared: Prepared, child: subprocess.Popen, client: ClientSpec | None) -> None:
+        self.child = child
+        self.watch = monitor.RunMonitor(prepared.run_dir, child.pid)
+        self.client = ServingClient(client, prepared.env, self.watch) if client is not None else None
+        self.ended_by: dict | None = None
+        self.crash_seen_at: float | None = None
+        self.terminated_at: float | None = None
+
+    def _forward(self, signum: int, _frame: object) -> None:
+        self.child.send_signal(signum)
+        if self.client is not None:
+            self.client.forward(signum)
+
+    def run(self) -> Outcome:
+        previous = {sig: signal.signal(sig, self._forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            returncode = self._wait()
+            crash = self.watch.poll()   # the command itself may be what crashed
+            if crash is not None and self.ended_by is None:
+                self.ended_by = _ended_by_crash(crash)
+            status, sig = exit_status(returncode)
+            client_info = None
+            if self.client is not None:
+                status, sig, client_info = self.client.finish(status, sig)
+                self.ended_by = self.ended_by or self.client.ended_by
+            _end_leftovers(self.watch)
+            if self.watch.dead_actor_pids and self.ended_by is not None:
+                self.ended_by["dead_without_exit"] = self.watch.dead_actor_pids
+        finally:
+            for sig_number, handler in previous.items():
+                signal.signal(sig_number, handler)
+            self.watch.close()
+        return Outcome(status, sig, self.ended_by, client_info)
+
+    def _wait(self) -> int:
+        """The command's return code, after supervising it to its end."""
         while True:
             try:
-                returncode = child.wait(timeout=POLL_S)
-                break
+                return self.child.wait(timeout=POLL_S)
             except subprocess.TimeoutExpired:
                 pass
-            crash = watch.poll()
+            crash = self.watch.poll()
             now = time.monotonic()
-            if crash is not None and crash_seen_at is None:
-                crash_seen_at = now
-                ended_by = _ended_by_crash(crash)
+            if crash is not None and self.crash_seen_at is None:
+                self.crash_seen_at = now
+                self.ended_by = _ended_by_crash(crash)
                 log.error("timewarp: %s: ending the run (report: %s)", crash.headline, crash.path)
-            elif watch.collective_failure is not None and crash_seen_at is None:
+            elif self.watch.collective_failure is not None and self.crash_seen_at is None:
                 # its peers wait for a rank that cannot come: nothing to give time to
-                crash_seen_at = now - CRASH_GRACE_S
-                ended_by = {"reason": "collective", "cause": watch.collective_failure}
-                log.error("timewarp: %s: ending the run", watch.collective_failure)
-            if crash_seen_at is not None and terminated_at is None and now - crash_seen_at > CRASH_GRACE_S:
-                terminated_at = now
-                _signal_all(watch.run_pids(), signal.SIGTERM)
-            if terminated_at is not None and now - terminated_at > TERM_GRACE_S:
-                _signal_all(watch.run_pids(), signal.SIGKILL)
-        crash = watch.poll()   # the command itself may be what crashed
-        if crash is not None and ended_by is None:
-            ended_by = _ended_by_crash(crash)
-        _end_leftovers(watch)
-        if watch.dead_actor_pids and ended_by is not None:
-            ended_by["dead_without_exit"] = watch.dead_actor_pids
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        watch.close()
-    status, sig = _exit_status(returncode)
-    return status, sig, ended_by
+                self.crash_seen_at = now - CRASH_GRACE_S
+                self.ended_by = {"reason": "collective", "cause": self.watch.collective_failure}
+                log.error("timewarp: %s: ending the run", self.watch.collective_failure)
+            if self.crash_seen_at is not None and self.terminated_at is None and now - self.crash_seen_at > CRASH_GRACE_S:
+                self.terminated_at = now
+                _signal_all(self.watch.run_pids(), signal.SIGTERM)
+            if self.terminated_at is not None and now - self.terminated_at > TERM_GRACE_S:
+                _signal_all(self.watch.run_pids(), signal.SIGKILL)
+            if self.client is not None and self.crash_seen_at is None:
+                self.client.step(self.child)
 
 
 def _ended_by_crash(crash: monitor.Crash) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -28,10 +27,14 @@ def emulate(shim_lib: Path, tmp_path: Path):  # noqa: ANN201 - returns a runner 
 
 @pytest.fixture(scope="session")
 def nvcc() -> str:
-    path = shutil.which("nvcc")
-    if path is None:
-        pytest.skip("nvcc not on PATH")
-    return path
+    """nvcc from PyPI (scripts/setup.sh installs nvidia-cuda-nvcc), in the CUDA_HOME emulate gives
+    programs: never a system toolkit's, and never a skip: a missing compiler fails the tests."""
+    from emulator import environment
+
+    home = environment.cuda_home()
+    if home is None:
+        pytest.fail("no nvcc from PyPI in this environment: run scripts/setup.sh (it installs nvidia-cuda-nvcc)")
+    return str(home / "bin" / "nvcc")
 
 
 @pytest.fixture(scope="session")

@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 
 def write_outputs(run_dir: Path) -> dict[str, Any]:
     """Read every record of the run and write trace.json, summary.json, kernels.csv,
-    time_breakdown.png and top_kernels.png into run_dir. Returns the summary."""
-    from emulator.outputs.plots import plot_time_breakdown, plot_top_kernels  # matplotlib is slow to import
+    time_breakdown.png, top_kernels.png and, for a serving benchmark, serving.png into run_dir.
+    Returns the summary."""
+    from emulator.outputs.plots import plot_serving, plot_time_breakdown, plot_top_kernels  # slow to import
 
     run_dir = Path(run_dir)
     started = time.monotonic()
@@ -36,6 +37,8 @@ def write_outputs(run_dir: Path) -> dict[str, Any]:
     events = write_trace(run, ops, run_dir / "trace.json")
     plot_time_breakdown(summary, ops, run_dir / "time_breakdown.png")
     plot_top_kernels(summary, run_dir / "top_kernels.png")
+    if summary.get("serving"):
+        plot_serving(summary, run_dir, run_dir / "serving.png")
     log.info("outputs of %s: %d records, %d GPU ops, %d trace events in %.2f s", run_dir, run.record_count,
              len(ops), events, time.monotonic() - started)
     return summary

@@ -125,3 +125,51 @@ def plot_top_kernels(summary: dict[str, Any], path: Path, count: int = 25) -> No
     ax.set_title(f"Top {len(top)} kernels by GPU time ({summary['kernels']['count']} launches)")
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_serving(summary: dict[str, Any], run_dir: Path, path: Path) -> None:
+    """A serving benchmark: TTFT and TPOT CDFs per benchmark, and each benchmark's request
+    timeline (each request from its send to its first token, then to its last)."""
+    from emulator.outputs.serving import serving_requests
+
+    benchmarks = [(Path(name).stem, table) for name, table in serving_requests(run_dir)][:4]
+    fig = plt.figure(figsize=(13, 9), constrained_layout=True)
+    grid = fig.add_gridspec(2, max(len(benchmarks), 2), height_ratios=[1.0, 1.3])
+    ax_ttft, ax_tpot = fig.add_subplot(grid[0, : grid.ncols // 2]), fig.add_subplot(grid[0, grid.ncols // 2:])
+    gpu = summary["gpu"]
+    fig.suptitle(f"Serving on {gpu['name'] or gpu['key']} (virtual time)", fontsize=13)
+    for name, table in benchmarks:
+        ok = table[table["ok"]]
+        if ok.empty:
+            continue
+        ttft = np.sort(ok["ttft_s"].to_numpy() * 1e3)
+        ax_ttft.plot(ttft, np.arange(1, len(ttft) + 1) / len(ttft), drawstyle="steps-post", label=name)
+        many = ok[ok["output_len"] > 1]
+        tpot = np.sort(((many["e2e_s"] - many["ttft_s"]) / (many["output_len"] - 1)).to_numpy() * 1e3)
+        if len(tpot):
+            ax_tpot.plot(tpot, np.arange(1, len(tpot) + 1) / len(tpot), drawstyle="steps-post", label=name)
+    for ax, what, title in ((ax_ttft, "TTFT (ms)", "Time to first token"),
+                            (ax_tpot, "TPOT (ms)", "Time per output token (after the first)")):
+        ax.set_xlabel(what)
+        ax.set_ylabel("fraction of requests")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    for column, (name, table) in enumerate(benchmarks):
+        ax = fig.add_subplot(grid[1, column])
+        sent = table["sent_s"].to_numpy()
+        origin = np.nanmin(sent) if np.isfinite(sent).any() else 0.0
+        for row, (t, ttft, e2e, ok) in enumerate(zip(sent, table["ttft_s"], table["e2e_s"], table["ok"], strict=True)):
+            if np.isnan(t):
+                continue
+            if ok:
+                ax.barh(row, ttft, left=t - origin, color="tab:orange", height=0.8)
+                ax.barh(row, e2e - ttft, left=t - origin + ttft, color="tab:blue", height=0.8)
+            else:
+                ax.barh(row, max(e2e, 1e-4), left=t - origin, color="tab:red", height=0.8)
+        ax.set_xlabel("virtual time from its first request (s)")
+        ax.set_ylabel("request")
+        ax.set_title(f"{name}: to first token (queued + prefill), then decode", fontsize=9)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

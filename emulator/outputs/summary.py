@@ -11,6 +11,7 @@ import pandas as pd
 
 from emulator.outputs.ops import NON_KERNEL_KINDS
 from emulator.outputs.records import RunRecords, rec
+from emulator.outputs.serving import serving_summary
 from emulator.outputs.steps import steps_summary
 from shim import abi
 
@@ -175,16 +176,18 @@ def build_summary(run: RunRecords, ops: pd.DataFrame) -> dict[str, Any]:
 
     jumps = unique_jumps(run)
     floor = ops[ops["model"] == "floor"]
+    steps = steps_summary(run, ops)
     return {
         "timewarp_version": str(info.get("timewarp_version", "")),
         "gpu": gpu_out,
         "predictor": str(info.get("predictor", "")),
         "allow_degraded": bool(info.get("allow_degraded", False)),
-        "switches": dict(info.get("switches") or {}),   # environment switches emulate set (docs/supported.md)
         "command": [str(c) for c in info.get("command", [])],
         "exit_status": _int_or_none(info.get("exit_status")),
         "exit_signal": _int_or_none(info.get("exit_signal")),
         "ended_by": info.get("ended_by"),   # why the run ended early (a crash), else None
+        "environment_set": info.get("environment_set") or {},   # switches emulate set (docs/design.md)
+        "client": info.get("client"),       # a serving run's client (emulate --client), else None
         "virtual_time_s": virtual_s,
         "wall_time_s": wall_s,
         "speedup": virtual_s / wall_s if wall_s > 0 else 0.0,
@@ -207,5 +210,6 @@ def build_summary(run: RunRecords, ops: pd.DataFrame) -> dict[str, Any]:
                   "jumped_s": int((jumps[:, 1] - jumps[:, 0]).sum()) / 1e9,
                   "jump_refusals": jump_refusals(run.run_dir)},
         "clock": clock_summary(run.run_dir),
-        "steps": steps_summary(run, ops),
+        "steps": steps,
+        "serving": serving_summary(run, ops),   # a serving benchmark's requests, else None
     }

@@ -7,18 +7,15 @@ from __future__ import annotations
 import csv
 import importlib.util
 import io
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from frameworks import VLLM_0_32, interpreter
 
 from predictors.catalog import get_spec
 
 REPO = Path(__file__).resolve().parents[2]
-VLLM_VERSION = "0.32.0"
-CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 def _load_bench():  # noqa: ANN202 - the module object
@@ -33,51 +30,11 @@ def _load_bench():  # noqa: ANN202 - the module object
 bench = _load_bench()
 
 
-def _imports_vllm(python: str) -> str | None:
-    """None when `python` imports vLLM with a CUDA torch, else why not."""
-    probe = ("import torch, vllm; assert torch.version.cuda, 'CPU-only torch'; "
-             "print(vllm.__version__)")
-    try:
-        proc = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=300)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return str(exc)
-    return None if proc.returncode == 0 else (proc.stderr.strip().splitlines() or ["?"])[-1]
-
-
-def _install_vllm(venv: Path) -> str:
-    """Create `venv` and install vLLM into it, as scripts/setup.sh does: its own environment, so
-    that vLLM's pins stay out of the test environment, and PyPI only (a local find-links folder
-    offers a CPU-only torch that would satisfy vLLM's exact torch pin). Returns pip's last words."""
-    python = venv / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=300)
-    cmd = [str(python), "-m", "pip", "install", "--isolated", "-q", f"vllm=={VLLM_VERSION}"]
-    if CA_BUNDLE.exists():
-        cmd[5:5] = ["--cert", str(CA_BUNDLE)]
-    env = {k: v for k, v in os.environ.items() if k not in ("PIP_FIND_LINKS", "PIP_CONFIG_FILE")}
-    install = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
-    return (install.stderr.strip().splitlines() or ["ok"])[-1]
-
-
 @pytest.fixture(scope="session")
 def vllm_python() -> str:
-    """An interpreter with vLLM 0.32.0: $TIMEWARP_VLLM_PYTHON, else .venv-vllm (scripts/setup.sh
-    makes it), else this one; when none has vLLM, .venv-vllm is made here."""
-    explicit = os.environ.get("TIMEWARP_VLLM_PYTHON")
-    if explicit:
-        why = _imports_vllm(explicit)
-        if why:
-            pytest.skip(f"TIMEWARP_VLLM_PYTHON={explicit} cannot import vLLM: {why}")
-        return explicit
-    venv = REPO / ".venv-vllm"
-    for python in (str(venv / "bin" / "python"), sys.executable):
-        if Path(python).exists() and _imports_vllm(python) is None:
-            return python
-    pip_says = _install_vllm(venv)
-    why = _imports_vllm(str(venv / "bin" / "python"))
-    if why:
-        pytest.skip(f"vLLM {VLLM_VERSION} cannot be imported ({why}); install: {pip_says}")
-    return str(venv / "bin" / "python")
+    """vLLM 0.32.0's interpreter: $TIMEWARP_VLLM_PYTHON, else .venv-vllm (scripts/setup.sh makes it;
+    a missing one fails the test, tests/e2e/frameworks.py)."""
+    return interpreter(VLLM_0_32)
 
 
 def _check_run(run, prompts: int, prompt_len: int, max_tokens: int) -> dict[str, list[dict]]:  # noqa: ANN001
