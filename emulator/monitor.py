@@ -10,9 +10,6 @@ Every `poll()` (run.py calls it every 100 ms while the command runs):
   started with a cleared environment — are listed in the table: while one works the clock does
   not jump (its time is host time, as any CPU work's), and while one lives no deadlock is
   declared (it may still wake somebody);
-* **stuck pauses**: every clock of the run stands still while a process waits on a prediction
-  round trip (shim/src/clock.c); one that lasts STUCK_PAUSE_S (its process died mid-call, or the
-  coordinator hung) is ended here, with a warning, so the run's clock resumes;
 * **crashes**: a process that died of a fatal signal wrote `crash/<pid>.txt` (shim/src/crash.c);
   the first one found is the cause with which the run ends.
 * **collectives left waiting**: a rank that is gone while a collective of its communicator waits
@@ -26,7 +23,6 @@ import ctypes
 import logging
 import mmap
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +30,6 @@ from shim import abi
 
 log = logging.getLogger(__name__)
 
-STUCK_PAUSE_S = 10.0
 PR_SET_CHILD_SUBREAPER = 36
 SYS_FUTEX = 202          # x86-64
 FUTEX_WAKE = 1
@@ -131,8 +126,6 @@ class RunMonitor:
         self._map: mmap.mmap | None = None
         self._table = None
         self._libc = ctypes.CDLL(None, use_errno=True)
-        self._clock = None
-        self._clock_map: mmap.mmap | None = None
         self._coll = None
         self._coll_map: mmap.mmap | None = None
         self.collective_failure: str | None = None
@@ -216,28 +209,6 @@ class RunMonitor:
                 except ChildProcessError:
                     pass
 
-    def _end_stuck_pause(self) -> None:
-        if self._clock is None:
-            path = self.run_dir / "clock.page"
-            size = self._ffi.sizeof("tw_clock_page")
-            if not path.exists() or path.stat().st_size < size:
-                return
-            with open(path, "r+b") as f:
-                self._clock_map = mmap.mmap(f.fileno(), size)
-            self._clock = self._ffi.from_buffer("tw_clock_page *", self._clock_map)
-        clock = self._clock
-        if clock.pause_depth == 0:
-            return
-        began = int(clock.pause_begin_host_ns)
-        if time.clock_gettime_ns(time.CLOCK_MONOTONIC) - began < STUCK_PAUSE_S * 1e9:
-            return
-        log.warning("the run's clock has been paused for a prediction round trip for over %.0f s (a process "
-                    "died in one, or the coordinator hangs): resuming it", STUCK_PAUSE_S)
-        clock.pause_seq += 1
-        clock.hidden_ns += time.clock_gettime_ns(time.CLOCK_MONOTONIC) - began
-        clock.pause_depth = 0
-        clock.pause_seq += 1
-
     def _new_crashes(self) -> None:
         folder = self.run_dir / "crash"
         if not folder.is_dir():
@@ -257,7 +228,6 @@ class RunMonitor:
         holders = self._sweep_actors(procs)
         self._count_outsiders(procs, holders)
         self._reap_orphans(procs)
-        self._end_stuck_pause()
         self._new_crashes()
         if self.collective_failure is None:
             self.collective_failure = self._orphaned_collective()
@@ -308,11 +278,11 @@ class RunMonitor:
         return sorted(pid for pid in self._run_tree(procs) if not _dead(procs[pid][0]))
 
     def close(self) -> None:
-        self._table = self._clock = self._coll = None
-        for mapping in (self._map, self._clock_map, self._coll_map):
+        self._table = self._coll = None
+        for mapping in (self._map, self._coll_map):
             if mapping is not None:
                 try:
                     mapping.close()
                 except BufferError:
                     pass   # a cffi view still holds it; the mapping goes with the process
-        self._map = self._clock_map = self._coll_map = None
+        self._map = self._coll_map = None

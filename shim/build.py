@@ -33,10 +33,11 @@ def vendor_include_dirs() -> list[Path]:
         for inc in sorted(base.glob("*/include")):
             if inc.is_dir() and inc not in dirs and inc.parent.name != "cu12":
                 dirs.append(inc)
-    cuda_home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or "/usr/local/cuda"
-    toolkit = Path(cuda_home) / "include"
-    if toolkit.is_dir():
-        dirs.append(toolkit)
+    # A toolkit only where the user names one: the wheels carry every header the shim needs, and
+    # a machine's /usr/local/cuda (absent on users' machines) must not change what builds.
+    cuda_home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
+    if cuda_home and (Path(cuda_home) / "include").is_dir():
+        dirs.append(Path(cuda_home) / "include")
     return dirs
 
 
