@@ -22,7 +22,8 @@
  *   reduce_kernel<.., ReduceOp<T, func_wrapper_t<R, F>, unsigned int, R, ..>> (Reduce.cuh) with F
  *     sum_functor, MaxNanFunctor, MinNanFunctor, or_kernel_cuda / and_kernel_cuda (any, all):
  *     each output over its inputs, both placed by the op's OffsetCalculators
- *   CatArrayBatchedCopy{,_contig,_alignedK_contig}<T, IndexType, Dims, batch, stride_size> (Shape.cu)
+ *   CatArrayBatchedCopy{,_contig,_alignedK_contig,_vectorized}<T, IndexType, Dims, batch, stride_size..>
+ *     (Shape.cu)
  *
  * Arithmetic follows the kernel's: integers wrap at their width, floating values are computed
  * in the functor's type (float for half and bfloat16; a + alpha * b fused, as nvcc contracts it)
@@ -44,6 +45,7 @@
 #define MAX_COMPUTED 4096u          /* elements a computing kernel may have (fills, copies: any) */
 #define MAX_DIMS 25                 /* OffsetCalculator's dimensions (OffsetCalculator.cuh) */
 #define CAT_DIMS 4                  /* CAT_ARRAY_MAX_INPUT_DIMS (Shape.cu) */
+#define CAT_MAX_BATCH 128           /* CAT_ARRAY_BATCH_SIZE: inputs per launch */
 #define NCCL_F16 6                  /* ncclFloat16, ncclBfloat16: reduce.c's small-float codecs */
 #define NCCL_BF16 9
 
@@ -482,13 +484,15 @@ static void parse_reduce(const char *text, tw_kernel_data *out)
         *out = kd;
 }
 
-/* CatArrayBatchedCopy[_contig|_alignedK_contig]<T, IndexType, Dims, batch_size, stride_size, ...>;
- * T is OpaqueType<bytes> or a scalar type */
-static void parse_cat(const char *text, const char *variant, tw_kernel_data *out)
+/* CatArrayBatchedCopy[_contig|_alignedK_contig]<T, IndexType, Dims, batch_size, stride_size, ...>,
+ * CatArrayBatchedCopy_vectorized<.., alignment, elems_per_vec> (copies alignment-byte units of
+ * elems_per_vec elements); T is OpaqueType<bytes> or a scalar type */
+static void parse_cat(const char *variant, tw_kernel_data *out)
 {
-    const char *starts[5];
-    size_t lengths[5];
-    if (split_args(strchr(variant, '<') + 1, starts, lengths, 5) < 5)
+    const char *starts[7];
+    size_t lengths[7];
+    bool vectorized = strncmp(variant, "_vectorized<", 12) == 0;
+    if (split_args(strchr(variant, '<') + 1, starts, lengths, 7) < (vectorized ? 7u : 5u))
         return;
     const char *opaque = "at::native::(anonymous namespace)::OpaqueType<";
     long elem = starts_with(starts[0], lengths[0], opaque) ? strtol(starts[0] + strlen(opaque), NULL, 10)
@@ -497,12 +501,14 @@ static void parse_cat(const char *text, const char *variant, tw_kernel_data *out
                  : starts_with(starts[1], lengths[1], "unsigned long") && lengths[1] == 13 ? 8
                                                                                            : 0;
     long dims = strtol(starts[2], NULL, 10), batch = strtol(starts[3], NULL, 10), strides = strtol(starts[4], NULL, 10);
-    if (elem < 1 || elem > 16 || index == 0 || dims < 1 || dims > CAT_DIMS || batch < 1 || batch > 1024 ||
-        strides < 1 || strides > batch)
+    long unit = vectorized ? strtol(starts[5], NULL, 10) : elem, per_unit = vectorized ? strtol(starts[6], NULL, 10) : 0;
+    if (elem < 1 || elem > 16 || index == 0 || dims < 1 || dims > CAT_DIMS || batch < 1 || batch > CAT_MAX_BATCH ||
+        strides < 1 || strides > batch || (vectorized && (strides != 1 || per_unit < 1 || unit != elem * per_unit)))
         return;
-    *out = (tw_kernel_data){.op = OP_CAT, .elem_bytes = (uint8_t)elem, .index_bytes = (uint8_t)index,
+    *out = (tw_kernel_data){.op = OP_CAT, .elem_bytes = (uint8_t)unit, .index_bytes = (uint8_t)index,
                             .dims = (uint8_t)dims, .batch = (uint16_t)batch, .stride_slots = (uint16_t)strides,
-                            .contiguous = strstr(variant, "_contig<") != NULL};
+                            .contiguous = vectorized || strstr(variant, "_contig<") != NULL,
+                            .vec_elems = (uint8_t)per_unit};
 }
 
 static bool prefixed(const char *text, const char *prefix)
@@ -537,8 +543,9 @@ void tw_kernel_data_init(const char *mangled, tw_kernel_data *out)
         parse_reduce(text, out);
     else if (prefixed(text, cat) && strchr(text, '<') != NULL) {
         const char *variant = text + strlen(cat);
-        if (variant[0] == '<' || strncmp(variant, "_contig<", 8) == 0 || strncmp(variant, "_alignedK_contig<", 17) == 0)
-            parse_cat(text, variant, out);
+        if (variant[0] == '<' || strncmp(variant, "_contig<", 8) == 0 || strncmp(variant, "_alignedK_contig<", 17) == 0 ||
+            strncmp(variant, "_vectorized<", 12) == 0)
+            parse_cat(variant, out);
     }
     free(text);
     if (out->op != OP_NONE)
@@ -897,36 +904,66 @@ static uint64_t cat_reach(const size_stride *t, uint32_t dims, uint64_t dim_size
     return reach;
 }
 
-/* One input of the launch: copied element by element, or in one piece when both sides are
- * dense (a 1-D cat). False when it does not validate. */
-static bool cat_input(const tw_kernel_data *kd, const uint8_t *meta, const cat_layout *c, uint32_t y, uint8_t *out,
-                      const size_stride *os, uint32_t concat, uint64_t dim_stride)
+/* One input of the launch, as its metadata slot y gives it. */
+typedef struct cat_piece {
+    const uint8_t *data;
+    uint64_t offset, dim_size, count, reach;   /* reach: the largest element offset it reads */
+    bool contiguous;
+    size_stride strides;
+} cat_piece;
+
+/* Reads slot y and checks it: its elements are its slice of the output (offset and size along
+ * the concat dimension within the output's, the count those sizes give), all of them in one
+ * host-backed allocation; a piece copied element by element has at most MAX_COMPUTED. The
+ * _vectorized variant's slots count elements: its units are `trailing` elements of the concat
+ * dimension per index there, vec_elems elements each. */
+static bool cat_piece_at(const tw_kernel_data *kd, const uint8_t *meta, const cat_layout *c, uint32_t y,
+                         const size_stride *os, uint32_t concat, uint64_t trailing, cat_piece *p)
 {
-    uint32_t s = kd->index_bytes, e = kd->elem_bytes, dims = kd->dims;
-    uint64_t data = 0, offset = 0, dim_size = 0, n = 0;
+    uint32_t s = kd->index_bytes, dims = kd->dims;
+    uint64_t data = 0;
     memcpy(&data, meta + 8 * y, 8);
-    memcpy(&offset, meta + c->offset_at + s * y, s);
-    memcpy(&dim_size, meta + c->dim_at + s * y, s);
-    memcpy(&n, meta + c->count_at + s * y, s);
-    bool contig = kd->contiguous || meta[c->contig_at + y] != 0;
-    size_stride ins = read_size_stride(meta + c->strides_at + (kd->stride_slots > 1 ? y : 0) * 2 * CAT_DIMS * s, s);
-    if (n == 0)
-        return true;
-    uint64_t in_reach = contig ? n - 1 : cat_reach(&ins, dims, dim_size, concat);
-    const uint8_t *src = (const uint8_t *)(uintptr_t)data;
-    uint8_t *dst = out + offset * dim_stride * e;
-    bool dense = dims == 1 && os->stride[0] == 1 && contig;
-    if (!host_range(data, (in_reach + 1) * e) || (!dense && n > MAX_COMPUTED))
-        return false;
-    settle(src, (in_reach + 1) * e);
-    if (dense) {
-        memmove(dst, src, n * e);
-        return true;
+    p->offset = p->dim_size = p->count = p->reach = 0;
+    memcpy(&p->offset, meta + c->offset_at + s * y, s);
+    memcpy(&p->dim_size, meta + c->dim_at + s * y, s);
+    memcpy(&p->count, meta + c->count_at + s * y, s);
+    p->contiguous = kd->contiguous || meta[c->contig_at + y] != 0;
+    p->strides = read_size_stride(meta + c->strides_at + (kd->stride_slots > 1 ? y : 0) * 2 * CAT_DIMS * s, s);
+    p->data = (const uint8_t *)(uintptr_t)data;
+    if (kd->vec_elems != 0) {
+        uint64_t v = kd->vec_elems;
+        if (p->count % v != 0 || p->offset * trailing % v != 0 || p->dim_size * trailing % v != 0)
+            return false;
+        p->offset = p->offset * trailing / v;
+        p->dim_size = p->dim_size * trailing / v;
+        p->count /= v;
     }
-    for (uint64_t i = 0; i < n; i++)
-        memmove(dst + cat_offset(os, dims, dim_size, concat, i) * e,
-                src + (contig ? i : cat_offset(&ins, dims, dim_size, concat, i)) * e, e);
-    return true;
+    uint64_t elements = p->dim_size;
+    for (uint32_t d = 0; d < dims; d++)
+        elements *= d == concat ? 1 : os->size[d];
+    if (p->count == 0)
+        return true;
+    p->reach = p->contiguous ? p->count - 1 : cat_reach(&p->strides, dims, p->dim_size, concat);
+    bool dense = dims == 1 && os->stride[0] == 1 && p->contiguous;
+    return p->offset + p->dim_size <= os->size[concat] && p->count == elements && (dense || p->count <= MAX_COMPUTED) &&
+           host_range(data, (p->reach + 1) * kd->elem_bytes);
+}
+
+/* Copies a piece into the output: in one piece when both sides are dense (a 1-D cat), else
+ * element by element as CatArrIndexToOffset places them. */
+static void cat_copy(const tw_kernel_data *kd, const cat_piece *p, uint8_t *out, const size_stride *os,
+                     uint32_t concat, uint64_t dim_stride)
+{
+    uint32_t e = kd->elem_bytes, dims = kd->dims;
+    uint8_t *dst = out + p->offset * dim_stride * e;
+    settle(p->data, (p->reach + 1) * e);
+    if (dims == 1 && os->stride[0] == 1 && p->contiguous) {
+        memmove(dst, p->data, p->count * e);
+        return;
+    }
+    for (uint64_t i = 0; i < p->count; i++)
+        memmove(dst + cat_offset(os, dims, p->dim_size, concat, i) * e,
+                p->data + (p->contiguous ? i : cat_offset(&p->strides, dims, p->dim_size, concat, i)) * e, e);
 }
 
 static void run_cat(const tw_kernel_data *kd, const tw_param_layout *l, void **args, tw_dim3 grid)
@@ -936,28 +973,25 @@ static void run_cat(const tw_kernel_data *kd, const tw_param_layout *l, void **a
     if (l->count != 5 || l->size[0] != 8 || l->size[1] != c.bytes || l->size[2] != 2 * CAT_DIMS * s ||
         l->size[3] != 4 || l->size[4] != s || grid.y < 1 || grid.y > kd->batch || args[1] == NULL || args[2] == NULL)
         return;
-    uint64_t out = param_u64(l, args, 0, 0, 8), dim_stride = param_u64(l, args, 4, 0, s);
+    /* the last parameter: dimStride, or the _vectorized variant's trailingSize (its units lie at
+     * stride 1 along the concat dimension) */
+    uint64_t out = param_u64(l, args, 0, 0, 8), last = param_u64(l, args, 4, 0, s);
+    uint64_t dim_stride = kd->vec_elems != 0 ? 1 : last, trailing = kd->vec_elems != 0 ? last : 1;
     uint32_t concat = (uint32_t)param_u64(l, args, 3, 0, 4);
     size_stride os = read_size_stride(args[2], s);
     if (concat >= kd->dims)
         return;
     uint64_t out_bytes = (cat_reach(&os, kd->dims, os.size[concat], concat) + 1) * kd->elem_bytes;
+    cat_piece pieces[CAT_MAX_BATCH];
     if (!host_range(out, out_bytes))
         return;
-    /* every input must land inside the output: its offset along the concat dimension plus its
-     * size there stays within the output's */
-    const uint8_t *meta = args[1];
-    for (uint32_t y = 0; y < grid.y; y++) {
-        uint64_t offset = 0, dim_size = 0;
-        memcpy(&offset, meta + c.offset_at + s * y, s);
-        memcpy(&dim_size, meta + c.dim_at + s * y, s);
-        if (offset + dim_size > os.size[concat])
+    for (uint32_t y = 0; y < grid.y; y++)
+        if (!cat_piece_at(kd, args[1], &c, y, &os, concat, trailing, &pieces[y]))
             return;
-    }
     settle((const uint8_t *)(uintptr_t)out, out_bytes);
     for (uint32_t y = 0; y < grid.y; y++)
-        if (!cat_input(kd, meta, &c, y, (uint8_t *)(uintptr_t)out, &os, concat, dim_stride))
-            TW_DEBUG("kernel data: cat input %u not host-backed or too large: not written", y);
+        if (pieces[y].count > 0)
+            cat_copy(kd, &pieces[y], (uint8_t *)(uintptr_t)out, &os, concat, dim_stride);
 }
 
 /* ------------------------------------------------------------------ entry */

@@ -15,10 +15,11 @@ typedef struct tw_kernel_data {
     uint8_t out_type;      /* the output */
     uint8_t math_type;     /* the functor's scalars and arithmetic (torch's opmath / accumulator) */
     uint8_t operands;      /* pointers in the element-wise std::array<char*, K> */
-    uint8_t elem_bytes;    /* cat: bytes per element */
+    uint8_t elem_bytes;    /* cat: bytes per element copied (the _vectorized variant: per unit) */
     uint8_t index_bytes;   /* cat: bytes of its index type */
     uint8_t dims;          /* cat: tensor dimensions */
     uint8_t contiguous;    /* cat: the variant reads every input as contiguous */
+    uint8_t vec_elems;     /* cat, _vectorized variant: elements per 16-byte unit it copies (else 0) */
     uint16_t batch;        /* cat: inputs per launch (metadata slots) */
     uint16_t stride_slots; /* cat: size/stride records in the metadata */
 } tw_kernel_data;

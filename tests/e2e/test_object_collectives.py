@@ -1,7 +1,8 @@
 """torch.distributed's object collectives on the NCCL backend across two emulated GPUs:
 broadcast_object_list, all_gather_object, gather_object and scatter_object_list deliver exactly
-the objects sent (dicts, strings, lists, one of ~100 KB; other sizes on every rank), and barrier
-passes. Their sizes are computed on the GPU between the collectives (torch.cat, torch.zeros,
+the objects sent (dicts, strings, lists, one of ~100 KB; other sizes on every rank; pickles of
+whole 16-byte units, which torch.cat copies with its vectorized kernel), barrier passes, and
+`.item()` of an all-reduced scalar is the sum. Their sizes are computed on the GPU between the collectives (torch.cat, torch.zeros,
 torch.sum(...).item(), `>` and `+=` on size tensors): shim/src/kernel_data.c evaluates those
 kernels on the host, in issue order with the collectives' data (shim/src/collective_data.c)."""
 
@@ -38,16 +39,24 @@ def test_object_collectives_two_ranks(emulate) -> None:  # noqa: ANN001
                   extra=["--gpus", str(ranks)], env=env, timeout=1800)
     assert run.exit_status == 0, f"{run.stdout[-3000:]}\n{run.stderr[-6000:]}\n{run.crash_reports()}"
     received: dict[int, dict[str, str]] = {}
+    reduced: dict[int, str] = {}
     for line in run.stdout.splitlines():
-        if line.startswith("RESULT ") and "broadcast_objects=" in line:
-            fields = dict(f.split("=", 1) for f in line[len("RESULT "):].split())
+        if not line.startswith("RESULT "):
+            continue
+        fields = dict(f.split("=", 1) for f in line[len("RESULT "):].split())
+        if "broadcast_objects" in fields:
             received[int(fields.pop("rank"))] = fields
+        elif "allreduce" in fields:
+            reduced[int(fields["rank"])] = fields["allreduce"]
     assert sorted(received) == list(range(ranks)), run.stdout[-3000:]
+    # `.item()` of an all-reduced scalar: the sum of rank + 1 over the ranks, on every rank
+    assert reduced == {rank: f"{sum(range(1, ranks + 1)):g}" for rank in range(ranks)}, run.stdout[-3000:]
     w = workload()
     sent = w.sent_objects(ranks)
     root = ranks - 1
     for rank, got in received.items():
         assert got["broadcast_objects"] == w.compact(sent["broadcast"]), rank
+        assert got["broadcast_units"] == w.compact(sent["broadcast_units"]), (rank, got)
         assert got["gathered_objects"] == w.compact(sent["per_rank"]), (rank, got)
         assert got["gather_root_objects"] == w.compact(sent["per_rank"] if rank == root else None), (rank, got)
         assert got["scattered_object"] == w.compact(sent["scatter"][rank]), (rank, got)

@@ -46,10 +46,21 @@ def cases() -> dict[str, Callable[[str], torch.Tensor]]:
         "ge_scalar": lambda d: t([1, 5, 3], long, d) >= 3,
         "le_tensor": lambda d: t([1, 5, 3], long, d) <= t([2, 5, 1], long, d),
         "gt_float_nan": lambda d: t([1.0, math.nan, 3.0], f32, d) > t([0.5, 1.0, 3.0], f32, d),
-        # concatenation: 1-D, along an inner dimension, stacked
+        # concatenation: 1-D, along an inner dimension, stacked (pieces of 8 bytes: the element-wise
+        # variants)
         "cat_long": lambda d: torch.cat([t([5], long, d), t([7], long, d), t([11], long, d)]),
         "cat_dim1": lambda d: torch.cat([t([[1, 2, 3], [4, 5, 6]], long, d), t([[7, 8], [9, 10]], long, d)], dim=1),
         "stack": lambda d: torch.stack([t([1.0, 2.0], f32, d), t([3.0, 4.0], f32, d)]),
+        # a strided input (a transposed view): the variant that reads each input's sizes and strides
+        "cat_strided": lambda d: torch.cat([t([[1, 2], [3, 4]], long, d).t(), t([[5, 6]], long, d)]),
+        # pieces of whole 16-byte units, 16-byte aligned: the _vectorized variant
+        "cat_units": lambda d: torch.cat([t([1.0, 2.0, 3.0, 4.0], f32, d), t([5.0, 6.0, 7.0, 8.0], f32, d)]),
+        "cat_units_dim1": lambda d: torch.cat([t([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]], f32, d),
+                                               t([[9.0, 10.0, 11.0, 12.0], [13.0, 14.0, 15.0, 16.0]], f32, d)], dim=1),
+        "cat_units_bytes": lambda d: torch.cat([t(list(range(16)), torch.uint8, d),
+                                                t(list(range(100, 132)), torch.uint8, d)]),
+        "cat_units_half": lambda d: torch.cat([t([0.5 * i for i in range(8)], torch.half, d),
+                                               t([-0.25 * i for i in range(8)], torch.half, d)]),
         # reductions
         "sum_long": lambda d: torch.sum(torch.cat([t([5], long, d), t([7], long, d)])),
         "sum_half": lambda d: t([1.5, 2.25, -1.0, 8.0], torch.half, d).sum(),
@@ -79,7 +90,7 @@ def object_sizes(device: str) -> list[int]:
 def values(x: torch.Tensor) -> list:
     """The elements, or for a large tensor its size and distinct values (read on the host: a
     strided view on the GPU would copy through a kernel that is not evaluated)."""
-    return x.tolist() if x.numel() <= 16 else [x.numel(), x.unique().tolist()]
+    return x.tolist() if x.numel() <= 64 else [x.numel(), x.unique().tolist()]
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import argparse
 import hashlib
 import json
 import os
+import pickle
 import sys
 import time
 
@@ -64,18 +65,30 @@ def sent_objects(world: int) -> dict[str, object]:
         "broadcast": [{"from": 0, "tags": ["a", "b"]}, "text" * 50, [1, 2.5, None, [3, 4]], "x" * 100_000],
         "per_rank": [{"rank": r, "square": r * r, "name": f"rank-{r}" * (r + 1)} for r in range(world)],
         "scatter": [{"to": r, "payload": "y" * (10 * r + 1)} for r in range(world)],
+        "broadcast_units": [in_units("first"), in_units("second-and-longer-" * 3)],
     }
+
+
+def in_units(text: str) -> str:
+    """text, padded until its pickle is whole 16-byte units: a list of such objects is
+    concatenated by torch.cat's vectorized kernel (CatArrayBatchedCopy_vectorized)."""
+    while len(pickle.dumps(text)) % 16 != 0:
+        text += "."
+    return text
 
 
 def check_object_collectives(rank: int, world: int) -> None:
     """torch.distributed's object collectives: objects pickled into uint8 tensors, their sizes
     computed with kernels (torch.cat, torch.zeros, torch.sum(...).item(), comparisons, `+=`) that
     the shim evaluates on the host (shim/src/kernel_data.c). Each rank emits, as JSON, what it
-    received from broadcast_object_list, all_gather_object, gather_object (rank world - 1
-    gathers) and scatter_object_list (rank 0 scatters), then passes a barrier."""
+    received from broadcast_object_list (twice: the second list's pickles are whole 16-byte
+    units), all_gather_object, gather_object (rank world - 1 gathers) and scatter_object_list
+    (rank 0 scatters), then passes a barrier."""
     sent = sent_objects(world)
     broadcast = list(sent["broadcast"]) if rank == 0 else [None] * len(sent["broadcast"])  # type: ignore[arg-type]
     dist.broadcast_object_list(broadcast, src=0)
+    units = list(sent["broadcast_units"]) if rank == 0 else [None] * len(sent["broadcast_units"])  # type: ignore[arg-type]
+    dist.broadcast_object_list(units, src=0)
     gathered: list[object] = [None] * world
     dist.all_gather_object(gathered, sent["per_rank"][rank])  # type: ignore[index]
     root = world - 1
@@ -84,8 +97,9 @@ def check_object_collectives(rank: int, world: int) -> None:
     scattered: list[object] = [None]
     dist.scatter_object_list(scattered, sent["scatter"] if rank == 0 else None, src=0)  # type: ignore[arg-type]
     dist.barrier()
-    emit(rank=rank, broadcast_objects=compact(broadcast), gathered_objects=compact(gathered),
-         gather_root_objects=compact(at_root), scattered_object=compact(scattered[0]))
+    emit(rank=rank, broadcast_objects=compact(broadcast), broadcast_units=compact(units),
+         gathered_objects=compact(gathered), gather_root_objects=compact(at_root),
+         scattered_object=compact(scattered[0]))
 
 
 def compact(value: object) -> str:
