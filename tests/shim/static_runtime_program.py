@@ -74,7 +74,8 @@ def second_device() -> None:
 
 def launch(cubin_path: str) -> None:
     """A library loaded through the runtime, its global written and read back, `scale` launched
-    by a graph on a stream, and timed with events."""
+    by a graph on a stream (cuda-python's runtime has no cudaLaunchKernel: a kernel's host stub
+    is a C++ symbol), the device synchronized and the launch timed with events."""
     lib = ok(rt.cudaLibraryLoadData(open(cubin_path, "rb").read(), None, None, 0, None, None, 0))
     kernel = ok(rt.cudaLibraryGetKernel(lib, b"scale"))
     gvar, gvar_bytes = ok(rt.cudaLibraryGetGlobal(lib, b"gvar"))
@@ -100,7 +101,9 @@ def launch(cubin_path: str) -> None:
     ok(rt.cudaEventRecord(start, stream))
     ok(rt.cudaGraphLaunch(graph_exec, stream))
     ok(rt.cudaEventRecord(end, stream))
-    ok(rt.cudaEventSynchronize(end))
+    ok(rt.cudaDeviceSynchronize())
+    query = rt.cudaEventQuery(end)   # after the device synchronized: complete
+    print(f"RESULT end_complete={int((query[0] if isinstance(query, tuple) else query) == rt.cudaError_t.cudaSuccess)}")
     print(f"RESULT launched=1 elapsed_ms={ok(rt.cudaEventElapsedTime(start, end)):.6f}", flush=True)
 
 
