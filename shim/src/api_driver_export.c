@@ -114,14 +114,18 @@ static uint32_t g_callback_flags_extra[14];
 
 static void hooks_callback_flags(void **buffer, size_t *entries)
 {
-    *buffer = g_callback_flags;
-    *entries = sizeof g_callback_flags / sizeof g_callback_flags[0];
+    if (buffer != NULL)
+        *buffer = g_callback_flags;
+    if (entries != NULL)
+        *entries = sizeof g_callback_flags / sizeof g_callback_flags[0];
 }
 
 static void hooks_callback_flags_extra(void **buffer, size_t *entries)
 {
-    *buffer = g_callback_flags_extra;
-    *entries = sizeof g_callback_flags_extra / sizeof g_callback_flags_extra[0];
+    if (buffer != NULL)
+        *buffer = g_callback_flags_extra;
+    if (entries != NULL)
+        *entries = sizeof g_callback_flags_extra / sizeof g_callback_flags_extra[0];
 }
 
 /* ---------------------------------------------------------------- context-local storage */
