@@ -58,6 +58,10 @@ def memory_round_trip() -> None:
     ok(rt.cudaStreamSynchronize(stream))
     expected = b"\x5a" * 256 + pattern[256:]
     print(f"RESULT roundtrip_ok={int(back.raw == expected)} allocated={free_before - free_after}")
+    # the runtime initialised device 0 through the driver: its primary context is retained (active)
+    flags, active = ctypes.c_uint(), ctypes.c_int()
+    ctypes.CDLL("libcuda.so.1").cuDevicePrimaryCtxGetState(0, ctypes.byref(flags), ctypes.byref(active))
+    print(f"RESULT primary_active={active.value}")
     ok(rt.cudaStreamDestroy(stream))
     ok(rt.cudaFree(a))
     ok(rt.cudaFree(b))

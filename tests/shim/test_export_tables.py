@@ -70,7 +70,7 @@ def test_cuda_python_runtime_runs_on_the_export_tables(emulate, cubin: Path) -> 
     assert int(res["total_mem"]) == spec.memory_bytes
     assert res["cc"] == f"{spec.cc_major}.{spec.cc_minor}"
     # bytes written through the static runtime come back through it (host-backed memory)
-    assert res["roundtrip_ok"] == "1"
+    assert res["roundtrip_ok"] == "1" and res["primary_active"] == "1"
     assert int(res["allocated"]) >= 2 * (64 << 10)
     assert res["current_device"] == "1" and res["pointer_device"] == "1"
     assert res["global_bytes"] == str(37 * 4) and res["global_ok"] == "1"
