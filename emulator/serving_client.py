@@ -4,7 +4,8 @@ The command under emulate is a server; the client (a benchmark, curl, a script) 
 same run and on the same clock, and its life decides the run's:
 
 * it starts once the server's port accepts a connection and, with a ready path (`/health` by
-  default), answers it with HTTP 200: `emulate` probes from outside the run every PROBE_S;
+  default), answers it with HTTP 200: `emulate` probes from outside the run every PROBE_S, one
+  probe at a time on a thread that waits up to PROBE_ANSWER_S for the answer;
 * when it exits, the server gets SIGTERM (a clean shutdown), SIGKILL after SERVER_STOP_S; the
   run's exit status is the client's;
 * when the server ends first (before it was ready, or while the client ran), the run ends with
@@ -21,6 +22,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 
 PROBE_S = 0.5            # readiness probes, wall seconds apart
 PROBE_TIMEOUT_S = 0.5    # a port that listens but does not answer yet (vLLM binds before its engine is up)
+PROBE_ANSWER_S = 60.0    # how long a probe waits for the ready path's answer (SGLang's /health runs a
+                         # one-token generation and polls for it every second): probes run on a thread
 SERVER_STOP_S = 30.0     # after the client: time for the server's clean shutdown before SIGKILL
 CLIENT_GRACE_S = 2.0     # after the server ended: time for the client to notice before SIGTERM
 TERM_GRACE_S = 1.5
@@ -77,6 +81,8 @@ class ServingClient:
         self.began = time.monotonic()
         self.ready_after_s: float | None = None
         self.next_probe = self.began
+        self.probe: threading.Thread | None = None
+        self.probe_answered = threading.Event()
         self.stop_at: float | None = None
 
     def forward(self, signum: int) -> None:
@@ -93,10 +99,12 @@ class ServingClient:
                                           "the client was not started"}
                 log.error("timewarp: %s", self.ended_by["cause"])
                 self._stop_server(server, now)
-            elif now >= self.next_probe:
+            elif self.probe_answered.is_set():
+                self._start(now)
+            elif now >= self.next_probe and (self.probe is None or not self.probe.is_alive()):
                 self.next_probe = now + PROBE_S
-                if port_ready(self.spec.port, self.spec.ready_path):
-                    self._start(now)
+                self.probe = threading.Thread(target=self._probe, name="timewarp-ready-probe", daemon=True)
+                self.probe.start()
         elif self.state == "running":
             returncode = self.process.poll() if self.process is not None else None
             if returncode is not None:
@@ -113,6 +121,10 @@ class ServingClient:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+    def _probe(self) -> None:
+        if port_ready(self.spec.port, self.spec.ready_path, PROBE_ANSWER_S if self.spec.ready_path else PROBE_TIMEOUT_S):
+            self.probe_answered.set()
 
     def _path_words(self) -> str:
         return f" (GET {self.spec.ready_path} -> 200)" if self.spec.ready_path else ""
