@@ -5,7 +5,8 @@ builds one launch from a script (parameters at the offsets the decoder documents
 host-backed device buffers holding sequence lengths) and prints the descriptor. Expected
 FLOPs and bytes are computed here independently: attention work by counting the (query, key)
 pairs each mask keeps, one query row at a time. The real binaries (torch's and vLLM's) are
-exercised under emulate in tests/e2e/test_kernel_descriptors.py.
+exercised under emulate in tests/e2e/test_real_kernel_shapes.py (and every multi-tensor kernel of
+libtorch_cuda is checked against its cubin here).
 """
 
 from __future__ import annotations
