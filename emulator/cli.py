@@ -97,8 +97,9 @@ def _print_brief(summary: dict, run_dir: Path) -> None:
     underdescribed = summary.get("underdescribed") or []
     if underdescribed:
         names = ", ".join(f"{u['name'][:60]} x{u['count']}" for u in underdescribed[:5])
-        print(f"timewarp: WARNING: {len(underdescribed)} kernel(s) reaching over 1 MB were predicted without their "
-              f"bytes: {names} (summary.json: underdescribed)", file=sys.stderr)
+        print(f"timewarp: WARNING: {len(underdescribed)} kernel(s) were predicted without their bytes (reaching "
+              f"over 1 MB, or rejected by their family's decoder): {names} (summary.json: underdescribed)",
+              file=sys.stderr)
     unimplemented = summary.get("unimplemented") or []
     if unimplemented:
         names = ", ".join(f"{u['name']} x{u['count']}" for u in unimplemented[:10])

@@ -96,21 +96,25 @@ def degraded_causes(run: RunRecords) -> list[dict[str, Any]]:
 
 
 def underdescribed_kernels(ops: pd.DataFrame, floor_ns: int) -> list[dict[str, Any]]:
-    """Kernels whose pointer arguments reach more than UNDERDESCRIBED_BYTES but whose prediction
-    did not see their bytes: no parameter layout, no element count (bytes capped per thread), or
-    a duration at the per-launch floor. For kernels, m = bytes reached, n = enum tw_described
-    (records.h)."""
-    kernels = ops[(ops["kind"] == "kernel") & (ops["m"] > UNDERDESCRIBED_BYTES)]
+    """Kernels whose prediction did not see their bytes: those whose pointer arguments reach more
+    than UNDERDESCRIBED_BYTES with no parameter layout, no element count (bytes capped per
+    thread), or a duration at the per-launch floor; and, whatever they reach, launches of a
+    family whose decoder (kernel_shapes.c) could not read them, which kept the generic estimate.
+    For kernels, m = bytes reached, n = enum tw_described (records.h), k = the family that
+    rejected the launch, 0 for none (launch.c)."""
+    kernels = ops[ops["kind"] == "kernel"]
     if not len(kernels):
         return []
+    rejected = kernels["k"] > 0
     blind = kernels["n"].isin([abi.constant("TW_DESCRIBED_NONE"), abi.constant("TW_DESCRIBED_THREADS")])
     at_floor = (kernels["model"] == "floor") | ((kernels["end_ns"] - kernels["begin_ns"]) <= floor_ns)
-    picked = kernels[blind | at_floor]
+    picked = kernels[rejected | ((kernels["m"] > UNDERDESCRIBED_BYTES) & (blind | at_floor))]
     out = []
     for name, group in picked.groupby("name", sort=False):
         out.append({"name": str(name), "count": int(len(group)), "reach_bytes": int(group["m"].max()),
-                    "described": int(group["n"].iloc[0]), "total_s": int((group["end_ns"] - group["begin_ns"]).sum()) / 1e9})
-    return sorted(out, key=lambda u: -u["reach_bytes"])[:MAX_KERNEL_NAMES]
+                    "described": int(group["n"].iloc[0]), "rejected": int((group["k"] > 0).sum()),
+                    "total_s": int((group["end_ns"] - group["begin_ns"]).sum()) / 1e9})
+    return sorted(out, key=lambda u: (-u["rejected"], -u["reach_bytes"]))[:MAX_KERNEL_NAMES]
 
 
 def _int_or_none(value: Any) -> int | None:  # noqa: ANN401 - json value

@@ -7,8 +7,8 @@
  * kernel (the file named at each table) and checked against launches of the shipped binaries
  * with known shapes (vLLM 0.32's vllm_flash_attn, torch 2.13's libtorch_cuda). Every decoded
  * field is validated (ranges, the launch grid, array contents); a launch that does not
- * validate keeps launch.c's generic estimate, so a layout change degrades to "estimated",
- * never to a wrong exact answer. */
+ * validate keeps launch.c's generic estimate, so a layout change degrades to "estimated" (and
+ * the run reports the launch: summary.json underdescribed), never to a wrong exact answer. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -147,6 +147,7 @@ static const type_size TYPES[] = {
     {"cutlass::half_t", 2, TW_DT_F16}, {"cutlass::bfloat16_t", 2, TW_DT_BF16},
     {"cutlass::float_e4m3_t", 1, TW_DT_F8E4M3}, {"cutlass::float_e5m2_t", 1, TW_DT_F8E5M2},
     {"c10::Float8_e4m3fn", 1, TW_DT_F8E4M3}, {"c10::Float8_e5m2", 1, TW_DT_F8E5M2},
+    {"c10::Float8_e4m3fnuz", 1, TW_DT_F8E4M3}, {"c10::Float8_e5m2fnuz", 1, TW_DT_F8E5M2},
     {"__nv_fp8_e4m3", 1, TW_DT_F8E4M3}, {"__nv_fp8_e5m2", 1, TW_DT_F8E5M2},
     {"c10::complex<float>", 8, TW_DT_C64}, {"c10::complex<double>", 16, TW_DT_C128},
     {"long long", 8, TW_DT_I64}, {"unsigned long long", 8, TW_DT_I64}, {"unsigned long", 8, TW_DT_I64},
@@ -426,6 +427,178 @@ static const row_rule ROW_RULES[] = {
     {"reshape_and_cache_flash_kernel<", 16, ROWS_FROM_GRID, 10, 11, "FFFFR..........."},
 };
 
+/* ---- torch's multi-tensor kernels ----------------------------------------------------------
+ * multi_tensor_apply_kernel<Metadata, Functor, Args...> (aten/src/ATen/native/cuda/
+ * MultiTensorApply.cuh), the metadata TensorListMetadata<depth>, TensorListScalarListMetadata<
+ * scalar_t, depth> or FusedOptimizerTensorListMetadata<depth>. What each functor reads and writes,
+ * per element of each list, is read off its source: ForeachFunctors.cuh, ForeachReduceOp.cu,
+ * ForeachBinaryOpList.cu (CopyFunctor), FusedSgdKernel.cu, fused_adam_utils.cuh,
+ * fused_adagrad_utils.cuh. */
+enum { LISTS_UNKNOWN = 0, LISTS_PLAIN, LISTS_SCALARS, LISTS_FUSED };
+
+/* Functors <T, depth, r_args_depth, res_arg_index> that read lists 0..r_args_depth-1 and write
+ * list res_arg_index (the binary-scalar ones have r_args_depth 1: list 0 alone). */
+static const char *const R_ARGS_FUNCTORS[] = {
+    "UnaryOpFunctor", "BinaryOpScalarFunctor", "BinaryOpScalarListFunctor", "BinaryOpScalarTensorFunctor",
+    "BinaryOpListAlphaFunctor", "PointwiseOpScalarFunctor", "PointwiseOpScalarListFunctor",
+    "TernaryOpListFunctor", "TernaryOpScalarFunctor", "TernaryOpScalarListFunctor",
+};
+
+/* The unqualified name of the template whose argument list opens at open (text <= open). */
+static size_t template_name(const char *text, const char *open, const char **name)
+{
+    const char *p = open;
+    while (p > text && ident_char(p[-1]) && p[-1] != ':')
+        p--;
+    *name = p;
+    return (size_t)(open - p);
+}
+
+static long int_arg(const char *const *starts, const size_t *lengths, uint32_t count, uint32_t i)
+{
+    return i < count ? arg_long(starts[i], lengths[i]) : -1;
+}
+
+/* <T, depth, r_args_depth, res_arg_index> from template argument `at` on: the lists read and
+ * the one written. */
+static bool r_args_access(const char *const *a, const size_t *al, uint32_t count, uint32_t at, tw_tensor_lists *m)
+{
+    long depth = int_arg(a, al, count, at), r = int_arg(a, al, count, at + 1), res = int_arg(a, al, count, at + 2);
+    if (depth != m->depth || r < 1 || r > depth || res < 0 || res >= depth)
+        return false;
+    m->read_mask = (uint8_t)((1u << r) - 1);
+    m->write_mask = (uint8_t)(1u << res);
+    return true;
+}
+
+/* Fused optimizers: every list read, the lists `written` stored back, the gradients (list 1)
+ * too when a grad scale unscaled them. */
+static bool optimizer_access(long depth, uint8_t written, tw_tensor_lists *m)
+{
+    if (depth != m->depth)
+        return false;
+    m->read_mask = (uint8_t)((1u << depth) - 1);
+    m->write_mask = written;
+    m->scaled_write_mask = 1u << 1;
+    return true;
+}
+
+/* The fused optimizers' functors, in FusedOptimizerTensorListMetadata (SGD's in the plain one). */
+static bool optimizer_functor(const char *name, size_t name_len, const char *const *a, const size_t *al,
+                              uint32_t count, tw_tensor_lists *m)
+{
+    uint8_t all = (uint8_t)((1u << m->depth) - 1);
+    bool fused = m->layout == LISTS_FUSED;
+    if (arg_is(name, name_len, "FusedAdamMathFunctorMP")) {
+        /* <opmath_t, param_t, grad_t, exp_avg_t, exp_avg_sq_t, max_exp_avg_sq_t, depth, mode, amsgrad> */
+        for (uint32_t i = 0; i < m->depth; i++) {
+            const type_size *e = 1 + i < count ? exact_type(a[1 + i], al[1 + i]) : NULL;
+            if (e == NULL)
+                return false;
+            m->elem_bytes[i] = e->bytes;
+        }
+        return fused && optimizer_access(int_arg(a, al, count, 6), all & ~2u, m);
+    }
+    if (arg_is(name, name_len, "FusedAdamMathFunctor")) /* <T, depth, mode, amsgrad> */
+        return fused && optimizer_access(int_arg(a, al, count, 1), all & ~2u, m);
+    if (arg_is(name, name_len, "FusedAdagradMathFunctor")) /* <T>: param, grad, state_sum */
+        return fused && optimizer_access(3, 1u | 4u, m);
+    if (arg_is(name, name_len, "FusedSgdMathFunctor")) /* <T, depth>: param, grad[, momentum_buffer] */
+        return !fused && optimizer_access(int_arg(a, al, count, 1), m->depth == 3 ? 1u | 4u : 1u, m);
+    return false;
+}
+
+/* The foreach ops' functors (ForeachFunctors.cuh and the files that use it). */
+static bool foreach_functor(const char *name, size_t name_len, const char *const *a, const size_t *al,
+                            uint32_t count, const tw_kernel_shape *shape, tw_tensor_lists *m)
+{
+    if (m->layout == LISTS_FUSED)
+        return false;
+    if (arg_is(name, name_len, "CopyFunctor")) { /* <dst_t, src_t, 2, 1, 1>: list 0 is the source */
+        const type_size *src = count > 1 ? exact_type(a[1], al[1]) : NULL;
+        if (src == NULL || !r_args_access(a, al, count, 2, m) || m->depth != 2)
+            return false;
+        m->elem_bytes[0] = src->bytes;
+        return m->read_mask == 1 && m->write_mask == 2;
+    }
+    if (arg_is(name, name_len, "LpNormFunctor") || arg_is(name, name_len, "LpMaxFunctor")) {
+        /* <T, NormType, out_t, 1, 1, 0> / <T, 1, 1, 0>, (output_per_tensor, max_chunks): one
+         * partial per block into the output (the signature's pointer type) */
+        bool norm = arg_is(name, name_len, "LpNormFunctor");
+        if (!r_args_access(a, al, count, norm ? 3 : 1, m) || shape->elem_bytes[2] == 0)
+            return false;
+        m->write_mask = 0;
+        m->block_out_bytes = shape->elem_bytes[2];
+        return true;
+    }
+    if (arg_is(name, name_len, "ZeroFunctor")) { /* writes zeros: reads nothing */
+        if (!r_args_access(a, al, count, 1, m))
+            return false;
+        m->read_mask = 0;
+        return true;
+    }
+    if (arg_is(name, name_len, "PointwiseOpScalar0dTensorFunctor")) {
+        /* list 1 holds 0-d tensors, read once per block as a scalar: lists 0 and 2 per element */
+        if (!r_args_access(a, al, count, 1, m) || m->read_mask != 3)
+            return false;
+        m->read_mask = 1u | 4u;
+        return true;
+    }
+    for (size_t i = 0; i < sizeof R_ARGS_FUNCTORS / sizeof R_ARGS_FUNCTORS[0]; i++)
+        if (arg_is(name, name_len, R_ARGS_FUNCTORS[i]))
+            return r_args_access(a, al, count, 1, m);
+    return false;
+}
+
+/* The functor (the kernel's second template argument): what it does with each list. Its first
+ * template argument is the lists' element type. */
+static bool parse_functor(const char *text, size_t n, const tw_kernel_shape *shape, tw_tensor_lists *m)
+{
+    const char *open = memchr(text, '<', n), *name = NULL, *a[10];
+    size_t al[10];
+    if (open == NULL)
+        return false;
+    size_t name_len = template_name(text, open, &name);
+    uint32_t count = template_args(open + 1, a, al, 10);
+    const type_size *t = count > 0 ? exact_type(a[0], al[0]) : NULL;
+    if (t == NULL)
+        return false;
+    memset(m->elem_bytes, t->bytes, m->depth);
+    if (strncmp(name, "Fused", 5) == 0)
+        return optimizer_functor(name, name_len, a, al, count, m);
+    return foreach_functor(name, name_len, a, al, count, shape, m);
+}
+
+/* The metadata (first template argument) and the functor (second); leaves lists' layout
+ * LISTS_UNKNOWN when either is not one this file knows. */
+static void parse_multi_tensor_name(const char *args, tw_kernel_shape *out)
+{
+    const char *a[2], *t[2], *name = NULL;
+    size_t al[2], tl[2];
+    tw_tensor_lists m;
+    memset(&m, 0, sizeof m);
+    const char *open = template_args(args, a, al, 2) == 2 ? memchr(a[0], '<', al[0]) : NULL;
+    if (open == NULL)
+        return;
+    size_t name_len = template_name(a[0], open, &name);
+    uint32_t n = template_args(open + 1, t, tl, 2);
+    long depth = -1;
+    if (arg_is(name, name_len, "TensorListMetadata") || arg_is(name, name_len, "FusedOptimizerTensorListMetadata")) {
+        m.layout = name_len == strlen("TensorListMetadata") ? LISTS_PLAIN : LISTS_FUSED;
+        depth = n == 1 ? arg_long(t[0], tl[0]) : -1;
+    } else if (arg_is(name, name_len, "TensorListScalarListMetadata") && n == 2) {
+        const type_size *scalar = exact_type(t[0], tl[0]);
+        m.layout = LISTS_SCALARS;
+        m.scalar_bytes = scalar != NULL ? scalar->bytes : 0;
+        depth = scalar != NULL ? arg_long(t[1], tl[1]) : -1;
+    }
+    if (depth < 1 || depth > TW_TENSOR_LISTS_MAX)
+        return;
+    m.depth = (uint8_t)depth;
+    if (parse_functor(a[1], al[1], out, &m))
+        out->lists = m;
+}
+
 /* The function's own name (before its parameter list, after its return type). */
 static bool function_is(const char *text, const char *name)
 {
@@ -498,22 +671,11 @@ void tw_kernel_shape_init(const char *mangled, tw_kernel_shape *out)
         out->family = FAM_ROTARY;
     } else if (function_is(text, "vectorized_gather_kernel<")) {
         out->family = FAM_GATHER;
-    } else if (function_is(text, "multi_tensor_apply_kernel<") &&
-               (strstr(text, "TensorListMetadata<") || strstr(text, "TensorListScalarListMetadata<"))) {
-        /* TensorListMetadata<depth[, large]> or TensorListScalarListMetadata<scalar_t, depth[, large]> */
-        const char *plain = strstr(text, "TensorListMetadata<");
-        const char *list = plain ? plain + strlen("TensorListMetadata<")
-                                 : strstr(text, "TensorListScalarListMetadata<") + strlen("TensorListScalarListMetadata<");
-        const char *starts[3];
-        size_t lengths[3];
-        uint32_t n = template_args(list, starts, lengths, 3);
-        const type_size *scalar = plain ? NULL : (n >= 2 ? exact_type(starts[0], lengths[0]) : NULL);
-        long d = n >= 1 ? arg_long(starts[plain ? 0 : 1], lengths[plain ? 0 : 1]) : -1;
-        if (d >= 1 && d <= 5 && (plain || scalar != NULL)) {
-            out->family = FAM_MULTI_TENSOR;
-            out->batch_slots = (uint16_t)d;
-            out->operands = scalar ? scalar->bytes : 0; /* bytes of the scalar list's values */
-        }
+    } else if (function_is(text, "multi_tensor_apply_kernel<")) {
+        /* recognised even when its metadata or functor is not: such launches are rejected,
+         * and reported, rather than estimated silently */
+        out->family = FAM_MULTI_TENSOR;
+        parse_multi_tensor_name(strstr(text, "multi_tensor_apply_kernel<") + strlen("multi_tensor_apply_kernel<"), out);
     } else {
         for (uint16_t r = 0; r < sizeof ROW_RULES / sizeof ROW_RULES[0]; r++)
             if (function_is(text, ROW_RULES[r].name)) {
@@ -758,11 +920,14 @@ static bool describe_fa2(const tw_kernel_shape *shape, const tw_param_layout *l,
 /* The split-KV combine and the backward helpers: element-wise passes over the outputs. */
 static bool describe_fa2_aux(const tw_kernel_shape *shape, const tw_param_layout *l, void **args, tw_desc *desc)
 {
-    bool ok = l->count == 1 && l->size[0] >= 448;
+    /* flash_bwd_convert_dq_kernel(params, int nsplits): the dQ accumulators it adds up */
+    bool split_dq = shape->family == FAM_FA2_BWD_CONVERT && l->count == 2 && l->size[1] == 4;
+    bool ok = (l->count == 1 || split_dq) && l->size[0] >= 448;
+    int64_t dq_splits = split_dq ? arg_i32(l, args, 1, 0, &ok) : 1;
     int64_t h = arg_i32(l, args, 0, 96, &ok), b = arg_i32(l, args, 0, 176, &ok);
     int64_t sq = arg_i32(l, args, 0, 180, &ok), d = arg_i32(l, args, 0, 192, &ok);
     int64_t total_q = arg_i32(l, args, 0, 212, &ok), splits = arg_i32(l, args, 0, 444, &ok);
-    if (!ok || h < 1 || h > 4096 || b < 1 || sq < 1 || d < 8 || d > 1024)
+    if (!ok || h < 1 || h > 4096 || b < 1 || sq < 1 || d < 8 || d > 1024 || dq_splits < 1 || dq_splits > 1024)
         return false;
     uint64_t rows = (uint64_t)h * (uint64_t)(arg_u64(l, args, 0, 224) != 0 && total_q > 0 ? total_q : b * sq);
     uint64_t elem = 2;
@@ -773,8 +938,8 @@ static bool describe_fa2_aux(const tw_kernel_shape *shape, const tw_param_layout
     case FAM_FA2_BWD_DOT: /* reads dO and O, writes the fp32 row sums */
         desc->bytes = rows * ((uint64_t)d * 2 * elem + 4);
         break;
-    default: /* reads the fp32 dQ accumulator, writes dQ */
-        desc->bytes = rows * (uint64_t)d * (4 + elem);
+    default: /* reads the fp32 dQ accumulators, writes dQ */
+        desc->bytes = rows * (uint64_t)d * (4 * (uint64_t)dq_splits + elem);
         break;
     }
     desc->flops = 0;
@@ -1065,60 +1230,97 @@ static bool describe_gather(const tw_param_layout *l, void **args, tw_desc *desc
     return true;
 }
 
-/* TensorListMetadata<depth> and TensorListScalarListMetadata<scalar, depth>
- * (aten/src/ATen/native/cuda/MultiTensorApply.cuh): const void* addresses[depth][T];
- * int64 numel_for_tensor[T]; [scalar_t scalar_vals[T];] index_t block_to_tensor[B];
- * int block_to_chunk[B]; [int start_tensor_this_launch]. Two configurations: the 4 KB one
- * (T = 110, 64, 48, 36, 30 by depth (96 for a depth-1 scalar list), B = 320, index_t uint8) and
- * the large-kernel-argument one (T = 672, 448, 336, 252, 210, B = 2240, index_t uint16); the
- * parameter's size says which. Each block works on one chunk of 65536 elements: elements = the
- * chunks of the launch's blocks, through every list. */
+/* The metadata structs (MultiTensorApply.cuh), by value in parameter 0:
+ *   TensorListMetadata<n>:  const void* addresses[n][T]; int64 numel_for_tensor[T];
+ *                           index_t block_to_tensor[B]; int block_to_chunk[B]; int start_tensor_this_launch
+ *   TensorListScalarListMetadata<scalar_t, n>: the same with scalar_t scalar_vals[T] after the
+ *                           element counts, and no start_tensor_this_launch
+ *   FusedOptimizerTensorListMetadata<n>: the same as the first with const void*
+ *                           state_steps_addresses[T] after the element counts
+ * in two configurations: torch built for CUDA 13 (as its cu13 wheels are) passes them in the
+ * 32 KB kernel-argument space, older builds in 4 KB; the parameter's size says which. T by
+ * depth 1..5: 4 KB {110, 64, 48, 36, 30}, scalar lists {96, 64, 48, 36, 30}, complex<double>
+ * scalar lists of depth 1 and 2 {72, 60}; 32 KB {770, 448, 336, 252, 210}, scalar lists
+ * {672, 448, 336, 252, 210}, complex<double> {504, 420}. B = 320 (index_t unsigned char) or
+ * 2240 (index_t uint16_t). */
 typedef struct tensor_list_layout {
     uint32_t numel_at, tensor_at, chunk_at, tensors, blocks, index_bytes, bytes;
 } tensor_list_layout;
 
-static tensor_list_layout tensor_list(uint32_t depth, uint32_t scalar_bytes, bool large)
+static uint32_t round_up(uint32_t v, uint32_t to)
 {
-    static const uint32_t small_t[5] = {110, 64, 48, 36, 30}, small_scalar_t[5] = {96, 64, 48, 36, 30};
-    static const uint32_t large_t[5] = {672, 448, 336, 252, 210};
+    return (v + to - 1) / to * to;
+}
+
+static tensor_list_layout tensor_list(const tw_tensor_lists *m, bool large)
+{
+    static const uint16_t plain_t[2][5] = {{110, 64, 48, 36, 30}, {770, 448, 336, 252, 210}};
+    static const uint16_t scalar_t[2][5] = {{96, 64, 48, 36, 30}, {672, 448, 336, 252, 210}};
+    static const uint16_t complex_double_t[2][2] = {{72, 60}, {504, 420}};
+    uint32_t d = m->depth - 1u, s = m->scalar_bytes, align = s == 16 ? 16 : 8;
     tensor_list_layout t;
-    t.tensors = large ? large_t[depth - 1] : scalar_bytes ? small_scalar_t[depth - 1] : small_t[depth - 1];
+    t.tensors = m->layout != LISTS_SCALARS ? plain_t[large][d] : s == 16 && d < 2 ? complex_double_t[large][d]
+                                                                                   : scalar_t[large][d];
     t.blocks = large ? 2240 : 320;
     t.index_bytes = large ? 2 : 1;
-    t.numel_at = depth * t.tensors * 8;
-    uint32_t after = t.numel_at + t.tensors * 8 + t.tensors * scalar_bytes;
-    t.tensor_at = (after + t.index_bytes - 1) / t.index_bytes * t.index_bytes;
-    t.chunk_at = (t.tensor_at + t.blocks * t.index_bytes + 3) / 4 * 4;
-    uint32_t end = t.chunk_at + t.blocks * 4 + (scalar_bytes ? 0 : 4);
-    t.bytes = (end + 7) / 8 * 8;
+    t.numel_at = m->depth * t.tensors * 8;
+    uint32_t after = t.numel_at + t.tensors * 8;
+    if (m->layout == LISTS_SCALARS)
+        after = round_up(after, s < align ? (s ? s : 1) : align) + t.tensors * s;
+    if (m->layout == LISTS_FUSED)
+        after += t.tensors * 8;
+    t.tensor_at = round_up(after, t.index_bytes);
+    t.chunk_at = round_up(t.tensor_at + t.blocks * t.index_bytes, 4);
+    t.bytes = round_up(t.chunk_at + t.blocks * 4 + (m->layout == LISTS_SCALARS ? 0 : 4), align);
     return t;
 }
 
-static bool describe_multi_tensor(const tw_kernel_shape *shape, const tw_param_layout *l, void **args, tw_desc *desc)
+/* Elements of the chunk (65536 elements, kChunkSize) each block works on. */
+static bool chunk_elements(const tensor_list_layout *t, const tw_param_layout *l, void **args, uint32_t blocks,
+                           uint64_t *elements)
 {
-    const uint32_t chunk = 65536;
-    uint32_t depth = shape->batch_slots;
-    if (l->count < 1 || depth < 1 || depth > 5)
-        return false;
-    tensor_list_layout t = tensor_list(depth, shape->operands, false);
-    if (l->size[0] != t.bytes)
-        t = tensor_list(depth, shape->operands, true);
-    if (l->size[0] != t.bytes || desc->grid[0] > t.blocks)
-        return false;
-    uint64_t elements = 0;
-    for (uint32_t blk = 0; blk < desc->grid[0]; blk++) {
+    const int64_t chunk = 65536;
+    *elements = 0;
+    for (uint32_t blk = 0; blk < blocks; blk++) {
         uint16_t tensor = 0;
         int32_t which = 0;
         int64_t numel = 0;
-        if (!arg_bytes(l, args, 0, t.tensor_at + blk * t.index_bytes, t.index_bytes, &tensor) ||
-            tensor >= t.tensors || !arg_bytes(l, args, 0, t.chunk_at + blk * 4, 4, &which) ||
-            !arg_bytes(l, args, 0, t.numel_at + tensor * 8u, 8, &numel) || which < 0 || numel < 0)
+        if (!arg_bytes(l, args, 0, t->tensor_at + blk * t->index_bytes, t->index_bytes, &tensor) ||
+            tensor >= t->tensors || !arg_bytes(l, args, 0, t->chunk_at + blk * 4, 4, &which) ||
+            !arg_bytes(l, args, 0, t->numel_at + tensor * 8u, 8, &numel) || which < 0)
             return false;
         int64_t left = numel - (int64_t)which * chunk;
-        elements += left <= 0 ? 0 : (uint64_t)(left < chunk ? left : chunk);
+        if (left <= 0) /* multi_tensor_apply never launches a block past its tensor's end */
+            return false;
+        *elements += (uint64_t)(left < chunk ? left : chunk);
     }
-    uint64_t elem = dtype_bytes(shape->dtype) ? dtype_bytes(shape->dtype) : 4;
-    desc->bytes = elements * elem * (depth + 1); /* every list read, one written back */
+    return true;
+}
+
+/* Every element of the launch's chunks, through each list the functor reads and each it
+ * writes (at the list's element size), and the partials a reduction writes, one per block. */
+static bool describe_multi_tensor(const tw_kernel_shape *shape, const tw_param_layout *l, void **args, tw_desc *desc)
+{
+    const tw_tensor_lists *m = &shape->lists;
+    if (m->layout == LISTS_UNKNOWN || l->count < 2)
+        return false;
+    tensor_list_layout t = tensor_list(m, false);
+    if (l->size[0] != t.bytes)
+        t = tensor_list(m, true);
+    uint64_t elements = 0;
+    if (l->size[0] != t.bytes || desc->grid[0] < 1 || desc->grid[0] > t.blocks || desc->grid[1] != 1 ||
+        desc->grid[2] != 1 || !chunk_elements(&t, l, args, desc->grid[0], &elements))
+        return false;
+    uint8_t written = m->write_mask;
+    if (m->scaled_write_mask != 0) { /* the grad-scale pointer: the second-to-last parameter */
+        if (l->size[l->count - 2] != 8)
+            return false;
+        written |= arg_u64(l, args, l->count - 2, 0) != 0 ? m->scaled_write_mask : 0;
+    }
+    uint64_t per_element = 0;
+    for (uint32_t i = 0; i < m->depth; i++)
+        per_element += (uint64_t)m->elem_bytes[i] * ((m->read_mask >> i & 1u) + (written >> i & 1u));
+    desc->bytes = elements * per_element + (uint64_t)desc->grid[0] * m->block_out_bytes;
     return true;
 }
 

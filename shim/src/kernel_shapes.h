@@ -7,6 +7,21 @@
 
 #include "tw_core.h"
 
+#define TW_TENSOR_LISTS_MAX 5
+
+/* torch's multi_tensor_apply_kernel<Metadata, Functor, ...>: which metadata struct carries the
+ * tensor lists and what the functor does with each list, per element (kernel_shapes.c). */
+typedef struct tw_tensor_lists {
+    uint8_t layout;                   /* enum in kernel_shapes.c: plain, scalar list, fused optimizer */
+    uint8_t depth;                    /* lists in the metadata, 1..TW_TENSOR_LISTS_MAX */
+    uint8_t scalar_bytes;             /* scalar-list metadata: bytes of one scalar value */
+    uint8_t read_mask;                /* bit i: every element of list i is read */
+    uint8_t write_mask;               /* bit i: every element of list i is written */
+    uint8_t scaled_write_mask;        /* written only when the grad-scale pointer is not null */
+    uint8_t block_out_bytes;          /* reductions: the one partial result each block writes */
+    uint8_t elem_bytes[TW_TENSOR_LISTS_MAX]; /* element size of each list */
+} tw_tensor_lists;
+
 /* What the kernel's name says, parsed once per kernel. */
 typedef struct tw_kernel_shape {
     uint16_t family;                  /* enum in kernel_shapes.c; 0 = generic */
@@ -17,16 +32,16 @@ typedef struct tw_kernel_shape {
     uint8_t name_elem_bytes;          /* widest scalar type named in the template arguments */
     uint16_t head_dim, head_dim_v;    /* from the tile shape (FlashAttention 3) */
     uint16_t block_m;                 /* queries per CTA (memory-efficient attention) */
-    uint16_t batch_slots;             /* cat: inputs per launch; multi-tensor: list depth */
+    uint16_t batch_slots;             /* cat: inputs per launch */
     uint8_t index_bytes;              /* cat: size of its index type */
     uint8_t operands;                 /* element-wise: pointers in its std::array, else
-                                         (strided kernel) its lambda's arity + 1;
-                                         multi-tensor: bytes of a scalar list's values */
+                                         (strided kernel) its lambda's arity + 1 */
     bool operand_array;               /* element-wise: operands come as std::array<char*, K> */
     uint8_t pointer_params;           /* top-level parameters that are pointers */
     uint64_t written_params;          /* bit i: parameter i points to non-const data */
     uint64_t int_params;              /* bit i: parameter i is an integer (a possible count) */
     uint8_t elem_bytes[TW_MAX_PARAMS];   /* pointee size of each pointer parameter, 0 unknown */
+    tw_tensor_lists lists;            /* multi-tensor kernels */
 } tw_kernel_shape;
 
 /* The demangled name (malloc'd: the caller frees it), NULL for an extern "C" name. */

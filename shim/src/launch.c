@@ -372,12 +372,17 @@ static void measure_params(tw_kernel *k, void **args, tw_desc *desc)
 }
 
 /* The launch's descriptor: its family's decoding of the arguments when it validates, else
- * the generic estimate. */
+ * the generic estimate. A launch of a recognised family that its decoder could not read (no
+ * layout, arguments that do not validate) keeps the generic estimate with dims[2] = the family
+ * (kernel_shapes.c), so that the run reports it (summary.json underdescribed) instead of
+ * passing the estimate off silently. */
 static void describe_launch(tw_kernel *k, void **args, tw_desc *desc)
 {
     desc->dims[1] = TW_DESCRIBED_NONE;
-    if (k->layout_state != 1 || args == NULL)
+    if (k->layout_state != 1 || args == NULL) {
+        desc->dims[2] = k->shape.family;
         return;
+    }
     desc->param_bytes = k->layout.param_bytes;
     if (tw_kernel_shape_describe(&k->shape, &k->layout, args, desc)) {
         if (desc->kind == TW_OP_KERNEL)
@@ -385,6 +390,7 @@ static void describe_launch(tw_kernel *k, void **args, tw_desc *desc)
         return;
     }
     measure_params(k, args, desc);
+    desc->dims[2] = k->shape.family;
 }
 
 static void launch_desc(tw_kernel *k, tw_dim3 grid, tw_dim3 block, uint32_t smem_bytes, uint32_t flags,

@@ -1,7 +1,8 @@
 """Real kernels under emulate are described from their arguments (shim/src/kernel_shapes.c):
-torch's softmax and layer norm get the bytes of their tensors, its flash and memory-efficient
-attention the exact causal FLOPs, and vLLM's FlashAttention-3 prefill grows with the square of
-the length and lands within the issue's tolerance of the real H100 times (inference-sim)."""
+torch's softmax and layer norm get the bytes of their tensors, its foreach and optimizer kernels
+the elements of their tensor lists, its flash and memory-efficient attention the exact causal
+FLOPs, and vLLM's FlashAttention-3 prefill grows with the square of the length and lands within
+the issue's tolerance of the real H100 times (inference-sim)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from timewarp_testing import requires_cuda_torch
 
 from predictors import public_data
 from predictors.catalog import get_spec
+from shim import abi
 
 REPO = Path(__file__).resolve().parents[2]
 WORKLOADS = Path(__file__).resolve().parent / "workloads"
@@ -62,6 +64,62 @@ def test_torch_kernels_are_described_by_their_arguments(emulate) -> None:  # noq
     assert all(int(r["flops"]) == forward_flops * 5 // 2 for r in bwd)
     for r in attention:
         assert float(r["duration_us"]) >= int(r["flops"]) / H100.peak_bf16_flops * 1e6
+    assert run.summary["underdescribed"] == [], run.summary["underdescribed"]
+
+
+F32 = 4
+CHUNK = 65536
+
+
+def multi_tensor_expected(sizes: list[int], many: tuple[int, int], big: int) -> list[tuple[int, int]]:
+    """(blocks, bytes) of each multi_tensor_apply launch of workloads/multi_tensor.py, in order:
+    every element through each list its functor reads and each it writes (torch 2.13's
+    ForeachFunctors.cuh, fused_adam_utils.cuh, FusedSgdKernel.cu)."""
+    n, blocks = sum(sizes), sum(-(-s // CHUNK) for s in sizes)
+    steps = len(sizes)   # the fused optimizers' step counts: one element per parameter, one block each
+
+    def over(passes: int) -> tuple[int, int]:
+        return blocks, passes * F32 * n
+
+    adam = [over(3), over(2), over(4), over(2), over(2), over(2), over(4)]   # lerp_, mul_, addcmul_, sqrt,
+    #                                                      div_ (bias correction), add_ (eps), addcdiv_
+    step = (steps, 2 * F32 * steps)                                            # state_steps += 1
+    return [
+        over(3),                                   # _foreach_add: a, b read, the result written
+        over(3),                                   # _foreach_add_: a, b read, a written
+        over(2),                                   # _foreach_mul_(a, 0.5)
+        (blocks, F32 * n + blocks * F32),          # _foreach_norm: a read, one fp32 partial per block
+        *adam,
+        step, over(7),                             # fused AdamW: param, exp_avg, exp_avg_sq read and written
+        over(2),                                   # GradScaler: gradients checked for inf (unscaled by 1)
+        step, over(8),                             # fused AdamW with a grad scale: the gradients written too
+        (steps, 3 * F32 * steps),                  # state_steps -= found_inf
+        over(5),                                   # fused SGD: param and momentum read and written, grad read
+        (448, 3 * F32 * 448 * many[1]),            # 800 tensors: 448 per launch at depth 2 (32 KB layout)
+        (many[0] - 448, 3 * F32 * (many[0] - 448) * many[1]),
+        (2240, 2 * F32 * 2240 * CHUNK),            # 2241 chunks: a launch of 2240 blocks, then the last chunk
+        (1, 2 * F32 * (big - 2240 * CHUNK)),
+    ]
+
+
+@requires_cuda_torch
+def test_multi_tensor_kernels_are_described_from_their_metadata(emulate) -> None:  # noqa: ANN001
+    """Every foreach and optimizer launch moves exactly its chunks' elements through the lists it
+    reads and writes, in the 32 KB metadata layout torch's CUDA 13 build uses (more than 320
+    blocks, depth-1 lists of 770 tensors) and with fused optimizers' own metadata."""
+    run = emulate([sys.executable, str(WORKLOADS / "multi_tensor.py")], env=dict(os.environ))
+    assert run.exit_status == 0, run.stderr[-4000:]
+    result = dict(kv.split("=") for kv in run.stdout.split("RESULT ", 1)[1].split())
+    sizes = [int(v) for v in result["sizes"].split(",")]
+    many = tuple(int(v) for v in result["many"].split("x"))
+    rows = [r for r in rows_of(run) if "multi_tensor_apply_kernel<" in r["name"]]
+    got = [(int(r["grid"].split("x")[0]), int(r["bytes"])) for r in rows]
+    assert got == multi_tensor_expected(sizes, many, int(result["big"])), got   # type: ignore[arg-type]
+    assert {int(r["n"]) for r in rows} == {abi.constant("TW_DESCRIBED_FAMILY")}
+    # the prediction sees those bytes: never faster than HBM moves them
+    full = rows[-2]
+    at_peak_us = int(full["bytes"]) / H100.hbm_bytes_per_s * 1e6
+    assert at_peak_us <= float(full["duration_us"]) <= 3 * at_peak_us
     assert run.summary["underdescribed"] == [], run.summary["underdescribed"]
 
 

@@ -1,5 +1,6 @@
 """summary.json `underdescribed`: kernels reaching more than 1 MB through their arguments whose
-prediction did not see their bytes are named, never silently predicted blind."""
+prediction did not see their bytes, and launches a family decoder recognised but could not read,
+are named, never silently predicted blind."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from shim import abi
 FLOOR_NS = 1500
 
 
-def op(name: str, reach: int, described: str, duration_ns: int, kind: str = "kernel", model: str = "roofline") -> dict:
+def op(name: str, reach: int, described: str, duration_ns: int, kind: str = "kernel", model: str = "roofline",
+       rejected_by: int = 0) -> dict:
     return {"name": name, "kind": kind, "m": reach, "n": abi.constant(f"TW_DESCRIBED_{described}"),
-            "model": model, "begin_ns": 1000, "end_ns": 1000 + duration_ns}
+            "k": rejected_by, "model": model, "begin_ns": 1000, "end_ns": 1000 + duration_ns}
 
 
 def test_blind_and_floor_predicted_large_kernels_are_named() -> None:
@@ -36,3 +38,17 @@ def test_blind_and_floor_predicted_large_kernels_are_named() -> None:
 def test_empty_when_every_large_kernel_is_described() -> None:
     ops = pd.DataFrame([op("decoded", 300 * UNDERDESCRIBED_BYTES, "FAMILY", 100_000)])
     assert underdescribed_kernels(ops, FLOOR_NS) == []
+
+
+def test_launches_a_family_decoder_rejected_are_named_whatever_they_reach() -> None:
+    """A multi-tensor launch whose metadata did not validate keeps the generic estimate (here
+    capped by an element count, and under 1 MB): still reported, first, with how many launches."""
+    ops = pd.DataFrame([
+        op("counted", 300 * UNDERDESCRIBED_BYTES, "COUNT", 100_000),
+        op("multi_tensor_apply_kernel<...>", 4096, "COUNT", 9000, rejected_by=16),
+        op("multi_tensor_apply_kernel<...>", 2 * UNDERDESCRIBED_BYTES, "FAMILY", 9000),
+        op("no_layout", 64 * UNDERDESCRIBED_BYTES, "NONE", 5000),
+    ])
+    found = underdescribed_kernels(ops, FLOOR_NS)
+    assert [(u["name"], u["count"], u["rejected"]) for u in found] == [("multi_tensor_apply_kernel<...>", 1, 1),
+                                                                     ("no_layout", 1, 0)]

@@ -16,6 +16,7 @@ import pytest
 from timewarp_testing import compile_cuda
 
 from predictors.catalog import get_spec
+from shim import abi
 
 CUDA_DIR = Path(__file__).resolve().parent / "cuda"
 CUDA_ERROR_MEMORY_ALLOCATION = 2
@@ -300,3 +301,19 @@ def test_exit_status_is_propagated(emulate) -> None:  # noqa: ANN001
     run = emulate(["sh", "-c", "exit 3"])
     assert run.exit_status == 3
     assert run.summary["exit_status"] == 3
+
+
+def test_a_multi_tensor_launch_its_decoder_rejects_is_reported(emulate, build) -> None:  # noqa: ANN001
+    """A launch of torch's multi-tensor family whose metadata fits no known layout keeps the generic
+    estimate, and the run says so (summary.json underdescribed, a warning line) though it reaches
+    less than 1 MB: never a silent fallback."""
+    run = emulate([build("app_multi_tensor_reject")])
+    assert_ok(run)
+    rows = [r for r in kernel_rows(run) if "multi_tensor_apply_kernel<" in r["name"]]
+    assert len(rows) == 1, rows
+    assert int(rows[0]["k"]) > 0                               # the family that rejected it (launch.c)
+    assert int(rows[0]["n"]) != abi.constant("TW_DESCRIBED_FAMILY")
+    assert 0 < int(rows[0]["m"]) <= 1 << 20
+    reported = [u for u in run.summary["underdescribed"] if "multi_tensor_apply_kernel<" in u["name"]]
+    assert [(u["count"], u["rejected"]) for u in reported] == [(1, 1)], run.summary["underdescribed"]
+    assert "rejected by their family's decoder" in run.stderr

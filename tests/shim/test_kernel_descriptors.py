@@ -5,21 +5,27 @@ builds one launch from a script (parameters at the offsets the decoder documents
 host-backed device buffers holding sequence lengths) and prints the descriptor. Expected
 FLOPs and bytes are computed here independently: attention work by counting the (query, key)
 pairs each mask keeps, one query row at a time. The real binaries (torch's and vLLM's) are
-exercised under emulate in tests/e2e/test_kernel_descriptors.py.
+exercised under emulate in tests/e2e/test_real_kernel_shapes.py (and every multi-tensor kernel of
+libtorch_cuda is checked against its cubin here).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from test_fatbin import HARNESS as FATBIN_HARNESS
+from test_fatbin import parse as parse_fatbin
+from test_fatbin import torch_fatbin_offsets
 
 from shim import abi
 
 REPO = Path(__file__).resolve().parents[2]
 HARNESS = Path(__file__).resolve().parent / "cuda" / "kernel_shapes_harness.c"
+TORCH_CUDA = Path(importlib.util.find_spec("torch").origin).parent / "lib" / "libtorch_cuda.so"  # type: ignore[union-attr, arg-type]
 
 # Names as the shipped binaries spell them (vLLM 0.32 vllm_flash_attn, torch 2.13 libtorch_cuda).
 MULTI_TENSOR_2 = ("_ZN2at6native50_GLOBAL__N__637ba612_17_ForeachUnaryOp_cu_77fe623d25multi_tensor_apply_kernelINS1_18Tensor"
@@ -36,6 +42,9 @@ FA2_FWD = ("_ZN5flash16flash_fwd_kernelI23Flash_fwd_kernel_traitsILi128ELi128ELi
 FA2_BWD = ("_ZN13pytorch_flash44flash_bwd_dq_dk_dv_loop_seqk_parallel_kernelI23Flash_bwd_kernel_traitsILi64ELi128ELi128ELi8"
            "ELi4ELi4ELi4ELb0ELb0EN7cutlass10bfloat16_tE19Flash_kernel_traitsILi64ELi128ELi128ELi8ES3_EELb0ELb1ELb0ELb0ELb1"
            "ELb1ELb0ELb0EEEvNS_16Flash_bwd_paramsE")
+FA2_CONVERT_DQ = ("_ZN13pytorch_flash27flash_bwd_convert_dq_kernelI23Flash_bwd_kernel_traitsILi64ELi128ELi128ELi8ELi4"
+                  "ELi4ELi4ELb0ELb0EN7cutlass10bfloat16_tE19Flash_kernel_traitsILi64ELi128ELi128ELi8ES3_EEEEvNS_16Flash"
+                  "_bwd_paramsEi")   # (Flash_bwd_params, int nsplits)
 MEMEFF_BWD = ("_Z52fmha_cutlassB_bf16_aligned_64x64_k64_seqaligned_sm80N22PyTorchMemEffAttention23AttentionBackwardKernelI"
               "N7cutlass4arch4Sm80ENS1_10bfloat16_tELb1ELb0ELb1ELi64ELi64ELi64ELb1EE6ParamsE")
 MEMEFF_FWD = ("_Z40fmha_cutlassF_bf16_aligned_64x64_rf_sm80N22PyTorchMemEffAttention15AttentionKernelIN7cutlass10bfloat16_tENS1_"
@@ -214,6 +223,16 @@ def test_fa2_backward_is_two_and_a_half_forwards(harness: Path) -> None:
     assert int(out["flops"]) == attention_flops(8, 64, [(512, 512)] * 2, causal=True) * 5 // 2
 
 
+@pytest.mark.parametrize("nsplits", [1, 3])
+def test_fa2_dq_conversion_reads_each_split_accumulator(harness: Path, nsplits: int) -> None:
+    """torch's flash_bwd_convert_dq_kernel takes the split count after the parameters: it adds up
+    that many fp32 dQ accumulators and writes dQ in bf16."""
+    script = fa2_script(FA2_CONVERT_DQ, 8, 8, 64, 2, 1024, 1024, causal=True).replace("describe\n", "")
+    out = run(harness, script + f"param 4\ni32 0 {nsplits}\ndescribe\n")[0]
+    assert out["ok"] == "1"
+    assert int(out["bytes"]) == 8 * 2 * 1024 * 64 * (4 * nsplits + 2)
+
+
 def memeff_script(grid: tuple[int, int, int], heads: int, batches: int, nq: int, nk: int, mask: int) -> str:
     return "\n".join([f"name {MEMEFF_FWD}", f"grid {grid[0]} {grid[1]} {grid[2]}", "block 32 4 1",
                       "alloc 1 16777216", "param 272", "ptr 0 1", "ptr 8 1", "ptr 16 1", "ptr 64 1",
@@ -271,25 +290,184 @@ def test_in_place_elementwise_counts_each_operand(harness: Path) -> None:
     assert int(run(harness, script)[0]["bytes"]) == 3 * n * 2
 
 
+# ---- torch's multi-tensor kernels: multi_tensor_apply_kernel<Metadata, Functor, ...> ----------
+# MultiTensorApply.cuh: tensors per launch by depth, in the 4 KB layout and in the 32 KB one that
+# torch's CUDA 13 build uses; blocks per launch 320 (index unsigned char) or 2240 (uint16_t).
+MAX_TENSORS = {False: (110, 64, 48, 36, 30), True: (770, 448, 336, 252, 210)}
+MAX_TENSORS_SCALAR_LIST = {False: (96, 64, 48, 36, 30), True: (672, 448, 336, 252, 210)}
+MAX_TENSORS_COMPLEX_DOUBLE_LIST = {False: (72, 60), True: (504, 420)}
+CHUNK = 65536
+
+
+MTA_SQRT_2 = MULTI_TENSOR_2  # TensorListMetadata<2>, UnaryOpFunctor<float, 2, 1, 1>, Sqrt<float>
+MTA_MUL_1 = ("_ZN2at6native57_GLOBAL__N__7e105b8f_24_ForeachBinaryOpScalar_cu_86b9896c25multi_tensor_apply_kernelINS1_"
+             "18TensorListMetadataILi1EEENS1_21BinaryOpScalarFunctorIfLi1ELi1ELi0EEEJSt10multipliesIfEfEEEvT_T0_DpT1_")
+MTA_ADAMW = ("_ZN2at6native52_GLOBAL__N__1f580294_19_fused_adamw_impl_cu_8b44fa2325multi_tensor_apply_kernelINS1_32"
+             "FusedOptimizerTensorListMetadataILi4EEENS1_20FusedAdamMathFunctorIfLi4ELNS0_9ADAM_MODEE1ELb0EEEJPKfdddd"
+             "dbS9_S9_EEEvT_T0_DpT1_")
+MTA_ADAMW_MP = ("_ZN2at6native52_GLOBAL__N__1f580294_19_fused_adamw_impl_cu_8b44fa2325multi_tensor_apply_kernelINS1_32"
+                "FusedOptimizerTensorListMetadataILi4EEENS1_22FusedAdamMathFunctorMPIfffN3c108BFloat16ES7_fLi4ELNS0_9"
+                "ADAM_MODEE1ELb0EEEJPKfdddddbSB_SB_EEEvT_T0_DpT1_")   # param, grad fp32; exp_avg(_sq) bf16
+MTA_MUL_COMPLEX_DOUBLE = ("_ZN2at6native61_GLOBAL__N__832b9cb6_28_ForeachBinaryOpScalarList_cu_dda10a6925multi_tensor_"
+                          "apply_kernelINS1_28TensorListScalarListMetadataIN3c107complexIdEELi1EEENS1_25BinaryOpScalar"
+                          "ListFunctorIS6_Li1ELi1ELi0EEEJSt10multipliesIS6_EEEEvT_T0_DpT1_")
+MTA_COPY_TO_BF16 = ("_ZN2at6native55_GLOBAL__N__f86471ef_22_ForeachBinaryOpList_cu_a911ec4325multi_tensor_apply_kernelI"
+                    "NS1_18TensorListMetadataILi2EEENS1_11CopyFunctorIN3c108BFloat16EfLi2ELi1ELi1EEEJNS0_4CopyIS7_fEEEEE"
+                    "vT_T0_DpT1_")
+MTA_NORM = ("_ZN2at6native51_GLOBAL__N__99dedba0_18_ForeachReduceOp_cu_b83ec48c25multi_tensor_apply_kernelINS1_18Tensor"
+            "ListMetadataILi1EEENS0_13LpNormFunctorIfLNS0_8NormTypeE2EfLi1ELi1ELi0EEEJPfiEEEvT_T0_DpT1_")
+MTA_ZERO = ("_ZN2at6native50_GLOBAL__N__637ba612_17_ForeachUnaryOp_cu_77fe623d25multi_tensor_apply_kernelINS1_18Tensor"
+            "ListMetadataILi1EEENS1_11ZeroFunctorIfLi1ELi1ELi0EEEJEEEvT_T0_DpT1_")
+MTA_UNKNOWN_FUNCTOR = MTA_ZERO.replace("11ZeroFunctor", "11MistFunctor")
+
+
+def metadata_layout(kind: str, depth: int, large: bool, scalar_bytes: int = 0) -> dict[str, int]:
+    """Offsets of numel_for_tensor, block_to_tensor, block_to_chunk and the struct's size, as the C
+    ABI lays out TensorListMetadata ("plain"), TensorListScalarListMetadata ("scalars") and
+    FusedOptimizerTensorListMetadata ("fused")."""
+    def up(v: int, to: int) -> int:
+        return -(-v // to) * to
+
+    if kind == "scalars":
+        table = MAX_TENSORS_COMPLEX_DOUBLE_LIST if scalar_bytes == 16 and depth <= 2 else MAX_TENSORS_SCALAR_LIST
+    else:
+        table = MAX_TENSORS
+    tensors, blocks, index = table[large][depth - 1], 2240 if large else 320, 2 if large else 1
+    align = 16 if scalar_bytes == 16 else 8
+    numel_at = depth * tensors * 8
+    end = numel_at + 8 * tensors
+    if kind == "scalars":
+        end = up(end, min(scalar_bytes, 16)) + tensors * scalar_bytes
+    if kind == "fused":
+        end += 8 * tensors                       # state_steps_addresses
+    tensor_at = up(end, index)
+    chunk_at = up(tensor_at + blocks * index, 4)
+    end = chunk_at + 4 * blocks + (0 if kind == "scalars" else 4)   # start_tensor_this_launch
+    return {"numel_at": numel_at, "tensor_at": tensor_at, "chunk_at": chunk_at, "index": index,
+            "size": up(end, align), "tensors": tensors}
+
+
+def mta_launch(name: str, kind: str, depth: int, large: bool, numels: list[int], plan: list[tuple[int, int]],
+               tail: list[str], scalar_bytes: int = 0, size_delta: int = 0) -> str:
+    """One launch: the metadata (each block's tensor and chunk), then the functor and `tail`."""
+    m = metadata_layout(kind, depth, large, scalar_bytes)
+    lines = [f"name {name}", f"grid {len(plan)} 1 1", "block 512 1 1", f"param {m['size'] + size_delta}"]
+    lines += [f"i64 {m['numel_at'] + 8 * t} {n}" for t, n in enumerate(numels)]
+    for b, (t, c) in enumerate(plan):
+        lines += [f"{'i32' if m['index'] == 2 else 'u8'} {m['tensor_at'] + b * m['index']} {t}",
+                  f"i32 {m['chunk_at'] + 4 * b} {c}"]
+    return "\n".join([*lines, "param 1", *tail, "describe"]) + "\n"
+
+
+def plan_of(numels: list[int]) -> list[tuple[int, int]]:
+    return [(t, c) for t, n in enumerate(numels) for c in range(-(-n // CHUNK))]
+
+
+NUMELS = [100000, 65536, 10]   # 2 + 1 + 1 chunks
+ADAM_TAIL = ["param 8", *["param 8"] * 5, "param 1"]  # lr_ptr, lr, beta1, beta2, weight_decay, eps, maximize
+
+
 @pytest.mark.parametrize("large", [True, False])
 def test_multi_tensor_counts_the_chunks_of_its_blocks(harness: Path, large: bool) -> None:
-    """torch's foreach kernels (the optimizer's): TensorListMetadata<2> in its 4 KB and its
-    large-argument (sm_90, 24 KB) layouts; each block works on one 65536-element chunk."""
-    tensors, blocks, index = (448, 2240, 2) if large else (64, 320, 1)
-    numel_at = 2 * tensors * 8
-    tensor_at = numel_at + tensors * 8
-    chunk_at = (tensor_at + blocks * index + 3) // 4 * 4
-    size = (chunk_at + blocks * 4 + 4 + 7) // 8 * 8
-    numels = [100000, 65536, 10]
-    plan = [(0, 0), (0, 1), (1, 0), (2, 0)]  # (tensor, chunk) of each block
-    lines = [f"name {MULTI_TENSOR_2}", f"grid {len(plan)} 1 1", "block 512 1 1", f"param {size}"]
-    lines += [f"i64 {numel_at + 8 * t} {n}" for t, n in enumerate(numels)]
-    for b, (t, c) in enumerate(plan):
-        lines += [f"{'i32' if index == 2 else 'u8'} {tensor_at + b * index} {t}", f"i32 {chunk_at + 4 * b} {c}"]
-    out = run(harness, "\n".join([*lines, "param 1", "describe"]) + "\n")[0]
+    """TensorListMetadata<2> (an out-of-place sqrt: list 0 read, list 1 written) in the 4 KB and the
+    32 KB layouts; each block works on one chunk of 65536 elements."""
+    out = run(harness, mta_launch(MTA_SQRT_2, "plain", 2, large, NUMELS, plan_of(NUMELS), []))[0]
     assert out["ok"] == "1"
-    # float lists of depth 2 (read both, write one): every element of every tensor, 3 passes
-    assert int(out["bytes"]) == sum(numels) * 4 * 3
+    assert int(out["bytes"]) == sum(NUMELS) * 4 * 2
+
+
+def test_depth_one_lists_in_the_32kb_layout(harness: Path) -> None:
+    """The DDP optimizer's launches: TensorListMetadata<1> holds 770 tensors in the 32 KB layout
+    (672 for scalar lists), here all of them in a full launch of 2240 blocks whose first tensor
+    carries on from the launch before (its chunks from the fourth on)."""
+    numels = [5 * CHUNK + 123] + [1000] * 768 + [1469 * CHUNK - 5]
+    plan = [(0, c) for c in range(3, 6)] + [(t, 0) for t in range(1, 769)] + [(769, c) for c in range(1469)]
+    assert len(plan) == 2240
+    out = run(harness, mta_launch(MTA_MUL_1, "plain", 1, True, numels, plan, []))[0]
+    assert out["ok"] == "1"
+    assert int(out["bytes"]) == (2 * CHUNK + 123 + 768 * 1000 + 1469 * CHUNK - 5) * 4 * 2   # read and written
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_fused_adamw_reads_four_lists_and_writes_three(harness: Path, scaled: bool) -> None:
+    """FusedOptimizerTensorListMetadata<4> (per-tensor step-count pointers after the element
+    counts): param, exp_avg and exp_avg_sq read and written, grad read, and written back too when
+    a grad scale (the second-to-last argument) unscaled it."""
+    tail = ["alloc 1 64", *ADAM_TAIL, "param 8", *(["ptr 0 1"] if scaled else []), "param 8"]
+    out = run(harness, mta_launch(MTA_ADAMW, "fused", 4, True, NUMELS, plan_of(NUMELS), tail))[0]
+    assert out["ok"] == "1"
+    assert int(out["bytes"]) == sum(NUMELS) * 4 * (8 if scaled else 7)
+
+
+def test_mixed_precision_adamw_counts_each_list_at_its_type(harness: Path) -> None:
+    tail = [*ADAM_TAIL, "param 8", "param 8"]
+    out = run(harness, mta_launch(MTA_ADAMW_MP, "fused", 4, True, NUMELS, plan_of(NUMELS), tail))[0]
+    assert out["ok"] == "1"
+    # param fp32 read and written, grad fp32 read, exp_avg and exp_avg_sq bf16 read and written
+    assert int(out["bytes"]) == sum(NUMELS) * (4 * 2 + 4 + 2 * 2 + 2 * 2)
+
+
+@pytest.mark.parametrize("large", [True, False])
+def test_complex_double_scalar_lists_have_their_own_tensor_count(harness: Path, large: bool) -> None:
+    script = mta_launch(MTA_MUL_COMPLEX_DOUBLE, "scalars", 1, large, NUMELS, plan_of(NUMELS), [], scalar_bytes=16)
+    out = run(harness, script)[0]
+    assert out["ok"] == "1"
+    assert int(out["bytes"]) == sum(NUMELS) * 16 * 2
+
+
+def test_foreach_copy_reads_the_source_type_and_writes_the_destination_type(harness: Path) -> None:
+    out = run(harness, mta_launch(MTA_COPY_TO_BF16, "plain", 2, True, NUMELS, plan_of(NUMELS), []))[0]
+    assert out["ok"] == "1"
+    assert int(out["bytes"]) == sum(NUMELS) * (4 + 2)
+
+
+def test_foreach_norm_reads_its_list_and_writes_a_partial_per_block(harness: Path) -> None:
+    tail = ["param 8", "param 4"]   # float* output_per_tensor, int max_chunks_per_tensor
+    plan = plan_of(NUMELS)
+    out = run(harness, mta_launch(MTA_NORM, "plain", 1, True, NUMELS, plan, tail))[0]
+    assert out["ok"] == "1"
+    assert int(out["bytes"]) == sum(NUMELS) * 4 + len(plan) * 4
+
+
+def test_multi_tensor_launches_that_do_not_validate_are_rejected(harness: Path) -> None:
+    """A metadata of another size, a block past its tensor's end, a tensor index past the launch's
+    tensors, a functor this decoder does not know: the launch is not described (launch.c then
+    reports it), and the kernel still counts as a multi-tensor one."""
+    plan = plan_of(NUMELS)
+    family = run(harness, mta_launch(MTA_ZERO, "plain", 1, True, NUMELS, plan, []))[0]
+    assert family["ok"] == "1" and int(family["bytes"]) == sum(NUMELS) * 4   # zeros written, nothing read
+    cases = [mta_launch(MTA_ZERO, "plain", 1, True, NUMELS, plan, [], size_delta=8),
+             mta_launch(MTA_ZERO, "plain", 1, True, NUMELS, [*plan, (2, 1)], []),
+             mta_launch(MTA_ZERO, "plain", 1, True, NUMELS, [(770, 0)], []),
+             mta_launch(MTA_UNKNOWN_FUNCTOR, "plain", 1, True, NUMELS, plan, [])]
+    for script in cases:
+        out = run(harness, script)[0]
+        assert (out["ok"], out["family"]) == ("0", family["family"]), script[:200]
+
+
+@pytest.mark.skipif(not TORCH_CUDA.exists(), reason="needs CUDA torch")
+def test_every_multi_tensor_kernel_torch_ships_has_a_known_layout(harness: Path, tmp_path: Path) -> None:
+    """Each multi_tensor_apply_kernel in libtorch_cuda's sm_90 cubins: its metadata and functor are
+    known, and the metadata's size in the 32 KB layout is the parameter size the cubin declares
+    (fatbin.c reads it: tests/shim/test_fatbin.py)."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    assert cc is not None
+    fatbin_harness = tmp_path / "drv_fatbin_harness"
+    subprocess.run([cc, "-std=gnu11", "-O1", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
+                    f"-I{REPO / 'shim/src'}", f"-I{REPO / 'shim/include'}", "-o", str(fatbin_harness), str(FATBIN_HARNESS),
+                    "-ldl", "-lpthread"], check=True, capture_output=True, text=True)
+    sizes: dict[str, int] = {}
+    for offset in torch_fatbin_offsets(TORCH_CUDA):
+        proc = subprocess.run([str(fatbin_harness), str(TORCH_CUDA), str(offset), "9", "0"], capture_output=True,
+                              text=True, timeout=300)
+        for kernel in parse_fatbin(proc.stdout).values():
+            if "multi_tensor_apply_kernel" in kernel.name and kernel.params:
+                sizes[kernel.name] = kernel.params[0][1]
+    assert len(sizes) > 1000, len(sizes)   # torch 2.13: 1412
+    names = sorted(sizes)
+    found = run(harness, "".join(f"name {n}\nlists\n" for n in names))
+    wrong = [(n, sizes[n], f) for n, f in zip(names, found, strict=True) if f["layout"] == "0" or int(f["large"]) != sizes[n]]
+    assert not wrong, wrong[:5]
 
 
 def test_vllm_rms_norm_and_rotary(harness: Path) -> None:

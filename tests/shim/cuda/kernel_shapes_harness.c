@@ -9,7 +9,9 @@
  *   i32|i64|u8 OFFSET VALUE      a field of the current parameter
  *   ptr OFFSET ID [DELTA]        a pointer into allocation ID
  *   describe                     prints: family=F ok=0|1 kind=K bytes=B flops=F flags=X dims=d0,..,d7
- *   shape                        prints what the name says: family dtype causal local head_dim head_dim_v */
+ *   shape                        prints what the name says: family dtype causal local head_dim head_dim_v
+ *   lists                        multi-tensor kernels: what the name says of the tensor lists, and
+ *                                the metadata's size in the 4 KB and the 32 KB layouts */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stdio.h>
@@ -121,6 +123,14 @@ int main(void)
             printf("family=%u dtype=%u causal=%u local=%u head_dim=%u head_dim_v=%u block_m=%u elem=%u\n",
                    shape.family, shape.dtype, shape.causal, shape.local, shape.head_dim, shape.head_dim_v,
                    shape.block_m, shape.name_elem_bytes);
+        } else if (strcmp(word, "lists") == 0) {
+            const tw_tensor_lists *m = &shape.lists;
+            bool known = m->layout != LISTS_UNKNOWN;
+            printf("family=%u layout=%u depth=%u scalar=%u read=%u write=%u scaled=%u block_out=%u "
+                   "elem=%u,%u,%u,%u,%u small=%u large=%u\n", shape.family, m->layout, m->depth, m->scalar_bytes,
+                   m->read_mask, m->write_mask, m->scaled_write_mask, m->block_out_bytes, m->elem_bytes[0],
+                   m->elem_bytes[1], m->elem_bytes[2], m->elem_bytes[3], m->elem_bytes[4],
+                   known ? tensor_list(m, false).bytes : 0, known ? tensor_list(m, true).bytes : 0);
         } else if (strcmp(word, "describe") == 0) {
             bool ok = tw_kernel_shape_describe(&shape, &layout, args, &desc);
             printf("family=%u ok=%d kind=%u bytes=%llu flops=%llu flags=%u dims=", shape.family, ok, desc.kind,
