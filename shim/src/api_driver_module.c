@@ -745,6 +745,15 @@ TW_EXPORT CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int *numBlocks, C
                                                                 dynamicSMemSize, 0);
 }
 
+TW_EXPORT CUresult cuOccupancyMaxPotentialClusterSize(int *clusterSize, CUfunction func, const CUlaunchConfig *config)
+{
+    if (clusterSize == NULL || func == NULL || config == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    int threads = (int)(config->blockDimX * config->blockDimY * config->blockDimZ);
+    *clusterSize = tw_max_cluster_size(threads, config->sharedMemBytes);
+    return CUDA_SUCCESS;
+}
+
 TW_EXPORT CUresult cuOccupancyMaxPotentialBlockSizeWithFlags(int *minGridSize, int *blockSize, CUfunction func,
                                                              CUoccupancyB2DSize blockSizeToDynamicSMemSize,
                                                              size_t dynamicSMemSize, int blockSizeLimit,

@@ -1258,6 +1258,28 @@ TW_EXPORT cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int *blocks,
     return cudaOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(blocks, func, block_size, dynamic_smem, 0);
 }
 
+/* Thread block clusters (Hopper on): a cluster's blocks must be co-resident on one GPC. Every
+ * GPC of the catalog's GPUs has at least 8 SMs, the portable cluster size, so a block that fits
+ * on an SM at all allows a cluster of 8; non-portable sizes (16) need the function attribute,
+ * which the shim does not track, so 8 is the answer. Before compute capability 9 there are no
+ * clusters: 0 (what launch code compares against 1 before it asks for a cluster). */
+int tw_max_cluster_size(int block_size, size_t dynamic_smem)
+{
+    if (tw_spec()->cc_major < 9)
+        return 0;
+    return occupancy_blocks(block_size, dynamic_smem) > 0 ? 8 : 0;
+}
+
+TW_EXPORT cudaError_t cudaOccupancyMaxPotentialClusterSize(int *cluster_size, const void *func,
+                                                           const cudaLaunchConfig_t *config)
+{
+    if (cluster_size == NULL || func == NULL || config == NULL)
+        return rt(cudaErrorInvalidValue);
+    int threads = (int)(config->blockDim.x * config->blockDim.y * config->blockDim.z);
+    *cluster_size = tw_max_cluster_size(threads, config->dynamicSmemBytes);
+    return cudaSuccess;
+}
+
 /* ---------------------------------------------------------------- graphs */
 
 TW_EXPORT cudaError_t cudaGraphCreate(cudaGraph_t *graph, unsigned int flags)

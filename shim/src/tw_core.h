@@ -93,6 +93,7 @@ const tw_gpu_spec *tw_spec(void);
 int tw_runtime_status(int status);
 int tw_device_count(void);
 int tw_device_current(void);          /* per thread; default 0 */
+int tw_max_cluster_size(int block_size, size_t dynamic_smem);   /* api_runtime_exec.c: 0 before sm_90 */
 int tw_device_set_current(int device); /* 0 or the runtime's invalid-device status as -1 */
 bool tw_device_valid(int device);
 void tw_device_uuid(int device, unsigned char out_uuid[16]); /* stable per (spec key, device) */

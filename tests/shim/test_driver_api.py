@@ -54,6 +54,7 @@ def test_module_load_launch_events(emulate, driver_program: tuple[Path, Path]) -
     params = [line.split()[1:] for line in run.stdout.splitlines() if line.startswith("param ")]
     assert params == [["0", "0", "8"], ["1", "8", "4"], ["2", "12", "4"]]
     assert int(out["occupancy_blocks"]) == 8  # 2048 threads per SM / 256
+    assert int(out["cluster_size"]) == 8      # Hopper's portable cluster size: the block fits an SM
     assert int(out["global_bytes"]) == 148
     assert int(out["bad_block"]) == CUDA_ERROR_INVALID_VALUE
     assert int(out["query_before"]) == CUDA_ERROR_NOT_READY

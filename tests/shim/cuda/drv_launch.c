@@ -16,6 +16,7 @@ SYM(cuMemAlloc_v2); SYM(cuMemcpyHtoD_v2); SYM(cuMemcpyDtoH_v2); SYM(cuMemsetD32_
 SYM(cuStreamCreate); SYM(cuStreamQuery); SYM(cuStreamSynchronize); SYM(cuStreamDestroy_v2);
 SYM(cuEventCreate); SYM(cuEventRecord); SYM(cuEventSynchronize); SYM(cuEventElapsedTime_v2);
 SYM(cuLaunchKernel); SYM(cuLaunchKernelEx); SYM(cuOccupancyMaxActiveBlocksPerMultiprocessor);
+SYM(cuOccupancyMaxPotentialClusterSize);
 
 #define CHECK(call)                                                              \
     do {                                                                         \
@@ -53,6 +54,7 @@ int main(int argc, char **argv)
     LOAD(lib, cuStreamDestroy_v2); LOAD(lib, cuEventCreate); LOAD(lib, cuEventRecord);
     LOAD(lib, cuEventSynchronize); LOAD(lib, cuEventElapsedTime_v2); LOAD(lib, cuLaunchKernel);
     LOAD(lib, cuLaunchKernelEx); LOAD(lib, cuOccupancyMaxActiveBlocksPerMultiprocessor);
+    LOAD(lib, cuOccupancyMaxPotentialClusterSize);
 
     FILE *f = fopen(argv[1], "rb");
     if (f == NULL)
@@ -96,6 +98,11 @@ int main(int argc, char **argv)
     int blocks = 0;
     CHECK(p_cuOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, fn, 256, 0));
     printf("occupancy_blocks %d\n", blocks);
+    CUlaunchConfig cluster_config = {.gridDimX = 16, .gridDimY = 1, .gridDimZ = 1, .blockDimX = 256,
+                                     .blockDimY = 1, .blockDimZ = 1};
+    int cluster = -1;
+    CHECK(p_cuOccupancyMaxPotentialClusterSize(&cluster, fn, &cluster_config));
+    printf("cluster_size %d\n", cluster);
 
     CUdeviceptr gvar;
     size_t gbytes = 0;
