@@ -24,8 +24,16 @@ OP_COLUMNS = [
     "pid", "seq", "name", "mangled_name", "kind", "device", "stream", "graph_id", "tid", "name_id",
     "issue_ns", "begin_ns", "end_ns", "grid_x", "grid_y", "grid_z", "block_x", "block_y", "block_z",
     "smem", "bytes", "flops", "model", "copy_kind", "m", "n", "k", "batch", "display_name",
-    "rendezvous", "arrival_ns", "record",
+    "rendezvous", "arrival_ns", "slowed_ns", "record",
 ]
+
+
+def _optional_flag(name: str) -> int:
+    """A records.h flag, 0 (matching nothing) when this build's header does not define it."""
+    try:
+        return abi.constant(name)
+    except AttributeError:
+        return 0
 
 
 def _fallback_name(kind: str, copy_kind: int) -> str:
@@ -68,6 +76,11 @@ def process_ops(proc: ProcessRecords) -> pd.DataFrame:
     met = (r["flags"] & abi.constant("TW_FLAG_RENDEZVOUS")) != 0
     rendezvous = np.where(met, r["addr"], np.uint64(0)).astype(np.uint64).view(np.int64)
     arrival = np.where(met, r["value"], r["begin_ns"]).astype(np.int64)
+    # A kernel that ran beside a collective on its GPU (TW_FLAG_BESIDE_COLLECTIVE): the ns the
+    # collective's share of SMs and bandwidth added to it (a copy's value stays its copy kind).
+    beside = ((r["flags"] & _optional_flag("TW_FLAG_BESIDE_COLLECTIVE")) != 0) & \
+        (r["op_kind"] != abi.constant("TW_OP_MEMCPY"))
+    slowed = np.where(beside, r["value"], 0).astype(np.int64)
     model_ids, model_inverse = np.unique(r["model"], return_inverse=True)
     model_col = np.array([models.get(int(v), f"model{int(v)}") for v in model_ids.tolist()],
                          dtype=object)[model_inverse.reshape(-1)]
@@ -84,7 +97,7 @@ def process_ops(proc: ProcessRecords) -> pd.DataFrame:
         "copy_kind": copy_kind,
         "m": r["dims"][:, 0], "n": r["dims"][:, 1], "k": r["dims"][:, 2], "batch": r["dims"][:, 3],
         "display_name": d_arr[inverse], "rendezvous": rendezvous, "arrival_ns": arrival,
-        "record": record.astype(np.int64),
+        "slowed_ns": slowed, "record": record.astype(np.int64),
     }, columns=OP_COLUMNS)
 
 

@@ -93,7 +93,8 @@ def plot_rank_breakdown(ranks: list[dict[str, Any]], ax_share: plt.Axes, ax_busy
             ax_busy.barh(y, seconds * 1e6 / scale, left=left_time, color=colour)
             left_time += seconds * 1e6 / scale
     for i, r in enumerate(rows):
-        ax_busy.annotate(f" compute {_fmt_us(r['compute_s'] * 1e6)}, comm {_fmt_us(r['exposed_comm_s'] * 1e6)}, "
+        slowdown = f" (slowed kernels {_fmt_us(r['exposed_slowdown_s'] * 1e6)})" if r.get("exposed_slowdown_s") else ""
+        ax_busy.annotate(f" compute {_fmt_us(r['compute_s'] * 1e6)}, comm {_fmt_us(r['exposed_comm_s'] * 1e6)}{slowdown}, "
                          f"wait {_fmt_us(r['waiting_s'] * 1e6)}", (left_time[i], i), va="center", fontsize=8)
     for ax in (ax_share, ax_busy):
         ax.set_yticks(y, labels, fontsize=8)

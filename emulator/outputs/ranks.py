@@ -145,7 +145,8 @@ def exclusive_ns(lo: int, hi: int, classes: list[tuple[np.ndarray, np.ndarray]])
     clipped = [(np.clip(np.asarray(b, np.int64), lo, hi), np.clip(np.asarray(e, np.int64), lo, hi))
                for b, e in classes]
     clipped = [(b[e > b], e[e > b]) for b, e in clipped]
-    points = np.unique(np.concatenate([np.array([lo, hi], dtype=np.int64), *[np.concatenate(c) for c in clipped]]))
+    points = np.sort(np.concatenate([np.array([lo, hi], dtype=np.int64), *[np.concatenate(c) for c in clipped]]))
+    points = points[np.r_[True, points[1:] != points[:-1]]]
     segment = np.diff(points)
     taken = np.zeros(len(segment), dtype=bool)
     exclusive, union = [], []
@@ -161,22 +162,30 @@ def exclusive_ns(lo: int, hi: int, classes: list[tuple[np.ndarray, np.ndarray]])
 
 def rank_breakdown(rank: Rank, ops: pd.DataFrame) -> dict[str, Any]:
     """Where the rank's GPU time went over its process's span: compute (any op that is not a
-    collective), exposed communication (transfers no compute overlaps), waiting for late ranks
-    (the part of a collective before its last participant arrived, with neither compute nor a
-    transfer under it) and idle; the four add up to the span."""
+    collective, less what a collective beside it added to it), exposed communication (transfers
+    and those additions where no compute runs), waiting for late ranks (the part of a collective
+    before its last participant arrived, with neither compute nor communication under it) and
+    idle; the four add up to the span. A slowed kernel's added ns are its last ones: without the
+    collective it would have ended that much earlier."""
     met = ops["rendezvous"].to_numpy() != 0
     begin, end = ops["begin_ns"].to_numpy(np.int64), ops["end_ns"].to_numpy(np.int64)
     arrival = ops["arrival_ns"].to_numpy(np.int64)
-    (compute, exposed, waiting), (_, comm, wait_total) = exclusive_ns(rank.start_ns, rank.end_ns, [
-        (begin[~met], end[~met]), (begin[met], end[met]), (arrival[met], begin[met])])
+    slowed = np.minimum(ops["slowed_ns"].to_numpy(np.int64), end - begin)
+    work = ~met
+    slowed_end = end - np.where(work, slowed, 0)
+    (compute, transfer_exposed, slowdown_exposed, waiting), (_, comm, _, wait_total) = exclusive_ns(
+        rank.start_ns, rank.end_ns, [(begin[work], slowed_end[work]), (begin[met], end[met]),
+                                     (slowed_end[work], end[work]), (arrival[met], begin[met])])
+    exposed = transfer_exposed + slowdown_exposed
     span = rank.end_ns - rank.start_ns
     return {
         "rank": rank.rank, "pid": rank.pid, "device": rank.device, "comm_rank": rank.comm_rank,
         "comm_size": rank.comm_size, "label": rank.label,
         "span_s": span / 1e9, "compute_s": compute / 1e9, "exposed_comm_s": exposed / 1e9,
         "waiting_s": waiting / 1e9, "idle_s": (span - compute - exposed - waiting) / 1e9,
-        "comm_s": comm / 1e9, "hidden_comm_s": (comm - exposed) / 1e9, "wait_total_s": wait_total / 1e9,
-        "collectives": int(met.sum()),
+        "comm_s": comm / 1e9, "hidden_comm_s": (comm - transfer_exposed) / 1e9, "wait_total_s": wait_total / 1e9,
+        "comm_slowdown_s": int(slowed[work].sum()) / 1e9, "exposed_slowdown_s": slowdown_exposed / 1e9,
+        "slowed_ops": int(np.count_nonzero(slowed[work])), "collectives": int(met.sum()),
     }
 
 
@@ -187,6 +196,7 @@ def ranks_summary(ranks: list[Rank], ops: pd.DataFrame, t0_ns: int) -> list[dict
         return []
     rank = rank_of_ops(ops, ranks)
     table = rendezvous_ops(ops, ranks)
+    times = ops[["rendezvous", "arrival_ns", "begin_ns", "end_ns", "slowed_ns"]]   # a narrow copy per rank, not every column
     several = table[table["participants"] > 1]
     last = several[several["order"] == several["participants"] - 1]
     lateness = (last["begin_ns"] - several.groupby("rendezvous")["arrival_ns"].transform("min")[last.index])
@@ -194,7 +204,7 @@ def ranks_summary(ranks: list[Rank], ops: pd.DataFrame, t0_ns: int) -> list[dict
     late_ns = lateness.groupby(last["rank"]).sum()
     out = []
     for r in ranks:
-        entry = rank_breakdown(r, ops.iloc[np.flatnonzero(rank == r.rank)])
+        entry = rank_breakdown(r, times.iloc[np.flatnonzero(rank == r.rank)])
         entry["virtual_start_s"] = (r.start_ns - t0_ns) / 1e9
         entry["virtual_end_s"] = (r.end_ns - t0_ns) / 1e9
         entry["arrived_last"] = int(last_counts.get(r.rank, 0))
@@ -204,10 +214,13 @@ def ranks_summary(ranks: list[Rank], ops: pd.DataFrame, t0_ns: int) -> list[dict
 
 
 def collectives_summary(ranks: list[Rank], ops: pd.DataFrame) -> dict[str, Any]:
-    """summary.json's `collectives`: the instances (rendezvous) among the ranks, by name."""
+    """summary.json's `collectives`: the instances (rendezvous) among the ranks, by name, and
+    what collectives added to the kernels that ran beside them (every op of the run)."""
+    slowed = ops["slowed_ns"].to_numpy(np.int64)
+    slowdown = {"comm_slowdown_s": int(slowed.sum()) / 1e9, "slowed_ops": int(np.count_nonzero(slowed))}
     table = rendezvous_ops(ops, ranks) if ranks else None
     if table is None or table.empty:
-        return {"instances": 0, "ops": 0, "by_name": []}
+        return {"instances": 0, "ops": 0, "by_name": [], **slowdown}
     table["wait_ns"] = table["begin_ns"] - table["arrival_ns"]
     table["transfer_ns"] = table["end_ns"] - table["begin_ns"]
     per = table.groupby("rendezvous", sort=False).agg(
@@ -224,4 +237,5 @@ def collectives_summary(ranks: list[Rank], ops: pd.DataFrame) -> dict[str, Any]:
                      "transfer_s": int(row.transfer_ns) / 1e9, "waiting_s": int(row.wait_ns) / 1e9,
                      "max_arrival_spread_us": int(row.spread_ns) / 1e3}
                     for name, row in by_name.iterrows()],
+        **slowdown,
     }

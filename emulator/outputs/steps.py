@@ -25,7 +25,7 @@ Rule (docs/outputs.md, "steps"):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,8 @@ DECODE_TOKENS_PER_SEQUENCE = 2.0  # below: one token per sequence (graph padding
 MAX_STEPS_LISTED = 1000
 MAX_RANK_STEPS_LISTED = 250
 PHASES = ("prefill", "decode", "other")
+STEP_COLUMNS = ["pid", "device", "tid", "kind", "issue_ns", "record", "arrival_ns", "begin_ns", "end_ns", "m", "n",
+                "graph_id", "rendezvous"]
 
 
 @dataclass
@@ -128,12 +130,20 @@ def _gpu_waits(run: RunRecords) -> dict[tuple[int, int], np.ndarray]:
     return out
 
 
+def _wait_index(waits: np.ndarray, issue_ns: np.ndarray, record: np.ndarray) -> np.ndarray:
+    """How many of the (sorted) waits each op comes after: by time, and for an op issued at a
+    wait's very start, by record order (one search by time; the ties searched again)."""
+    wait_ns = np.ascontiguousarray(waits["ns"])
+    index = np.searchsorted(wait_ns, issue_ns, side="left")
+    tie = np.flatnonzero(wait_ns[np.minimum(index, len(wait_ns) - 1)] == issue_ns) if len(wait_ns) else index[:0]
+    index[tie] = np.searchsorted(waits, _time_then_record(issue_ns[tie], record[tie]), side="left")
+    return index
+
+
 def _first_per_group(group: np.ndarray, *keys: np.ndarray) -> np.ndarray:
     """Index of the first row of each group when rows are sorted by (group, *keys)."""
     order = np.lexsort((*keys[::-1], group))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = group[order][1:] != group[order][:-1]
-    return order[first]
+    return order[_segments(group[order])]
 
 
 def _busy_by_group(group: np.ndarray, begin: np.ndarray, end: np.ndarray, groups: int) -> np.ndarray:
@@ -177,8 +187,8 @@ def cut_steps(ops: pd.DataFrame, pid: int, waits: dict[tuple[int, int], np.ndarr
     tid = int(waiting[0] if waiting else busiest[0])
     mine = ops.sort_values("issue_ns", kind="stable")
     # an op issued up to a wait's start belongs to the step that wait ends
-    group = np.searchsorted(waits.get((pid, tid), _time_then_record(np.zeros(0), np.zeros(0))),
-                            _time_then_record(mine["issue_ns"].to_numpy(), mine["record"].to_numpy()), side="left")
+    group = _wait_index(waits.get((pid, tid), _time_then_record(np.zeros(0), np.zeros(0))),
+                        mine["issue_ns"].to_numpy(np.int64), mine["record"].to_numpy(np.int64))
     kind = mine["kind"].to_numpy()
     is_compute = ~np.isin(kind, list(NON_KERNEL_KINDS))
     keep_group = np.zeros(int(group.max()) + 1, dtype=bool)
@@ -244,7 +254,7 @@ def engine_steps(run: RunRecords, ops: pd.DataFrame) -> tuple[int | None, int | 
                                                                 list[Step]]:
     """(engine pid, engine tid, windows, steps): the steps as the module docstring defines them."""
     windows = profiler_windows(run)
-    cut = _engine_cut(run, ops[window_mask(ops, windows)], _gpu_waits(run))
+    cut = _engine_cut(run, ops[STEP_COLUMNS][window_mask(ops, windows)], _gpu_waits(run))
     return cut.pid, cut.tid, windows, cut.steps
 
 
@@ -271,40 +281,57 @@ def link_steps(cuts: list[StepCut]) -> tuple[np.ndarray, np.ndarray]:
         label = linked
 
 
+def _segments(keys: np.ndarray) -> np.ndarray:
+    """Start indices of the runs of equal keys in a sorted array."""
+    return np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, np.int64)
+
+
 def across_ranks(ranks: list[Rank], cuts: list[StepCut]) -> dict[str, Any]:
     """The run's steps over its ranks: each is one or more rank steps linked by a shared
-    collective instance; its time is the longest rank's (that rank's span over its steps)."""
-    label, offsets = link_steps(cuts)
-    rows = pd.DataFrame([
-        {"label": int(label[off + s.index]), "rank": r.rank, "start_us": s.start_us, "end_us": s.end_us,
-         "busy_us": s.busy_us, "step": s}
-        for r, c, off in zip(ranks, cuts, offsets[:-1].tolist(), strict=True) for s in c.steps])
-    if rows.empty:
+    collective instance; its time is the longest rank's (that rank's span over its steps).
+    Vectorised: sorts and segment reductions, a Python loop only to write the list."""
+    label, _ = link_steps(cuts)
+    all_steps = [s for c in cuts for s in c.steps]
+    if not all_steps:
         return {"count": 0, "by_phase": {}, "listed": 0, "list": []}
-    per_rank = rows.groupby(["label", "rank"], sort=False).agg(
-        start_us=("start_us", "min"), end_us=("end_us", "max"), busy_us=("busy_us", "sum"), step=("step", "first"))
-    per_rank["span_us"] = per_rank["end_us"] - per_rank["start_us"]
-    per_rank = per_rank.reset_index().sort_values(["label", "rank"], kind="stable").reset_index(drop=True)
-    by_label = per_rank.groupby("label", sort=False)
-    run_steps = by_label.agg(start_us=("start_us", "min"), end_us=("end_us", "max"), ranks=("rank", list),
-                             rank_span_us=("span_us", list), rank_busy_us=("busy_us", list))
-    longest = per_rank.loc[by_label["span_us"].idxmax().to_numpy()].set_index("label")
-    run_steps = run_steps.join(longest[["rank", "span_us", "busy_us", "step"]]).sort_values("start_us", kind="stable")
+    rank = np.concatenate([np.full(len(c.steps), r.rank, dtype=np.int64) for r, c in zip(ranks, cuts, strict=True)])
+    start = np.fromiter((s.start_us for s in all_steps), np.float64, len(all_steps))
+    end = np.fromiter((s.end_us for s in all_steps), np.float64, len(all_steps))
+    busy = np.fromiter((s.busy_us for s in all_steps), np.float64, len(all_steps))
+    # per (run step, rank): from its first step's start to its last step's end, busy summed
+    order = np.lexsort((start, rank, label))
+    pair = _segments(label[order] * (len(ranks) + 1) + rank[order])
+    first = order[pair]
+    p_label, p_rank = label[first], rank[first]
+    p_start = np.minimum.reduceat(start[order], pair)
+    p_end = np.maximum.reduceat(end[order], pair)
+    p_busy = np.round(np.add.reduceat(busy[order], pair), 3)   # µs to the ns, as the ranks' steps
+    p_span = np.round(p_end - p_start, 3)
+    # per run step: its rank pairs are contiguous (sorted by label, then rank)
+    bounds = np.append(_segments(p_label), len(p_label))
+    longest = _first_per_group(p_label, -p_span)
+    run_start = np.minimum.reduceat(p_start, bounds[:-1])
+    run_end = np.maximum.reduceat(p_end, bounds[:-1])
     steps: list[Step] = []
     extra: list[dict[str, Any]] = []
-    for row in run_steps.itertuples():
-        first: Step = row.step      # the longest rank's (first) step in it
+    for i in np.argsort(run_start, kind="stable").tolist():
+        lo, hi, top = int(bounds[i]), int(bounds[i + 1]), int(longest[i])
+        model = all_steps[int(first[top])]      # the longest rank's (first) step in it
         steps.append(Step(
-            index=len(steps), phase=first.phase, start_us=float(row.start_us), end_us=float(row.end_us),
-            span_us=float(row.span_us), busy_us=float(row.busy_us), ops=first.ops, compute_ops=first.compute_ops,
-            gemms=first.gemms, graphs=first.graphs, tokens=first.tokens, sequences=first.sequences))
-        extra.append({"longest_rank": int(row.rank), "ranks": [int(r) for r in row.ranks],
-                      "rank_span_us": [round(float(v), 3) for v in row.rank_span_us],
-                      "rank_busy_us": [round(float(v), 3) for v in row.rank_busy_us]})
+            index=len(steps), phase=model.phase, start_us=float(run_start[i]), end_us=float(run_end[i]),
+            span_us=float(p_span[top]), busy_us=float(p_busy[top]), ops=model.ops, compute_ops=model.compute_ops,
+            gemms=model.gemms, graphs=model.graphs, tokens=model.tokens, sequences=model.sequences))
+        if len(extra) < MAX_STEPS_LISTED:
+            extra.append({"longest_rank": int(p_rank[top]), "ranks": p_rank[lo:hi].tolist(),
+                          "rank_span_us": p_span[lo:hi].tolist(), "rank_busy_us": p_busy[lo:hi].tolist()})
     return {
         "count": len(steps), "by_phase": phase_summary(steps), "listed": min(len(steps), MAX_STEPS_LISTED),
-        "list": [asdict(s) | x for s, x in zip(steps[:MAX_STEPS_LISTED], extra, strict=False)],
+        "list": [_as_dict(s) | x for s, x in zip(steps[:MAX_STEPS_LISTED], extra, strict=True)],
     }
+
+
+def _as_dict(step: Step) -> dict[str, Any]:
+    return dict(vars(step))   # dataclasses.asdict deep-copies every field: 10x slower
 
 
 def _stats_us(values: list[float]) -> dict[str, float]:
@@ -334,7 +361,7 @@ def steps_summary(run: RunRecords, ops: pd.DataFrame, ranks: list[Rank] | None =
     """summary.json's "steps" section: the engine's steps and, with several ranks, each rank's
     and the run's over its ranks."""
     windows = profiler_windows(run)
-    window_ops = ops[window_mask(ops, windows)]
+    window_ops = ops[STEP_COLUMNS][window_mask(ops, windows)]   # narrow: filters copy every column
     waits = _gpu_waits(run)
     cut = _engine_cut(run, window_ops, waits)
     t0 = run.start_virtual_ns
@@ -344,7 +371,7 @@ def steps_summary(run: RunRecords, ops: pd.DataFrame, ranks: list[Rank] | None =
         "pid": cut.pid, "tid": cut.tid, "count": len(cut.steps),
         "by_phase": phase_summary(cut.steps),
         "listed": min(len(cut.steps), MAX_STEPS_LISTED),
-        "list": [asdict(s) for s in cut.steps[:MAX_STEPS_LISTED]],
+        "list": [_as_dict(s) for s in cut.steps[:MAX_STEPS_LISTED]],
         "ranks": [], "across_ranks": None,
     }
     if not ranks:
@@ -353,7 +380,7 @@ def steps_summary(run: RunRecords, ops: pd.DataFrame, ranks: list[Rank] | None =
     cuts = [cut_steps(by_rank.get((r.pid, r.device), window_ops.iloc[0:0]), r.pid, waits, t0) for r in ranks]
     out["ranks"] = [{"rank": r.rank, "pid": r.pid, "device": r.device, "tid": c.tid, "count": len(c.steps),
                      "by_phase": phase_summary(c.steps), "listed": min(len(c.steps), MAX_RANK_STEPS_LISTED),
-                     "list": [asdict(s) for s in c.steps[:MAX_RANK_STEPS_LISTED]]}
+                     "list": [_as_dict(s) for s in c.steps[:MAX_RANK_STEPS_LISTED]]}
                     for r, c in zip(ranks, cuts, strict=True)]
     out["across_ranks"] = across_ranks(ranks, cuts)
     return out

@@ -138,13 +138,18 @@ def _launch_spans(proc: ProcessRecords, ops: pd.DataFrame) -> np.ndarray:
     return found
 
 
-def _rendezvous_args(ops: pd.DataFrame, t0: int) -> list[str]:
-    """The extra args of ops that met other ranks' ops: the rendezvous id and the arrival."""
+def _collective_args(ops: pd.DataFrame, t0: int) -> list[str]:
+    """The extra args of ops that met other ranks' ops (the rendezvous id and the arrival) and of
+    kernels a collective beside them slowed (the ns it added)."""
     out = [""] * len(ops)
     met = np.flatnonzero(ops["rendezvous"].to_numpy() != 0)
     ids = ops["rendezvous"].to_numpy()[met].astype(np.int64).view(np.uint64).tolist()
     for i, rid, arrival in zip(met.tolist(), ids, _us(ops["arrival_ns"].to_numpy()[met], t0), strict=True):
         out[i] = f',"rendezvous":"{rid:#x}","arrival_us":{arrival}'
+    slowed_ns = ops["slowed_ns"].to_numpy(np.int64)
+    slowed = np.flatnonzero(slowed_ns)
+    for i, ns in zip(slowed.tolist(), slowed_ns[slowed].tolist(), strict=True):
+        out[i] += f',"comm_slowdown_us":{ns / 1e3:.3f}'
     return out
 
 
@@ -177,7 +182,7 @@ def _gpu_events(w: _Writer, proc: ProcessRecords, ops: pd.DataFrame, t0: int,
         display = {n: json.dumps(n) for n in ops["display_name"].unique().tolist()}
         mangled = {n: json.dumps(n) for n in ops["mangled_name"].unique().tolist()}
         full = {n: json.dumps(n) for n in ops["name"].unique().tolist()}
-        met = _rendezvous_args(ops, t0)
+        met = _collective_args(ops, t0)
         events = []
         for (met_args, g, s, ts, d, dn, fn, mn, kind, seq, issue, gx, gy, gz, bx, by, bz, smem, nbytes, flops, model,
              m, n, k, b, graph, copy) in zip(

@@ -257,3 +257,46 @@ def test_a_run_of_one_rank_has_no_rank_sections(tmp_path: Path) -> None:
     events = json.loads((tmp_path / "trace.json").read_text())["traceEvents"]
     assert "GPU 0 (pid 900)" in {e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "process_name"}
     assert not [e for e in events if e.get("cat") in ("rendezvous", "collective_wait")]
+
+
+def _beside_flag() -> int:
+    try:
+        return abi.constant("TW_FLAG_BESIDE_COLLECTIVE")
+    except AttributeError:   # records.h before the contention model
+        return 0
+
+
+@pytest.mark.skipif(not _beside_flag(), reason="records.h has no TW_FLAG_BESIDE_COLLECTIVE")
+def test_time_a_collective_added_to_kernels_beside_it_is_communication(tmp_path: Path) -> None:
+    """Rank 0 (pid 1001, GPU 0): kernel kA [100, 400] on stream 0, slowed 60 µs by the all-reduce
+    C1 (arrival 150, transfer [200, 300]) on stream 2; kernel kB [380, 390] on stream 1; a copy
+    [500, 550] whose value is its copy kind. Rank 1 (pid 1002, GPU 1): C1 arrives 200, transfer
+    [200, 300]; kernel kC [300, 500]. Times in µs."""
+    beside = _beside_flag()
+    a = TraceFile(pid=1001, ppid=1, start_ns=T0, exit_ns=T0 + 1000 * US)
+    gpu_op(a, "KERNEL", "kA", 100 * US, 400 * US, seq=1, issue_ns=T0 + 90 * US, flags=beside, value=60 * US)
+    collective(a, "nccl:allreduce", C1, 150, 200, 300, (2, 0), seq=1, stream_id=2, issue_ns=T0 + 95 * US)
+    gpu_op(a, "KERNEL", "kB", 380 * US, 390 * US, seq=3, issue_ns=T0 + 96 * US, stream_id=1)
+    gpu_op(a, "MEMCPY", "", 500 * US, 550 * US, seq=4, issue_ns=T0 + 97 * US, flags=beside,
+           value=abi.constant("TW_COPY_D2H_PINNED"))
+    a.write(tmp_path)
+    b = TraceFile(pid=1002, ppid=1, start_ns=T0, exit_ns=T0 + 1000 * US)
+    collective(b, "nccl:allreduce", C1, 200, 200, 300, (2, 1), seq=1, device=1, stream_id=2, issue_ns=T0 + 95 * US)
+    gpu_op(b, "KERNEL", "kC", 300 * US, 500 * US, seq=2, issue_ns=T0 + 96 * US, device=1)
+    b.write(tmp_path)
+    summary = write_outputs(tmp_path)
+    r0, r1 = summary["ranks"]
+    fields = ("compute_s", "exposed_comm_s", "waiting_s", "idle_s", "comm_s", "hidden_comm_s", "comm_slowdown_s",
+              "exposed_slowdown_s", "slowed_ops")
+    # rank 0: compute kA's first 240 µs [100, 340], kB 10, the copy 50 = 300; kA's slowed tail
+    # [340, 400] is communication, exposed but for kB's 10 µs: 50; C1's transfer and its wait
+    # lie under kA's compute: hidden
+    assert [round(r0[k] * 1e6, 6) if k.endswith("_s") else r0[k] for k in fields] == \
+        [300, 50, 0, 650, 100, 100, 60, 50, 1]
+    assert [round(r1[k] * 1e6, 6) if k.endswith("_s") else r1[k] for k in fields] == [200, 100, 0, 700, 100, 0, 0, 0, 0]
+    collectives = summary["collectives"]
+    assert (round(collectives["comm_slowdown_s"] * 1e6, 6), collectives["slowed_ops"]) == (60, 1)
+    events = json.loads((tmp_path / "trace.json").read_text())["traceEvents"]
+    ops = [e for e in events if e["ph"] == "X" and e.get("cat") in ("kernel", "memcpy")]
+    slowed = sorted((e["name"], e["args"].get("comm_slowdown_us")) for e in ops)
+    assert slowed == [("kA", 60.0), ("kB", None), ("kC", None), ("memcpy DtoH pinned", None)], slowed
