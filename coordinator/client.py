@@ -35,7 +35,7 @@ class WireClient:
     def receive(self) -> tuple[int, int, bytes] | None:
         return wire.recv_message(self.sock)
 
-    def predict(self, descs: Sequence[dict[str, object] | bytes], names: Sequence[str]) -> list[tuple[int, int]]:
+    def predict(self, descs: Sequence[dict[str, object] | bytes], names: Sequence[str]) -> list[tuple[int, int, int]]:
         """(duration_ns, tw_model) per descriptor; descs are tw_desc field dicts or raw tw_desc bytes."""
         raws = [d if isinstance(d, bytes) else wire.fields_to_desc(d) for d in descs]
         self.send_raw(wire.encode_predict(raws, list(names)))
@@ -67,7 +67,7 @@ class WireClient:
         self.close()
 
 
-def predict_batch(address: str, descs: list[dict[str, object]], names: list[str]) -> list[tuple[int, int]]:
+def predict_batch(address: str, descs: list[dict[str, object]], names: list[str]) -> list[tuple[int, int, int]]:
     """One connection, one PREDICT batch, BYE: [(duration_ns, tw_model), ...] in order."""
     with WireClient(address) as client:
         return client.predict(descs, names)

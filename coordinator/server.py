@@ -253,7 +253,7 @@ class _Servicer(pb_grpc.CoordinatorServicer):
             log.error("gRPC Predict: %s", exc)
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return pb.PredictReply(predictions=[
-            pb.Prediction(duration_ns=d, model=m, model_name=wire.model_name(m)) for d, m in results])
+            pb.Prediction(duration_ns=d, model=m, model_name=wire.model_name(m), contention=c) for d, m, c in results])
 
     def Shutdown(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.Empty:  # noqa: N802
         log.info("Shutdown requested over gRPC")

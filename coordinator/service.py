@@ -1,4 +1,5 @@
-"""The prediction service: descriptors in, (duration_ns, tw_model) out, through a cache.
+"""The prediction service: descriptors in, (duration_ns, tw_model, contention) out, through a cache
+(contention: how the op shares its GPU, predictors/contention.py).
 
 One instance per coordinator, shared by every connection thread and the gRPC Predict RPC."""
 
@@ -42,7 +43,7 @@ class PredictionService:
                  cache_dir: Path | None) -> None:
         # Imported here so that a missing or broken predictors package fails the start, loudly.
         import predictors
-        from predictors import catalog, descriptors
+        from predictors import catalog, contention, descriptors
 
         self.gpu = gpu
         self.gpus = gpus
@@ -51,6 +52,8 @@ class PredictionService:
         self.predictor_name = str(getattr(self.predictor, "name", predictor))
         self.predictor_version = str(getattr(self.predictor, "version", "0"))
         self._from_wire = descriptors.from_wire
+        self._contention_word = contention.contention_word
+        self._contention: dict[bytes, int] = {}   # key -> word, computed once per descriptor
         self._predict_batch = getattr(self.predictor, "predict_batch", None)
         path = None
         if cache_dir is not None:
@@ -66,8 +69,9 @@ class PredictionService:
         log.info("predictor %s version %s for %s x%d; cache %s (%d entries)", self.predictor_name,
                  self.predictor_version, gpu, gpus, path or "in memory", len(self.cache))
 
-    def predict(self, descs: Sequence[wire.WireDesc]) -> list[tuple[int, int]]:
-        """(duration_ns, tw_model) per descriptor, in order. PredictionFailed names the culprit."""
+    def predict(self, descs: Sequence[wire.WireDesc]) -> list[tuple[int, int, int]]:
+        """(duration_ns, tw_model, contention) per descriptor, in order. PredictionFailed names the
+        culprit."""
         keys = [d.key for d in descs]
         results: list[tuple[int, int] | None] = [self.cache.get(k) for k in keys]
         missing: dict[bytes, list[int]] = {}
@@ -86,7 +90,17 @@ class PredictionService:
             self.stats.predictions_served += len(descs)
             self.stats.cache_hits += hits
             self.stats.cache_misses += len(descs) - hits
-        return results  # type: ignore[return-value] - every slot is filled above
+        return [(*value, self._contention_of(d)) for d, value in zip(descs, results, strict=True)]  # type: ignore[misc]
+
+    def _contention_of(self, desc: wire.WireDesc) -> int:
+        word = self._contention.get(desc.key)
+        if word is None:
+            try:
+                word = self._contention_word(self.spec, self._from_wire(desc.fields(), desc.name))
+            except Exception as exc:
+                raise PredictionFailed(f"descriptor {desc.name!r} {desc.fields()}: contention: {exc!r}") from exc
+            self._contention[desc.key] = word
+        return word
 
     def _predict_misses(self, descs: list[wire.WireDesc]) -> list[tuple[int, int]]:
         converted = []

@@ -228,22 +228,23 @@ def decode_predict(count: int, payload: bytes) -> list[WireDesc]:
     return out
 
 
-def encode_predictions(results: list[tuple[int, int]]) -> bytes:
+def encode_predictions(results: list[tuple[int, int, int]]) -> bytes:
     ffi = abi.ffi()
     array = ffi.new("tw_prediction[]", max(len(results), 1))
-    for i, (duration_ns, model) in enumerate(results):
+    for i, (duration_ns, model, contention) in enumerate(results):
         array[i].duration_ns = duration_ns
         array[i].model = model
+        array[i].contention = contention
     payload = bytes(ffi.buffer(array, len(results) * constants().prediction_bytes))
     return encode_message(constants().predictions, len(results), payload)
 
 
-def decode_predictions(count: int, payload: bytes) -> list[tuple[int, int]]:
+def decode_predictions(count: int, payload: bytes) -> list[tuple[int, int, int]]:
     c = constants()
     if len(payload) != count * c.prediction_bytes:
         raise WireError(f"PREDICTIONS payload is {len(payload)} bytes for {count} predictions")
     array = abi.ffi().from_buffer("tw_prediction[]", payload)
-    return [(int(array[i].duration_ns), int(array[i].model)) for i in range(count)]
+    return [(int(array[i].duration_ns), int(array[i].model), int(array[i].contention)) for i in range(count)]
 
 
 def recv_exact(sock: socket.socket, nbytes: int) -> bytes | None:

@@ -125,6 +125,7 @@ def run_main(argv: list[str]) -> int:
     except ValueError as err:
         print(f"emulate: {err}", file=sys.stderr)
         return 2
+    from coordinator.launch import CoordinatorStartError
     from emulator.run import run_command
 
     try:
@@ -140,6 +141,9 @@ def run_main(argv: list[str]) -> int:
     except catalog.UnknownGpuError as err:
         print(f"emulate: {err}", file=sys.stderr)
         return 2
+    except CoordinatorStartError as err:   # not the user's error, but no traceback either
+        print(f"emulate: {err}", file=sys.stderr)
+        return 1
     if not args.quiet:
         _print_brief(result.summary, result.run_dir)
     return result.exit_status

@@ -245,6 +245,8 @@ class Supervisor:
             crash = self.watch.poll()   # the command itself may be what crashed
             if crash is not None and self.ended_by is None:
                 self.ended_by = _ended_by_crash(crash)
+            if self.ended_by is None:
+                self.ended_by = _ended_by_deadlock(self.watch.run_dir)
             status, sig = exit_status(returncode)
             client_info = None
             if self.client is not None:
@@ -291,6 +293,15 @@ def _ended_by_crash(crash: monitor.Crash) -> dict:
     # (shim/src/crash.c tw_fatal): predictions unavailable, collectives that cannot match.
     reason = "emulation" if " ended by timewarp: " in crash.headline else "crash"
     return {"reason": reason, "pid": crash.pid, "cause": crash.headline, "report": str(crash.path)}
+
+
+def _ended_by_deadlock(run_dir: Path) -> dict | None:
+    """The shim's deadlock detector (actors.c) wrote its report and ended the run."""
+    report = run_dir / "deadlock.txt"
+    if not report.exists():
+        return None
+    headline = report.read_text(errors="replace").partition("\n")[0].removeprefix("timewarp: ")
+    return {"reason": "deadlock", "cause": headline, "report": str(report)}
 
 
 def _signal_all(pids: list[int], sig: int) -> None:

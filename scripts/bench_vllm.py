@@ -80,12 +80,16 @@ class BenchRun:
 
 def run_bench(model_dir: Path, out: Path, *, python: str | None = None, gpu: str = "h100", prompts: int = 4,
               prompt_len: int = 64, max_tokens: int = 16, compile_mode: str = "none",
-              capture_sizes: str = "1,2,4,8", extra_args: list[str] | None = None,
-              env: dict[str, str] | None = None, timeout: float = 1800) -> BenchRun:
-    cmd = [sys.executable, "-m", "emulator", "--gpu", gpu, "--out", str(out), "--",
+              capture_sizes: str = "1,2,4,8", tensor_parallel: int = 1, pipeline_parallel: int = 1,
+              extra_args: list[str] | None = None, env: dict[str, str] | None = None,
+              timeout: float = 1800) -> BenchRun:
+    """One emulated GPU per rank: tensor_parallel x pipeline_parallel of them."""
+    gpus = tensor_parallel * pipeline_parallel
+    cmd = [sys.executable, "-m", "emulator", "--gpu", gpu, "--gpus", str(gpus), "--out", str(out), "--",
            vllm_python(python), str(WORKLOAD), str(model_dir), "--prompts", str(prompts),
            "--prompt-len", str(prompt_len), "--max-tokens", str(max_tokens), "--compile-mode", compile_mode,
-           "--capture-sizes", capture_sizes, *(extra_args or [])]
+           "--capture-sizes", capture_sizes, "--tensor-parallel-size", str(tensor_parallel),
+           "--pipeline-parallel-size", str(pipeline_parallel), *(extra_args or [])]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=workload_env(env), cwd=REPO)
     summary_path = out / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
@@ -154,19 +158,23 @@ def main() -> int:
     ap.add_argument("--capture-sizes", default="1,2,4,8", help="'' = vLLM's default list")
     ap.add_argument("--max-model-len", type=int, default=512)
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.5)
+    ap.add_argument("--tensor-parallel-size", type=int, default=1)
+    ap.add_argument("--pipeline-parallel-size", type=int, default=1)
     args = ap.parse_args()
     python = vllm_python(args.python)
     model_dir = args.model_dir or make_model_dir(python, args.model, args.out.with_name(args.out.name + "-model"))
     run = run_bench(model_dir, args.out, python=python, gpu=args.gpu, prompts=args.prompts,
                     prompt_len=args.prompt_len, max_tokens=args.max_tokens, compile_mode=args.compile_mode,
-                    capture_sizes=args.capture_sizes,
-                    extra_args=["--max-model-len", str(args.max_model_len),
+                    capture_sizes=args.capture_sizes, tensor_parallel=args.tensor_parallel_size,
+                    pipeline_parallel=args.pipeline_parallel_size, extra_args=["--max-model-len", str(args.max_model_len),
                                 "--gpu-memory-utilization", str(args.gpu_memory_utilization)])
     if run.exit_status != 0:
         log.error("emulate exited %d\n%s", run.exit_status, run.stderr[-4000:])
         return 1
     result = {"model": args.model, "gpu": args.gpu, "prompts": args.prompts, "prompt_len": args.prompt_len,
-              "max_tokens": args.max_tokens, "compile_mode": args.compile_mode, **bench_result(run)}
+              "max_tokens": args.max_tokens, "compile_mode": args.compile_mode,
+              "tensor_parallel": args.tensor_parallel_size, "pipeline_parallel": args.pipeline_parallel_size,
+              **bench_result(run)}
     print(json.dumps(result, indent=1))
     return 0
 

@@ -2,6 +2,7 @@
 
     python scripts/make_model_dir.py tiny OUT_DIR
     python scripts/make_model_dir.py llama-3.1-8b OUT_DIR
+    python scripts/make_model_dir.py llama-3.1-70b OUT_DIR
 
 The tokenizer is built offline with the `tokenizers` library (a byte-level BPE trained on a
 small generated corpus), so nothing is fetched from a hub. With `load_format="dummy"` vLLM
@@ -23,6 +24,14 @@ CONFIGS: dict[str, dict] = {
     # Llama-3.1-8B's published shapes (the weights are vLLM's dummy initialisation).
     "llama-3.1-8b": {
         "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+        "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 128256, "max_position_embeddings": 131072,
+        "rope_theta": 500000.0,
+        "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                         "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+    },
+    # Llama-3.1-70B's published shapes.
+    "llama-3.1-70b": {
+        "hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80, "num_attention_heads": 64,
         "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 128256, "max_position_embeddings": 131072,
         "rope_theta": 500000.0,
         "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,

@@ -680,9 +680,9 @@ enum tw_jump_result tw_actors_try_jump(void)
             int64_t host = tw_clock_host_ns();
             bool recent = host - s->since_host_ns < UNINTERPOSED_SLEEP_NS;
             char k = kernel_state(pid, s->tid);
-            if (gone(k)) {
+            if (gone(k)) {   /* it ended: what it last sent or its exit may be waking a waiter */
                 release_slot(s);
-                continue;
+                return refused(TW_REFUSED_NOT_QUIESCENT, TW_JUMP_RETRY);
             }
             if (k != 'S') {
                 TW_DEBUG("jump refused: %d/%d is %c, marked running for %.1f ms", pid, s->tid, k,

@@ -11,17 +11,16 @@
 
 #include "timeline_internal.h"
 
-#define MAX_DEVICES 64
 
 static pthread_mutex_t scratch_lock = PTHREAD_MUTEX_INITIALIZER;
-static tw_stream *scratch_streams[MAX_DEVICES];
+static tw_stream *scratch_streams[TW_TIMELINE_DEVICES];
 
 /* The prediction slot of one launch of p's kernel, made by capturing the launch into a scratch
  * graph on the current device (no op is queued). NULL when the launch is invalid. */
 static tw_prediction_slot *kernel_slot(const tw_node_params *p)
 {
     int device = tw_device_current();
-    if (p->kernel == NULL || device < 0 || device >= MAX_DEVICES)
+    if (p->kernel == NULL || device < 0 || device >= TW_TIMELINE_DEVICES)
         return NULL;
     pthread_mutex_lock(&scratch_lock);
     if (scratch_streams[device] == NULL)

@@ -118,7 +118,7 @@ static demangle_fn find_demangler(void)
     return (demangle_fn)(fn != NULL ? fn : dlsym(RTLD_DEFAULT, "__cxa_demangle"));
 }
 
-static char *demangled(const char *mangled)
+char *tw_kernel_demangle(const char *mangled)
 {
     static demangle_fn demangle;
     if (demangle == NULL)
@@ -438,7 +438,7 @@ static bool function_is(const char *text, const char *name)
 void tw_kernel_shape_init(const char *mangled, tw_kernel_shape *out)
 {
     memset(out, 0, sizeof *out);
-    char *text = demangled(mangled);
+    char *text = tw_kernel_demangle(mangled);
     if (text == NULL)
         return; /* extern "C" (Triton, cuDNN engines): generic */
     parse_params(text, out);

@@ -29,6 +29,9 @@ typedef struct tw_kernel_shape {
     uint8_t elem_bytes[TW_MAX_PARAMS];   /* pointee size of each pointer parameter, 0 unknown */
 } tw_kernel_shape;
 
+/* The demangled name (malloc'd: the caller frees it), NULL for an extern "C" name. */
+char *tw_kernel_demangle(const char *mangled);
+
 /* Parses the (mangled) name: the family, template facts and the parameter types. */
 void tw_kernel_shape_init(const char *mangled, tw_kernel_shape *out);
 

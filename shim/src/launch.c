@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernel_data.h"
 #include "kernel_shapes.h"
 #include "timeline_internal.h"
 
@@ -36,6 +37,7 @@ struct tw_kernel {
     int layout_state;          /* 0 not parsed, 1 parsed, -1 unavailable */
     tw_param_layout layout;
     tw_kernel_shape shape;     /* family, template facts, parameter types (kernel_shapes.c) */
+    tw_kernel_data data;       /* evaluated on the host when its buffers are (kernel_data.c) */
     shape_entry shapes[SHAPE_CACHE];
     uint32_t next_shape;
 };
@@ -242,8 +244,10 @@ static void load_layout(tw_kernel *k)
      * parameter layout follows its signature, not its arch, so any cubin of it will do */
     if (!ok && k->image != NULL)
         ok = tw_fatbin_param_layout(k->image, k->mangled, 99, 0, &k->layout);
-    if (ok)
+    if (ok) {
         tw_kernel_shape_init(k->mangled, &k->shape);
+        tw_kernel_data_init(k->mangled, &k->data);
+    }
     k->layout_state = ok ? 1 : -1;
     if (!ok)
         TW_DEBUG("no parameter layout for %s: its pointer arguments are not sized", k->mangled);
@@ -436,6 +440,16 @@ static uint32_t peer_owners(const tw_kernel *k, void **args, int32_t *pids)
     return count;
 }
 
+/* The outputs of a kernel that kernel_data.c evaluates, written at issue like a copy's bytes
+ * (not while capturing: a graph's kernels do not run at capture). Lock not held: it may wait for
+ * a collective's data. */
+static void write_outputs(const tw_kernel *k, tw_dim3 grid, tw_dim3 block, void **args, const tw_stream *s)
+{
+    if (TW_LIKELY(k->data.op == 0) || args == NULL || tw_stream_capture_graph(s) != NULL)
+        return;
+    tw_kernel_data_run(&k->data, &k->layout, args, grid, block);
+}
+
 int tw_launch_kernel(tw_kernel *k, tw_dim3 grid, tw_dim3 block, uint32_t smem_bytes, void **args,
                      tw_stream *s, uint32_t flags)
 {
@@ -490,10 +504,12 @@ int tw_launch_kernel(tw_kernel *k, tw_dim3 grid, tw_dim3 block, uint32_t smem_by
         memcpy(pids, slot_peers->peer_pids, peers * sizeof pids[0]);
         pthread_mutex_unlock(&tw_timeline_lock);
         tw_submit_peer_kernel(s, &desc, pids, (int)peers);
+        write_outputs(k, grid, block, args, s);
         return TW_OK;
     }
     tw_submit_slot_locked(s, slot, 0);
     pthread_mutex_unlock(&tw_timeline_lock);
+    write_outputs(k, grid, block, args, s);
     return TW_OK;
 }
 

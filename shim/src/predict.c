@@ -158,6 +158,7 @@ void tw_predict_resolve_locked(void)
             if (answered && answers[i].duration_ns >= 0) {
                 slot->duration_ns = answers[i].duration_ns;
                 slot->model = answers[i].model;
+                slot->contention = answers[i].contention;
             } else {
                 slot->duration_ns = floor_duration_ns(&slot->desc);
                 slot->model = TW_MODEL_FLOOR;

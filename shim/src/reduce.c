@@ -195,3 +195,12 @@ double tw_nccl_scalar(const void *p, int dtype)
 {
     return is_float(dtype) ? load_float(p, dtype) : (double)load_int(p, dtype);
 }
+
+/* Stores a double as a host scalar of dtype (floats round to nearest even, integers wrap). */
+void tw_nccl_store_scalar(void *p, int dtype, double value)
+{
+    if (is_float(dtype))
+        store_float(p, dtype, value);
+    else
+        store_int(p, dtype, (int64_t)value);
+}

@@ -12,7 +12,6 @@
 #include "timeline_internal.h"
 
 #define QUEUE_CAPACITY (1u << 16)
-#define MAX_DEVICES 64
 #define MAX_CAPTURE_DEPS 16
 #define EVENT_HISTORY 64
 
@@ -95,13 +94,13 @@ static queued_op *deferred, *deferred_next;
 static size_t deferred_count, deferred_next_count, deferred_capacity;
 static uint64_t flush_pass = 1;
 static uint64_t completions_seen;  /* tw_coll_completed_count() at the last pass */
-static uint64_t device_stall_pass[MAX_DEVICES];    /* some stream of the device is stalled */
-static uint64_t blocking_stall_pass[MAX_DEVICES];  /* some blocking (legacy-synchronised) stream is */
+static uint64_t device_stall_pass[TW_TIMELINE_DEVICES];    /* some stream of the device is stalled */
+static uint64_t blocking_stall_pass[TW_TIMELINE_DEVICES];  /* some blocking (legacy-synchronised) stream is */
 
-static tw_stream legacy_streams[MAX_DEVICES];
-static int64_t blocking_tail_ns[MAX_DEVICES]; /* latest end on blocking non-legacy streams */
-static int64_t device_tail_ns[MAX_DEVICES];   /* latest end on any stream */
-static __thread tw_stream *per_thread_streams[MAX_DEVICES];
+static tw_stream legacy_streams[TW_TIMELINE_DEVICES];
+static int64_t blocking_tail_ns[TW_TIMELINE_DEVICES]; /* latest end on blocking non-legacy streams */
+static int64_t device_tail_ns[TW_TIMELINE_DEVICES];   /* latest end on any stream */
+static __thread tw_stream *per_thread_streams[TW_TIMELINE_DEVICES];
 
 typedef struct host_call {
     void (*fn)(void *);
@@ -110,7 +109,7 @@ typedef struct host_call {
 
 static int clamp_device(int device)
 {
-    return device < 0 ? 0 : (device >= MAX_DEVICES ? MAX_DEVICES - 1 : device);
+    return device < 0 ? 0 : (device >= TW_TIMELINE_DEVICES ? TW_TIMELINE_DEVICES - 1 : device);
 }
 
 static tw_stream *legacy_stream(int device)
@@ -261,11 +260,12 @@ static void emit_op_record(const queued_op *op, const tw_prediction_slot *slot, 
     memcpy(rec->grid, d->grid, sizeof rec->grid);
     memcpy(rec->block, d->block, sizeof rec->block);
     rec->smem_bytes = d->smem_bytes;
-    rec->flags = d->flags | op->flags;
+    int64_t slowed_ns = end_ns - start_ns - slot->duration_ns;   /* beside a collective (contention.c) */
+    rec->flags = d->flags | op->flags | (slowed_ns > 0 ? TW_FLAG_BESIDE_COLLECTIVE : 0);
     rec->bytes = d->bytes;
     rec->flops = d->flops;
     rec->addr = (uint64_t)(uintptr_t)op->stream;
-    rec->value = d->kind == TW_OP_MEMCPY ? d->dims[0] : d->pointer_params;
+    rec->value = d->kind == TW_OP_MEMCPY ? d->dims[0] : (slowed_ns > 0 ? slowed_ns : 0);
     memcpy(rec->dims, d->dims, sizeof rec->dims);
     if (TW_UNLIKELY(tw_cupti_collecting))
         tw_cupti_on_op(rec);
@@ -388,6 +388,23 @@ static const tw_prediction_slot *launch_first_slot(const tw_coll_launch *l)
     return l->p2p_slot;
 }
 
+/* The SMs and HBM bandwidth a launch takes: a group's ops run in one kernel on the same
+ * channels, so the largest share of its members. */
+static uint32_t launch_contention(const tw_coll_launch *l)
+{
+    uint32_t sm = 0, hbm = 0;
+    for (uint32_t i = 0; i <= l->count; i++) {
+        const tw_prediction_slot *slot = i < l->count ? l->members[i].slot : l->p2p_slot;
+        if (slot == NULL || slot->desc.kind != TW_OP_COLLECTIVE)
+            continue;
+        if ((slot->contention & 0xffffu) > sm)
+            sm = slot->contention & 0xffffu;
+        if (((slot->contention >> 16) & 0x7fffu) > hbm)
+            hbm = (slot->contention >> 16) & 0x7fffu;
+    }
+    return sm | (hbm << 16);
+}
+
 /* One record per launch: begin at the rendezvous, value = when this participant arrived (the
  * gap is time spent waiting for late peers), addr = the rendezvous' id (the same on every
  * participant). A collective's dims: ranks, count, this participant's index, its sequence
@@ -466,6 +483,7 @@ static void finish_collective(const queued_op *op, tw_coll_launch *l, int64_t en
         if (l->members[i].slot != NULL)
             duration += l->members[i].slot->duration_ns;
     emit_coll_record(op, l, end - duration, end);
+    tw_contention_collective(op->stream->device, end - duration, end, launch_contention(l));
     for (uint32_t i = 0; i < l->count; i++) {
         tw_coll_materialize_ref(&l->members[i].ref);
         tw_coll_release(&l->members[i].ref);
@@ -546,6 +564,13 @@ static void defer_locked(const queued_op *op)
     deferred_next[deferred_next_count++] = *op;
 }
 
+/* Ops that run on the SMs, beside which a collective's CTAs take their share (copies use the
+ * copy engines). */
+static bool shares_sms(uint32_t kind)
+{
+    return kind != TW_OP_MEMCPY && kind != TW_OP_COLLECTIVE && kind < TW_OP_EVENT_RECORD && kind != TW_OP_NONE;
+}
+
 /* Computes one op; false when it must wait for other ranks (then it and every later op of its
  * stream are deferred). */
 static bool compute_op(const queued_op *op, host_call **calls, size_t *call_count)
@@ -553,10 +578,16 @@ static bool compute_op(const queued_op *op, host_call **calls, size_t *call_coun
     tw_stream *s = op->stream;
     switch (op->type) {
     case Q_OP: {
+        const tw_prediction_slot *slot = op->u.slot;
         int64_t start = earliest_start(s, op->issue_ns);
-        int64_t end = start + op->u.slot->duration_ns;
+        int64_t end = start + slot->duration_ns;
+        if (shares_sms(slot->desc.kind)) {
+            end = tw_contention_end(s->device, start, slot->duration_ns, slot->contention);
+            if (tw_contention_must_wait(s->device, end, flush_pass))
+                return false;   /* beside a collective whose start is not known yet (contention.c) */
+        }
         advance_stream(s, end);
-        emit_op_record(op, op->u.slot, start, end, 0);
+        emit_op_record(op, slot, start, end, 0);
         return true;
     }
     case Q_EVENT_RECORD: {
@@ -593,8 +624,13 @@ static bool compute_op(const queued_op *op, host_call **calls, size_t *call_coun
 
 static void process_locked(const queued_op *op, host_call **calls, size_t *call_count)
 {
-    if (stream_stalled(op->stream) || !compute_op(op, calls, call_count))
+    if (stream_stalled(op->stream) || !compute_op(op, calls, call_count)) {
+        /* a collective waiting (for peers, or behind its stream): it starts no earlier than
+         * its stream's earliest start; later kernels of the device that reach past it wait */
+        if (op->type == Q_COLL || (op->type == Q_GRAPH && op->u.graph.colls != NULL))
+            tw_contention_pending(op->stream->device, earliest_start(op->stream, op->issue_ns), flush_pass);
         defer_locked(op);
+    }
 }
 
 typedef struct gpu_waiter gpu_waiter;

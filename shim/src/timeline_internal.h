@@ -6,11 +6,14 @@
 
 #include "tw_core.h"
 
+#define TW_TIMELINE_DEVICES 64   /* device ordinals a process's timeline keeps state for */
+
 struct tw_prediction_slot {
     tw_desc desc;
     uint64_t hash;
     int64_t duration_ns;
     uint32_t model;          /* enum tw_model */
+    uint32_t contention;     /* records.h tw_prediction.contention */
     uint32_t ready;          /* 0 = pending in the next batch */
     struct tw_prediction_slot *next_pending;
 };
@@ -84,5 +87,11 @@ bool tw_capture_active_locked(const tw_graph *g);
 void tw_stream_capture_set(tw_stream *s, tw_graph *g, int mode, uint64_t capture_id);
 bool tw_stream_capture_tail(const tw_stream *s, uint32_t *deps, uint32_t *dep_count);
 void tw_stream_capture_set_tail(tw_stream *s, const uint32_t *deps, uint32_t dep_count);
+
+/* contention.c: kernels beside collectives on the same device (under tw_timeline_lock) */
+void tw_contention_collective(int device, int64_t begin_ns, int64_t end_ns, uint32_t contention);
+void tw_contention_pending(int device, int64_t arrival_ns, uint64_t pass);
+bool tw_contention_must_wait(int device, int64_t end_ns, uint64_t pass);
+int64_t tw_contention_end(int device, int64_t start_ns, int64_t duration_ns, uint32_t contention);
 
 #endif

@@ -534,6 +534,7 @@ size_t tw_nccl_dtype_bytes(int dtype);
 void tw_reduce(int dtype, int op, const double *scales, void *out, const void *const *inputs, int input_count,
                uint64_t count);
 double tw_nccl_scalar(const void *p, int dtype);
+void tw_nccl_store_scalar(void *p, int dtype, double value);
 
 /* timeline.c: a collective op on a stream (one per stream and NCCL group): its members'
  * entries and durations; it starts when every member's rendezvous is complete. */

@@ -625,11 +625,14 @@ TW_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *mutex, const struct times
 
 /* ---- children ---- */
 
+/* A child that has already ended is reaped without blocking: blocking first would let this
+ * thread jump the clock to another's target although its own wait ends at once. */
 TW_EXPORT pid_t wait4(pid_t pid, int *status, int options, struct rusage *usage)
 {
     ensure_real();
-    if (options & WNOHANG)
-        return real.wait4(pid, status, options, usage);
+    pid_t ready = real.wait4(pid, status, options | WNOHANG, usage);
+    if ((options & WNOHANG) || ready != 0)
+        return ready;
     tw_actor_block("waitpid", -1, 0);
     tw_actors_try_jump();
     pid_t r = real.wait4(pid, status, options, usage);
@@ -650,8 +653,11 @@ TW_EXPORT pid_t wait(int *status)
 TW_EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
 {
     ensure_real();
-    if (options & WNOHANG)
-        return real.waitid(idtype, id, info, options);
+    if (info != NULL)
+        info->si_pid = 0;   /* how WNOHANG says that no child was ready */
+    int ready = real.waitid(idtype, id, info, options | WNOHANG);
+    if ((options & WNOHANG) || ready != 0 || info == NULL || info->si_pid != 0)
+        return ready;
     tw_actor_block("waitid", -1, 0);
     tw_actors_try_jump();
     int r = real.waitid(idtype, id, info, options);

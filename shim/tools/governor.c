@@ -14,9 +14,17 @@
  * measured instead of fixed). The kernel credits CPU time at its ticks (a few ms), so the window
  * spans WINDOW x SAMPLE_NS = 64 ms: a load that changes is followed within about that. (The
  * run-queue delay schedstat also reports would say the same, but it is credited only when a
- * wait ends, in lumps of tens of ms under load.) While no thread runs the rate does not matter
- * (time only jumps, or a process outside the shim works: its time is taken as CPU time) and
- * goes back to cpu_speed.
+ * wait ends, in lumps of tens of ms under load.)
+ *
+ * That measure needs the run's threads to have run for a while. A burst after a quiet spell (a
+ * process forked, a request arriving) would run its first tens of ms at the full rate while
+ * the host's other work takes the cores: instead, while the window holds too little of the
+ * run's runnable time, the rate is what the host's other runnable threads leave a thread that
+ * starts now, from the kernel's count of runnable threads (/proc/loadavg) minus the run's and
+ * the governor's own, averaged over the same window: rate = cpu_speed x min(1, cores /
+ * (others + 1)). On an idle host that is cpu_speed. While no thread of the run is runnable at
+ * all, the rate is cpu_speed: time passes as it does for a process outside the run that the
+ * program waits on (its real seconds are the run's seconds).
  *
  * It also ends a pause of the clock that has lasted STUCK_PAUSE_NS (a process died inside a
  * prediction round trip or a rendezvous catch-up), and a jump's wake pause (actors.c) that has
@@ -27,6 +35,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <linux/futex.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +57,7 @@
 #define SIGNAL_HORIZON_NS (50 * 1000000LL)   /* the longest slice of a signalled wait (waits.c) */
 #define RATE_CHANGE_PPM 5000           /* a change smaller than 0.5 % is not worth a new segment */
 #define MIN_RATE_PPM 10000             /* 0.01: a clock that nearly stops is a measurement gone wrong */
+#define SHARE_STEPS 32.0               /* the estimated share moves in steps of 1/32 */
 
 typedef struct thread_probe {
     int32_t pid, tid;
@@ -57,7 +67,28 @@ typedef struct thread_probe {
 typedef struct window_sample {
     double cpu_ns;                     /* CPU time the run's running threads got since the last sample */
     double runnable_ns;                /* time they were runnable ('R') in it */
+    double others_runnable;            /* the host's runnable threads outside the run, at the sample */
+    int run_runnable;                  /* the run's threads runnable at the sample */
 } window_sample;
+
+static double online_cpus = 1.0;
+
+/* Runnable threads on the host now (the kernel's count in /proc/loadavg: "l1 l5 l15 R/T last"). */
+static int host_runnable(void)
+{
+    char buf[128];
+    int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    double l1, l5, l15;
+    int running, total;
+    return sscanf(buf, "%lf %lf %lf %d/%d", &l1, &l5, &l15, &running, &total) == 5 ? running : -1;
+}
 
 static int64_t mono_ns(void)
 {
@@ -100,7 +131,8 @@ static ssize_t read_proc(int32_t pid, int32_t tid, const char *file, char *buf, 
  * and its runnable time then cover the same interval. */
 static window_sample sample(const tw_actor_table *actors, thread_probe *probes, double interval_ns)
 {
-    window_sample w = {0, 0};
+    window_sample w = {0, 0, 0, 0};
+    int host = host_runnable();
     uint32_t n = __atomic_load_n(&actors->high_water, __ATOMIC_ACQUIRE);
     for (uint32_t i = 0; i < n && i < TW_ACTOR_SLOTS; i++) {
         const tw_actor *s = &actors->slots[i];
@@ -117,27 +149,43 @@ static window_sample sample(const tw_actor_table *actors, thread_probe *probes, 
         bool continued = p->pid == pid && p->tid == tid && cpu >= p->cpu_ns;
         uint64_t before = p->cpu_ns;
         *p = (thread_probe){pid, tid, cpu};
+        bool runnable = false;
+        if (read_proc(pid, tid, "stat", buf, sizeof buf) > 0) {
+            char *paren = strrchr(buf, ')');
+            runnable = paren != NULL && paren[1] == ' ' && paren[2] == 'R';
+        }
+        w.run_runnable += runnable;
         if (!continued)
             continue;
         w.cpu_ns += (double)(cpu - before);
-        if (read_proc(pid, tid, "stat", buf, sizeof buf) > 0) {
-            char *paren = strrchr(buf, ')');
-            if (paren != NULL && paren[1] == ' ' && paren[2] == 'R')
-                w.runnable_ns += interval_ns;
-        }
+        if (runnable)
+            w.runnable_ns += interval_ns;
+    }
+    if (host > 0) {
+        int others = host - w.run_runnable - 1;   /* the governor is runnable while it reads */
+        w.others_runnable = others > 0 ? others : 0;
     }
     return w;
 }
 
-static uint32_t governed_rate(const tw_clock_page *clock, const window_sample *window, double window_ns)
+static uint32_t governed_rate(const tw_clock_page *clock, const window_sample *window, const window_sample *latest,
+                              double window_ns)
 {
-    double cpu = 0, runnable = 0;
+    double cpu = 0, runnable = 0, others = 0;
     for (int i = 0; i < WINDOW; i++) {
         cpu += window[i].cpu_ns;
         runnable += window[i].runnable_ns;
+        others += window[i].others_runnable;
     }
-    if (runnable < 4.0 * SAMPLE_NS)   /* hardly anything of the run ran: time passes as CPU time would */
-        return clock->cpu_speed_ppm;
+    if (runnable < 4.0 * SAMPLE_NS && latest->run_runnable == 0)
+        return clock->cpu_speed_ppm;   /* nothing of the run wants a core: time passes as a process outside the run's */
+    if (runnable < 4.0 * SAMPLE_NS) {   /* hardly anything of the run ran: what a starting thread gets */
+        double wanting = others / WINDOW + 1.0;
+        double share = wanting > online_cpus ? online_cpus / wanting : 1.0;
+        share = ceil(share * SHARE_STEPS) / SHARE_STEPS;   /* a host load that jitters writes no segments */
+        double rate = (double)clock->cpu_speed_ppm * share;
+        return (uint32_t)(rate < MIN_RATE_PPM ? MIN_RATE_PPM : rate);
+    }
     double share = cpu < runnable ? cpu / runnable : 1.0;
     double runnable_threads = runnable / window_ns;
     double emulated = clock->host_cores > 0 && runnable_threads > clock->host_cores
@@ -187,9 +235,11 @@ int main(int argc, char **argv)
     }
     int32_t me = getpid();
     clock->governor_pid = me;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    online_cpus = cpus > 0 ? (double)cpus : 1.0;
     tw_actor_table *actors = NULL;
     static thread_probe probes[TW_ACTOR_SLOTS];
-    window_sample window[WINDOW] = {{0, 0}};
+    window_sample window[WINDOW] = {{0, 0, 0, 0}};
     int64_t last_sample = mono_ns();
     uint64_t ticks = 0;
     int64_t last_write = mono_ns();
@@ -218,9 +268,10 @@ int main(int argc, char **argv)
             tw_clock_page_resume(clock, mono_ns);   /* the woken threads are not coming: time goes on */
             tw_clock_page_unlock(clock);
         }
-        window[ticks++ % WINDOW] = sample(actors, probes, (double)(now - last_sample));
+        window_sample *latest = &window[ticks++ % WINDOW];
+        *latest = sample(actors, probes, (double)(now - last_sample));
         last_sample = now;
-        uint32_t rate = governed_rate(clock, window, (double)WINDOW * SAMPLE_NS);
+        uint32_t rate = governed_rate(clock, window, latest, (double)WINDOW * SAMPLE_NS);
         uint32_t current = __atomic_load_n(&clock->cpu_rate_ppm, __ATOMIC_ACQUIRE);
         if (rate == 0 || (rate > current ? rate - current : current - rate) < RATE_CHANGE_PPM)
             continue;

@@ -88,7 +88,7 @@ int main(int argc, char **argv)
         return 1;
     }
     for (int i = 0; i < N; i++)
-        printf("%lld %u\n", (long long)out[i].duration_ns, out[i].model);
+        printf("%lld %u %u\n", (long long)out[i].duration_ns, out[i].model, out[i].contention);
     tw_wire_header bye = {TW_WIRE_MAGIC, TW_MSG_BYE, 0, 0};
     write_all(fd, &bye, sizeof bye);
     close(fd);

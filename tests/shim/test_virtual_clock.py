@@ -8,7 +8,6 @@ import json
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -148,13 +147,15 @@ def test_messages_follow_the_reference_model(emulate, mode: str, seed: int) -> N
 
 
 def test_deadlock_is_named_and_ends_the_run(emulate) -> None:  # noqa: ANN001
-    started = time.monotonic()
     run = emulate([sys.executable, str(WORKLOADS / "clock_deadlock.py")], timeout=60)
-    assert time.monotonic() - started < 15
     assert run.exit_status != 0
     assert "RESULT finished" not in run.stdout
-    report = (run.run_dir / "deadlock.txt").read_text()
-    assert "deadlock" in report
+    # ended by the detector after its 3 s grace (host time without progress), not by the
+    # test's timeout: the summary names it
+    ended_by = run.summary["ended_by"]
+    assert ended_by is not None and ended_by["reason"] == "deadlock", run.summary
+    report = Path(ended_by["report"]).read_text()
+    assert "deadlock" in ended_by["cause"] and "3 threads" in ended_by["cause"], ended_by
     assert report.count("blocked forever in sem_wait") == 3, report
     assert "deadlock" in run.stderr
 
@@ -205,6 +206,10 @@ def test_a_working_outsider_holds_the_clock(emulate) -> None:  # noqa: ANN001
     assert run.exit_status == 0, run.stderr[-4000:]
     res = results(run.stdout)
     assert res["outsider_ok"] == 1
-    # its 2 host seconds, at the clock's rate when nothing of the run runs (cpu_speed 1); the
-    # sleeper's 1 s targets would have jumped the clock to ~100 s without the rule
-    assert 1.5 <= res["waited_s"] < 6.0, res
+    # the outsider counts as the run's work (its exec'd image keeps the actor slot): the CPU time
+    # it got in its 2 host seconds passes on the clock (all of them on an idle host, less on a
+    # loaded one; 10 % and 100 ms for the governor's 64 ms window at the edges and the
+    # interpreter's start). A jump to the sleeper's next 1 s target (past the outsider's work,
+    # or at the waitpid that reaps it) would add up to a second.
+    cpu_s = res["outsider_cpu_s"]
+    assert 0.9 * cpu_s <= res["waited_s"] <= 1.1 * cpu_s + 0.1, res

@@ -257,6 +257,8 @@ enum tw_dtype {
 #define TW_FLAG_RENDEZVOUS 0x400      /* record of an op that met other processes' ops (collectives,
                                          kernels through peers' memory): addr = the rendezvous' id
                                          (the same on every participant), value = this one's arrival */
+#define TW_FLAG_BESIDE_COLLECTIVE 0x800 /* record of a kernel slowed by a collective running on its
+                                           GPU (contention.c): value = the ns it was slowed by */
 
 /* How a kernel launch's `bytes` were found (dims[1] of a TW_OP_KERNEL descriptor). */
 enum tw_described {
@@ -334,7 +336,7 @@ typedef struct tw_record {
     uint64_t bytes;
     uint64_t flops;
     uint64_t addr;            /* allocation address, or the stream handle */
-    int64_t value;            /* kind-specific: bytes in use, priority, copy kind, ... */
+    int64_t value;            /* kind-specific: bytes in use, priority, copy kind, ns slowed, ... */
     int64_t dims[4];          /* first dims of the descriptor (m, n, k, batch for GEMMs) */
 } tw_record;                  /* 152 bytes */
 
@@ -388,10 +390,15 @@ typedef struct tw_hello {
     uint32_t reserved;
 } tw_hello;
 
+/* How an op shares its GPU (predictors/contention.py): a collective's SM share (per mille, bits
+ * 0-15) and HBM share (per mille, bits 16-30); for other ops TW_CONTENTION_MEMORY_BOUND when
+ * bandwidth, not math, bounds it. The timeline stretches kernels that run beside a collective. */
+#define TW_CONTENTION_MEMORY_BOUND 0x80000000u
+
 typedef struct tw_prediction {
     int64_t duration_ns;
     uint32_t model;           /* enum tw_model */
-    uint32_t reserved;
+    uint32_t contention;
 } tw_prediction;
 
 #endif

@@ -2,13 +2,16 @@
 torchrun: each rank prints its step times (virtual, from CUDA events) and the values of a few
 torch.distributed collectives, so the test can check both the timeline and the data.
 
-    torchrun --nproc-per-node N ddp_train.py [--fsdp] [--steps S]
+    torchrun --nproc-per-node N ddp_train.py [--fsdp] [--steps S] [--objects]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
+import pickle
 import sys
 import time
 
@@ -55,15 +58,55 @@ def check_collective_values(rank: int, world: int) -> None:
     emit(rank=rank, broadcast=source.item(), allreduce=f"{value.item():g}", squares=gathered.tolist())
 
 
+def sent_objects(world: int) -> dict[str, object]:
+    """What --objects sends (the test builds the same): dicts, strings and lists of other sizes on
+    every rank, and one object of ~100 KB (its bytes are concatenated in one 1-D cat)."""
+    return {
+        "broadcast": [{"from": 0, "tags": ["a", "b"]}, "text" * 50, [1, 2.5, None, [3, 4]], "x" * 100_000],
+        "per_rank": [{"rank": r, "square": r * r, "name": f"rank-{r}" * (r + 1)} for r in range(world)],
+        "scatter": [{"to": r, "payload": "y" * (10 * r + 1)} for r in range(world)],
+        "broadcast_units": [in_units("first"), in_units("second-and-longer-" * 3)],
+    }
+
+
+def in_units(text: str) -> str:
+    """text, padded until its pickle is whole 16-byte units: a list of such objects is
+    concatenated by torch.cat's vectorized kernel (CatArrayBatchedCopy_vectorized)."""
+    while len(pickle.dumps(text)) % 16 != 0:
+        text += "."
+    return text
+
+
 def check_object_collectives(rank: int, world: int) -> None:
-    """torch.distributed's object collectives compute sizes with kernels (torch.cat, torch.sum,
-    comparisons) whose outputs the emulator does not have: not supported yet (docs/supported.md)."""
-    objects = [{"from": rank}] if rank == 0 else [None]
-    dist.broadcast_object_list(objects, src=0)
+    """torch.distributed's object collectives: objects pickled into uint8 tensors, their sizes
+    computed with kernels (torch.cat, torch.zeros, torch.sum(...).item(), comparisons, `+=`) that
+    the shim evaluates on the host (shim/src/kernel_data.c). Each rank emits, as JSON, what it
+    received from broadcast_object_list (twice: the second list's pickles are whole 16-byte
+    units), all_gather_object, gather_object (rank world - 1 gathers) and scatter_object_list
+    (rank 0 scatters), then passes a barrier."""
+    sent = sent_objects(world)
+    broadcast = list(sent["broadcast"]) if rank == 0 else [None] * len(sent["broadcast"])  # type: ignore[arg-type]
+    dist.broadcast_object_list(broadcast, src=0)
+    units = list(sent["broadcast_units"]) if rank == 0 else [None] * len(sent["broadcast_units"])  # type: ignore[arg-type]
+    dist.broadcast_object_list(units, src=0)
     gathered: list[object] = [None] * world
-    dist.all_gather_object(gathered, {"rank": rank, "square": rank * rank})
-    squares = [g["square"] for g in gathered]  # type: ignore[index]
-    emit(rank=rank, broadcast_from=objects[0]["from"], object_squares=squares)  # type: ignore[index]
+    dist.all_gather_object(gathered, sent["per_rank"][rank])  # type: ignore[index]
+    root = world - 1
+    at_root: list[object] | None = [None] * world if rank == root else None
+    dist.gather_object(sent["per_rank"][rank], at_root, dst=root)  # type: ignore[index]
+    scattered: list[object] = [None]
+    dist.scatter_object_list(scattered, sent["scatter"] if rank == 0 else None, src=0)  # type: ignore[arg-type]
+    dist.barrier()
+    emit(rank=rank, broadcast_objects=compact(broadcast), broadcast_units=compact(units),
+         gathered_objects=compact(gathered), gather_root_objects=compact(at_root),
+         scattered_object=compact(scattered[0]))
+
+
+def compact(value: object) -> str:
+    """JSON without spaces (the RESULT line keeps it whole); a long one as its SHA-256, so the
+    line stays one atomic pipe write."""
+    text = json.dumps(value, separators=(",", ":"))
+    return text if len(text) < 1000 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def main() -> None:
@@ -74,7 +117,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--fsdp", action="store_true")
-    parser.add_argument("--objects", action="store_true", help="also the object collectives (unsupported)")
+    parser.add_argument("--objects", action="store_true", help="also the object collectives (values as JSON)")
     args = parser.parse_args()
     dist.init_process_group("nccl")
     rank, world = dist.get_rank(), dist.get_world_size()

@@ -65,6 +65,7 @@ static int run(int to_peer, int from_peer)
 
     // rank r arrives r x 10 ms late at a kernel reading the peer's memory
     CHECK(cudaDeviceSynchronize());
+    printf("rank %d t0 %lld\n", rank, now_ns());
     timespec late = {0, rank * 10000000L};
     nanosleep(&late, nullptr);
     printf("rank %d issued %lld\n", rank, now_ns());

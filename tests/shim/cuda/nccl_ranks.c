@@ -3,13 +3,15 @@
  * prints `rank R key value` lines the test reads. Plain C: the entry points come from the
  * shim through dlsym, the types from the vendor headers.
  *
- *   nccl_ranks NRANKS SCENARIO      scenarios: values, timing, split, graph, mismatch, die, bad */
+ *   nccl_ranks NRANKS SCENARIO      scenarios: values, timing, split, graph, overlap, mismatch, die, bad
+ *   nccl_ranks NRANKS loop COUNT BYTES   COUNT synchronised all-reduces (scripts/bench_collectives.py) */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +26,7 @@ FN(cudaMemcpy);
 FN(cudaStreamCreate);
 FN(cudaStreamSynchronize);
 FN(cudaDeviceSynchronize);
+FN(cudaMemsetAsync);
 FN(ncclGetUniqueId);
 FN(ncclCommInitRank);
 FN(ncclCommDestroy);
@@ -77,7 +80,7 @@ static int64_t now_ns(void)
 static void load_all(void)
 {
     LOAD(cudaSetDevice); LOAD(cudaMalloc); LOAD(cudaMemcpy); LOAD(cudaStreamCreate);
-    LOAD(cudaStreamSynchronize); LOAD(cudaDeviceSynchronize); LOAD(ncclGetUniqueId); LOAD(ncclCommInitRank);
+    LOAD(cudaStreamSynchronize); LOAD(cudaDeviceSynchronize); LOAD(cudaMemsetAsync); LOAD(ncclGetUniqueId); LOAD(ncclCommInitRank);
     LOAD(ncclCommDestroy); LOAD(ncclCommSplit); LOAD(ncclCommCount); LOAD(ncclCommUserRank); LOAD(ncclAllReduce);
     LOAD(ncclAllGather); LOAD(ncclReduceScatter); LOAD(ncclBroadcast); LOAD(ncclReduce); LOAD(ncclAlltoAll);
     LOAD(ncclSend); LOAD(ncclRecv); LOAD(ncclGroupStart); LOAD(ncclGroupEnd);
@@ -207,6 +210,51 @@ static void scenario_graph(ncclComm_t comm, cudaStream_t s)
     }
 }
 
+/* The host's time, past the shim's virtual clock (a raw syscall is not interposed). */
+static int64_t host_ns(void)
+{
+    struct timespec ts;
+    syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* COUNT all-reduces of BYTES, each waited for: the wall cost of a rendezvous with its sync. */
+static void scenario_loop(ncclComm_t comm, cudaStream_t s, int count, size_t nbytes)
+{
+    float *buf = NULL;
+    size_t n = nbytes / sizeof(float) > 0 ? nbytes / sizeof(float) : 1;
+    CHECK(p_cudaMalloc((void **)&buf, n * sizeof(float)));
+    CHECK(p_ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, comm, s));   /* warm: first rendezvous */
+    CHECK(p_cudaStreamSynchronize(s));
+    int64_t t0 = host_ns();
+    for (int i = 0; i < count; i++) {
+        CHECK(p_ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, comm, s));
+        CHECK(p_cudaStreamSynchronize(s));
+    }
+    int64_t t1 = host_ns();
+    printf("rank %d host_ns_per_op %.0f\n", rank, count > 0 ? (double)(t1 - t0) / count : 0.0);
+}
+
+/* A 64 MiB all-reduce on one stream and a 4 GiB memset (bandwidth-bound) issued after it on
+ * another stream of the same GPU: the memset runs beside the all-reduce. Then the same memset
+ * alone. */
+static void scenario_overlap(ncclComm_t comm, cudaStream_t s)
+{
+    size_t count = 16u << 20, big = (size_t)4 << 30;
+    float *buf = NULL;
+    void *scratch = NULL;
+    cudaStream_t compute;
+    CHECK(p_cudaMalloc((void **)&buf, count * sizeof(float)));
+    CHECK(p_cudaMalloc(&scratch, big));
+    CHECK(p_cudaStreamCreate(&compute));
+    CHECK(p_cudaDeviceSynchronize());
+    CHECK(p_ncclAllReduce(buf, buf, count, ncclFloat, ncclSum, comm, s));
+    CHECK(p_cudaMemsetAsync(scratch, 0, big, compute));
+    CHECK(p_cudaDeviceSynchronize());
+    CHECK(p_cudaMemsetAsync(scratch, 0, big, compute));
+    CHECK(p_cudaDeviceSynchronize());
+}
+
 static void scenario_mismatch(ncclComm_t comm, cudaStream_t s)
 {
     float *d = device_floats(NULL, 1024);
@@ -276,6 +324,10 @@ int main(int argc, char **argv)
         scenario_timing(comm, s);
     else if (strcmp(scenario, "mismatch") == 0)
         scenario_mismatch(comm, s);
+    else if (strcmp(scenario, "overlap") == 0)
+        scenario_overlap(comm, s);
+    else if (strcmp(scenario, "loop") == 0 && argc >= 5)
+        scenario_loop(comm, s, atoi(argv[3]), (size_t)atoll(argv[4]));
     CHECK(p_ncclCommDestroy(comm));
     fflush(stdout);
     if (rank == 0) {
