@@ -28,14 +28,6 @@ OP_COLUMNS = [
 ]
 
 
-def _optional_flag(name: str) -> int:
-    """A records.h flag, 0 (matching nothing) when this build's header does not define it."""
-    try:
-        return abi.constant(name)
-    except AttributeError:
-        return 0
-
-
 def _fallback_name(kind: str, copy_kind: int) -> str:
     if kind == "memcpy":
         return f"memcpy {copy_kind_names().get(copy_kind, 'unknown')}"
@@ -78,7 +70,7 @@ def process_ops(proc: ProcessRecords) -> pd.DataFrame:
     arrival = np.where(met, r["value"], r["begin_ns"]).astype(np.int64)
     # A kernel that ran beside a collective on its GPU (TW_FLAG_BESIDE_COLLECTIVE): the ns the
     # collective's share of SMs and bandwidth added to it (a copy's value stays its copy kind).
-    beside = ((r["flags"] & _optional_flag("TW_FLAG_BESIDE_COLLECTIVE")) != 0) & \
+    beside = ((r["flags"] & abi.constant("TW_FLAG_BESIDE_COLLECTIVE")) != 0) & \
         (r["op_kind"] != abi.constant("TW_OP_MEMCPY"))
     slowed = np.where(beside, r["value"], 0).astype(np.int64)
     model_ids, model_inverse = np.unique(r["model"], return_inverse=True)

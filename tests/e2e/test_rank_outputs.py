@@ -26,13 +26,6 @@ TORCHRUN = Path(sys.executable).with_name("torchrun")
 STEPS = 3
 
 
-def beside_flag() -> int:
-    try:
-        return abi.constant("TW_FLAG_BESIDE_COLLECTIVE")
-    except AttributeError:   # records.h before the contention model
-        return 0
-
-
 @pytest.fixture(scope="module")
 def nccl_ranks(shim_lib: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from shim import build
@@ -134,7 +127,6 @@ def test_trace_draws_the_wait_and_links_the_ranks(timing_run: EmulatedRun) -> No
     assert flow == {"s": tracks[early], "f": tracks[late]}
 
 
-@pytest.mark.skipif(not beside_flag(), reason="records.h has no TW_FLAG_BESIDE_COLLECTIVE")
 def test_what_the_collective_adds_to_a_kernel_beside_it_is_communication(nccl_ranks: Path, tmp_path: Path) -> None:
     """nccl_ranks.c overlap: a 4 GiB memset beside a 64 MiB all-reduce on another stream, then
     alone. The first memset's record says by how many ns the all-reduce slowed it (its `value`):
@@ -142,11 +134,12 @@ def test_what_the_collective_adds_to_a_kernel_beside_it_is_communication(nccl_ra
     run = run_emulated([str(nccl_ranks), "2", "overlap"], tmp_path / "run", extra=["--gpus", "2"])
     assert run.exit_status == 0, run.stderr[-3000:]
     records = rank_records(run)
+    beside = abi.constant("TW_FLAG_BESIDE_COLLECTIVE")
     for e in run.summary["ranks"]:
         got = records[e["rank"]]
         [c] = got["colls"]
         first, alone = got["others"]
-        assert int(first["flags"]) & beside_flag() and not int(alone["flags"]) & beside_flag()
+        assert int(first["flags"]) & beside and not int(alone["flags"]) & beside
         slowed = int(first["value"])
         assert slowed > 0 and int(alone["begin_ns"]) >= max(int(c["end_ns"]), int(first["end_ns"]))
         arrival, begin, end = int(c["value"]), int(c["begin_ns"]), int(c["end_ns"])

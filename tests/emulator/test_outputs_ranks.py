@@ -259,20 +259,12 @@ def test_a_run_of_one_rank_has_no_rank_sections(tmp_path: Path) -> None:
     assert not [e for e in events if e.get("cat") in ("rendezvous", "collective_wait")]
 
 
-def _beside_flag() -> int:
-    try:
-        return abi.constant("TW_FLAG_BESIDE_COLLECTIVE")
-    except AttributeError:   # records.h before the contention model
-        return 0
-
-
-@pytest.mark.skipif(not _beside_flag(), reason="records.h has no TW_FLAG_BESIDE_COLLECTIVE")
 def test_time_a_collective_added_to_kernels_beside_it_is_communication(tmp_path: Path) -> None:
     """Rank 0 (pid 1001, GPU 0): kernel kA [100, 400] on stream 0, slowed 60 µs by the all-reduce
     C1 (arrival 150, transfer [200, 300]) on stream 2; kernel kB [380, 390] on stream 1; a copy
     [500, 550] whose value is its copy kind. Rank 1 (pid 1002, GPU 1): C1 arrives 200, transfer
     [200, 300]; kernel kC [300, 500]. Times in µs."""
-    beside = _beside_flag()
+    beside = abi.constant("TW_FLAG_BESIDE_COLLECTIVE")
     a = TraceFile(pid=1001, ppid=1, start_ns=T0, exit_ns=T0 + 1000 * US)
     gpu_op(a, "KERNEL", "kA", 100 * US, 400 * US, seq=1, issue_ns=T0 + 90 * US, flags=beside, value=60 * US)
     collective(a, "nccl:allreduce", C1, 150, 200, 300, (2, 0), seq=1, stream_id=2, issue_ns=T0 + 95 * US)
