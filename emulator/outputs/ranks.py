@@ -196,7 +196,8 @@ def ranks_summary(ranks: list[Rank], ops: pd.DataFrame, t0_ns: int) -> list[dict
         return []
     rank = rank_of_ops(ops, ranks)
     table = rendezvous_ops(ops, ranks)
-    times = ops[["rendezvous", "arrival_ns", "begin_ns", "end_ns", "slowed_ns"]]   # a narrow copy per rank, not every column
+    # each rank's rows are copied: the columns its breakdown reads, not every column
+    times = ops[["rendezvous", "arrival_ns", "begin_ns", "end_ns", "slowed_ns"]]
     several = table[table["participants"] > 1]
     last = several[several["order"] == several["participants"] - 1]
     lateness = (last["begin_ns"] - several.groupby("rendezvous")["arrival_ns"].transform("min")[last.index])
