@@ -1,7 +1,10 @@
 """Benchmark of the outputs stage: synthesise a run directory with N records (default 10^6) in
 the shim's binary layout, then time reading it and writing each output.
 
-    python scripts/bench_outputs.py [--records 1000000] [--processes 2] [--keep DIR]
+    python scripts/bench_outputs.py [--records 1000000] [--processes 2] [--ranks] [--keep DIR]
+
+--ranks makes each process a rank on its own device, with 2 % of its ops collectives of one
+rendezvous per instance across the processes (records.h TW_FLAG_RENDEZVOUS).
 """
 
 from __future__ import annotations
@@ -18,7 +21,23 @@ import numpy as np
 from shim import abi
 
 
-def synthesise(run_dir: Path, records: int, processes: int, seed: int = 0) -> None:
+def _make_ranks(ops: np.ndarray, rank: int, processes: int, name_id: int, rng: np.random.Generator) -> None:
+    """Every 50th op: a collective on stream 4 of this rank's device, rendezvous k of k in order."""
+    C = abi.constant  # noqa: N806 - reads like the C constant
+    ops["device"] = rank
+    coll = ops[::50]
+    coll["op_kind"] = C("TW_OP_COLLECTIVE")
+    coll["stream_id"] = 4
+    coll["name_id"] = name_id
+    coll["flags"] = C("TW_FLAG_RENDEZVOUS")
+    coll["addr"] = np.arange(1, len(coll) + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    coll["value"] = coll["begin_ns"] - rng.integers(0, 20_000, len(coll))
+    coll["dims"] = np.stack([np.full(len(coll), processes), np.full(len(coll), 1 << 20),
+                             np.full(len(coll), rank), np.arange(1, len(coll) + 1)], axis=1)
+    ops[::50] = coll
+
+
+def synthesise(run_dir: Path, records: int, processes: int, seed: int = 0, ranks: bool = False) -> None:
     """Write proc/<pid>.trace + .names for `processes` processes sharing `records` records:
     mostly GPU ops over 4 streams, an API span per launch, some waits, jumps and allocations."""
     from emulator.outputs.records import struct_dtype
@@ -50,6 +69,8 @@ def synthesise(run_dir: Path, records: int, processes: int, seed: int = 0) -> No
         ops["grid"] = [128, 1, 1]
         ops["block"] = [256, 1, 1]
         ops["dims"] = [1024, 1024, 512, 1]
+        if ranks:
+            _make_ranks(ops, p, processes, len(kernel_names) + 2, rng)
         api["kind"] = C("TW_REC_API")
         api["tid"] = pid
         api["name_id"] = len(kernel_names) + 1
@@ -68,7 +89,7 @@ def synthesise(run_dir: Path, records: int, processes: int, seed: int = 0) -> No
         with (run_dir / "proc" / f"{pid}.trace").open("wb") as f:
             f.write(header.tobytes().ljust(C("TW_TRACE_HEADER_BYTES"), b"\0"))
             f.write(r.tobytes())
-        names = [*kernel_names, "cudaLaunchKernel"]
+        names = [*kernel_names, "cudaLaunchKernel", "nccl:allreduce"]
         (run_dir / "proc" / f"{pid}.names").write_text("".join(f"{i + 1}\t{n}\n" for i, n in enumerate(names)))
     (run_dir / "run.json").write_text(json.dumps({"command": ["bench"], "exit_status": 0, "exit_signal": None,
                                                   "wall_time_s": 1.0, "gpu": {"key": "h100", "name": "H100",
@@ -79,6 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--ranks", action="store_true", help="each process a rank, with collectives")
     parser.add_argument("--keep", type=Path, help="write the run here and keep it")
     args = parser.parse_args()
 
@@ -90,16 +112,17 @@ def main() -> None:
     from emulator.outputs.trace_json import write_trace
 
     run_dir = args.keep or Path(tempfile.mkdtemp(prefix="bench_outputs_")) / "run"
-    synthesise(run_dir, args.records, args.processes)
+    synthesise(run_dir, args.records, args.processes, ranks=args.ranks)
     try:
-        steps: list[tuple[str, float]] = []
-        t = time.perf_counter()
+        # wall and CPU seconds per step: on a shared machine the CPU time is the steadier figure
+        steps: list[tuple[str, float, float]] = []
+        t, cpu = time.perf_counter(), time.process_time()
 
         def step(name: str) -> None:
-            nonlocal t
-            now = time.perf_counter()
-            steps.append((name, now - t))
-            t = now
+            nonlocal t, cpu
+            now, now_cpu = time.perf_counter(), time.process_time()
+            steps.append((name, now - t, now_cpu - cpu))
+            t, cpu = now, now_cpu
 
         run = load_run(run_dir)
         step(f"load_run ({run.record_count} records)")
@@ -114,9 +137,10 @@ def main() -> None:
         plot_time_breakdown(summary, ops, run_dir / "time_breakdown.png")
         plot_top_kernels(summary, run_dir / "top_kernels.png")
         step("plots")
-        for name, seconds in steps:
-            print(f"{name:<40} {seconds:8.3f} s")
-        print(f"{'total':<40} {sum(s for _, s in steps):8.3f} s")
+        print(f"{'step':<40} {'wall':>8}   {'cpu':>8}")
+        for name, seconds, cpu_seconds in steps:
+            print(f"{name:<40} {seconds:8.3f} s {cpu_seconds:8.3f} s")
+        print(f"{'total':<40} {sum(s[1] for s in steps):8.3f} s {sum(s[2] for s in steps):8.3f} s")
     finally:
         if args.keep is None:
             shutil.rmtree(run_dir.parent)

@@ -12,6 +12,7 @@ from typing import Any
 from emulator.outputs.demangle import demangle, short_name
 from emulator.outputs.kernels_csv import write_kernels_csv
 from emulator.outputs.ops import run_ops
+from emulator.outputs.ranks import find_ranks
 from emulator.outputs.records import ProcessRecords, RunRecords, load_run
 from emulator.outputs.summary import build_summary
 from emulator.outputs.trace_json import write_trace
@@ -31,10 +32,11 @@ def write_outputs(run_dir: Path) -> dict[str, Any]:
     started = time.monotonic()
     run = load_run(run_dir)
     ops = run_ops(run)
-    summary = build_summary(run, ops)
+    ranks = find_ranks(run, ops)
+    summary = build_summary(run, ops, ranks)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_kernels_csv(ops, run_dir / "kernels.csv")
-    events = write_trace(run, ops, run_dir / "trace.json")
+    events = write_trace(run, ops, run_dir / "trace.json", ranks)
     plot_time_breakdown(summary, ops, run_dir / "time_breakdown.png")
     plot_top_kernels(summary, run_dir / "top_kernels.png")
     if summary.get("serving"):

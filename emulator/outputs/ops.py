@@ -24,6 +24,7 @@ OP_COLUMNS = [
     "pid", "seq", "name", "mangled_name", "kind", "device", "stream", "graph_id", "tid", "name_id",
     "issue_ns", "begin_ns", "end_ns", "grid_x", "grid_y", "grid_z", "block_x", "block_y", "block_z",
     "smem", "bytes", "flops", "model", "copy_kind", "m", "n", "k", "batch", "display_name",
+    "rendezvous", "arrival_ns", "slowed_ns", "record",
 ]
 
 
@@ -35,7 +36,8 @@ def _fallback_name(kind: str, copy_kind: int) -> str:
 
 def process_ops(proc: ProcessRecords) -> pd.DataFrame:
     """One process's TW_REC_GPU_OP records as a table (names resolved and demangled)."""
-    r = proc.records[proc.records["kind"] == rec("GPU_OP")]
+    record = np.flatnonzero(proc.records["kind"] == rec("GPU_OP"))   # file order breaks ties of time
+    r = proc.records[record]
     kinds = op_kind_names()
     models = model_names()
     kind_col = pd.Categorical.from_codes(
@@ -61,6 +63,16 @@ def process_ops(proc: ProcessRecords) -> pd.DataFrame:
     m_arr = np.array(mangled, dtype=object)
     f_arr = np.array(full, dtype=object)
     d_arr = np.array(display, dtype=object)
+    # An op that met other processes' ops (records.h TW_FLAG_RENDEZVOUS): its rendezvous id (the
+    # same on every participant; 0 = none) and when its stream reached it (else its start).
+    met = (r["flags"] & abi.constant("TW_FLAG_RENDEZVOUS")) != 0
+    rendezvous = np.where(met, r["addr"], np.uint64(0)).astype(np.uint64).view(np.int64)
+    arrival = np.where(met, r["value"], r["begin_ns"]).astype(np.int64)
+    # A kernel that ran beside a collective on its GPU (TW_FLAG_BESIDE_COLLECTIVE): the ns the
+    # collective's share of SMs and bandwidth added to it (a copy's value stays its copy kind).
+    beside = ((r["flags"] & abi.constant("TW_FLAG_BESIDE_COLLECTIVE")) != 0) & \
+        (r["op_kind"] != abi.constant("TW_OP_MEMCPY"))
+    slowed = np.where(beside, r["value"], 0).astype(np.int64)
     model_ids, model_inverse = np.unique(r["model"], return_inverse=True)
     model_col = np.array([models.get(int(v), f"model{int(v)}") for v in model_ids.tolist()],
                          dtype=object)[model_inverse.reshape(-1)]
@@ -76,7 +88,8 @@ def process_ops(proc: ProcessRecords) -> pd.DataFrame:
         "smem": r["smem_bytes"], "bytes": r["bytes"], "flops": r["flops"], "model": model_col,
         "copy_kind": copy_kind,
         "m": r["dims"][:, 0], "n": r["dims"][:, 1], "k": r["dims"][:, 2], "batch": r["dims"][:, 3],
-        "display_name": d_arr[inverse],
+        "display_name": d_arr[inverse], "rendezvous": rendezvous, "arrival_ns": arrival,
+        "slowed_ns": slowed, "record": record.astype(np.int64),
     }, columns=OP_COLUMNS)
 
 

@@ -31,9 +31,11 @@ def _busy_integral(begin: np.ndarray, end: np.ndarray, edges: np.ndarray) -> np.
     return ramp(begin.astype(np.float64)) - ramp(end.astype(np.float64))
 
 
-def stream_utilisation(ops: pd.DataFrame, t_end_us: float, bins: int = TIMELINE_BINS
-                       ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Per (pid, device, stream) track, the busy fraction in each of `bins` equal time bins."""
+def stream_utilisation(ops: pd.DataFrame, t_end_us: float, bins: int = TIMELINE_BINS,
+                       rank_of: dict[tuple[int, int], int] | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Per (pid, device, stream) track, the busy fraction in each of `bins` equal time bins; a
+    track of a rank (rank_of: (pid, device) -> rank) is labelled by its rank."""
+    rank_of = rank_of or {}
     edges = np.linspace(0.0, max(t_end_us, 1e-3), bins + 1)
     labels, rows = [], []
     busy_ops = ops[ops["duration_us"] > 0]
@@ -43,7 +45,10 @@ def stream_utilisation(ops: pd.DataFrame, t_end_us: float, bins: int = TIMELINE_
         sel = busy_ops[(busy_ops["pid"] == pid) & (busy_ops["device"] == device) & (busy_ops["stream"] == stream)]
         integral = _busy_integral(sel["start_us"].to_numpy(), sel["end_us"].to_numpy(), edges)
         rows.append(np.clip(np.diff(integral) / np.diff(edges), 0.0, 1.0))
-        labels.append((f"pid {pid} " if multi_pid else "") + f"GPU {device} s{stream}")
+        if (pid, device) in rank_of:
+            labels.append(f"rank {rank_of[(pid, device)]} GPU {device} s{stream}")
+        else:
+            labels.append((f"pid {pid} " if multi_pid else "") + f"GPU {device} s{stream}")
     util = np.array(rows) if rows else np.zeros((0, bins))
     return labels, util, edges
 
@@ -64,10 +69,53 @@ def _time_unit(t_end_us: float) -> tuple[float, str]:
     return 1.0, "µs"
 
 
+BREAKDOWN_COLOURS = {"compute": "tab:blue", "exposed_comm": "tab:red", "waiting": "tab:orange", "idle": "0.85"}
+BREAKDOWN_LABELS = {"compute": "compute", "exposed_comm": "exposed communication", "waiting": "waiting for late ranks",
+                    "idle": "idle"}
+
+
+def plot_rank_breakdown(ranks: list[dict[str, Any]], ax_share: plt.Axes, ax_busy: plt.Axes) -> None:
+    """Per rank: the four parts of its span as shares (left), and its busy parts in time (right:
+    idle, often most of a span, would hide them)."""
+    labels = [f"rank {r['rank']}" for r in ranks][::-1]
+    rows = ranks[::-1]
+    y = np.arange(len(rows))
+    left_share = np.zeros(len(rows))
+    left_time = np.zeros(len(rows))
+    busy_max_us = max((sum(r[f"{p}_s"] for p in ("compute", "exposed_comm", "waiting")) for r in rows), default=0.0)
+    scale, unit = _time_unit(busy_max_us * 1e6)
+    for part, colour in BREAKDOWN_COLOURS.items():
+        seconds = np.array([r[f"{part}_s"] for r in rows])
+        spans = np.array([r["span_s"] or 1.0 for r in rows])
+        ax_share.barh(y, 100 * seconds / spans, left=left_share, color=colour, label=BREAKDOWN_LABELS[part])
+        left_share += 100 * seconds / spans
+        if part != "idle":
+            ax_busy.barh(y, seconds * 1e6 / scale, left=left_time, color=colour)
+            left_time += seconds * 1e6 / scale
+    for i, r in enumerate(rows):
+        slowdown = f" (slowed kernels {_fmt_us(r['exposed_slowdown_s'] * 1e6)})" if r.get("exposed_slowdown_s") else ""
+        ax_busy.annotate(f" compute {_fmt_us(r['compute_s'] * 1e6)}, comm {_fmt_us(r['exposed_comm_s'] * 1e6)}{slowdown}, "
+                         f"wait {_fmt_us(r['waiting_s'] * 1e6)}", (left_time[i], i), va="center", fontsize=8)
+    for ax in (ax_share, ax_busy):
+        ax.set_yticks(y, labels, fontsize=8)
+    ax_busy.margins(x=0.45)
+    ax_share.set_xlim(0, 100)
+    ax_share.set_xlabel("share of the rank's span (%)")
+    ax_share.set_title("Per rank: where its span went")
+    ax_share.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncols=2)
+    ax_busy.set_xlabel(f"time ({unit})")
+    ax_busy.set_title("Per rank: compute, exposed communication, waiting")
+
+
 def plot_time_breakdown(summary: dict[str, Any], ops: pd.DataFrame, path: Path) -> None:
-    fig = plt.figure(figsize=(13, 9), constrained_layout=True)
-    grid = fig.add_gridspec(2, 2, height_ratios=[1.0, 1.0], width_ratios=[1.0, 1.6])
-    ax_kind, ax_top, ax_line = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])
+    ranks = summary.get("ranks") or []
+    rank_rows = 0.35 + 0.25 * len(ranks) if ranks else 0.0
+    fig = plt.figure(figsize=(13, 9 + 3 * rank_rows), constrained_layout=True)
+    grid = fig.add_gridspec(3 if ranks else 2, 2, height_ratios=[1.0, rank_rows, 1.0] if ranks else [1.0, 1.0],
+                            width_ratios=[1.0, 1.6])
+    ax_kind, ax_top, ax_line = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[-1, :])
+    if ranks:
+        plot_rank_breakdown(ranks, fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1]))
     gpu = summary["gpu"]
     fig.suptitle(f"{gpu['name'] or gpu['key']} ×{gpu['count']}: virtual {summary['virtual_time_s']:.4g} s, "
                  f"wall {summary['wall_time_s']:.4g} s, speedup {summary['speedup']:.3g}×", fontsize=13)
@@ -96,7 +144,7 @@ def plot_time_breakdown(summary: dict[str, Any], ops: pd.DataFrame, path: Path) 
     ax_top.set_title("Top kernels")
 
     t_end_us = summary["virtual_time_s"] * 1e6
-    labels, util, edges = stream_utilisation(ops, t_end_us)
+    labels, util, edges = stream_utilisation(ops, t_end_us, rank_of={(r["pid"], r["device"]): r["rank"] for r in ranks})
     scale, unit = _time_unit(t_end_us)
     if len(labels):
         image = ax_line.imshow(util, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0, vmax=1,

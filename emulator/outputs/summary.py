@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from emulator.outputs.ops import NON_KERNEL_KINDS
+from emulator.outputs.ranks import Rank, collectives_summary, find_ranks, ranks_summary
 from emulator.outputs.records import RunRecords, rec
 from emulator.outputs.serving import serving_summary
 from emulator.outputs.steps import steps_summary
@@ -121,7 +122,10 @@ def _int_or_none(value: Any) -> int | None:  # noqa: ANN401 - json value
     return None if value is None else int(value)
 
 
-def build_summary(run: RunRecords, ops: pd.DataFrame) -> dict[str, Any]:
+def build_summary(run: RunRecords, ops: pd.DataFrame, ranks: list[Rank] | None = None) -> dict[str, Any]:
+    """The summary; `ranks` as find_ranks gives them (found here when not given)."""
+    if ranks is None:
+        ranks = find_ranks(run, ops)
     info = run.run_info
     t0 = run.start_virtual_ns
     virtual_s = max(run.end_virtual_ns - t0, 0) / 1e9
@@ -180,7 +184,7 @@ def build_summary(run: RunRecords, ops: pd.DataFrame) -> dict[str, Any]:
 
     jumps = unique_jumps(run)
     floor = ops[ops["model"] == "floor"]
-    steps = steps_summary(run, ops)
+    steps = steps_summary(run, ops, ranks)
     return {
         "timewarp_version": str(info.get("timewarp_version", "")),
         "gpu": gpu_out,
@@ -215,5 +219,9 @@ def build_summary(run: RunRecords, ops: pd.DataFrame) -> dict[str, Any]:
                   "jump_refusals": jump_refusals(run.run_dir)},
         "clock": clock_summary(run.run_dir),
         "steps": steps,
+        # ranks whose GPUs met in collectives (none for a run of one): identity and where their
+        # time went; the collective instances among them
+        "ranks": ranks_summary(ranks, ops, t0),
+        "collectives": collectives_summary(ranks, ops),
         "serving": serving_summary(run, ops),   # a serving benchmark's requests, else None
     }

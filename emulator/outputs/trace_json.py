@@ -2,8 +2,11 @@
 
 Processes are the OS processes (threads carry CPU API spans, waits and marks); each (process,
 device) gets a synthetic process "GPU d (pid p)" with one thread per virtual stream carrying the
-GPU ops; a "virtual clock" process carries the jumps. Times are µs of virtual time from the run's
-start. Events are formatted as strings column-wise: a run may have millions of them.
+GPU ops, named "rank r · GPU d · pid p" when the device is a rank of a multi-rank run (there the
+part of a collective before its last participant arrived is a "waiting for ranks" slice, and flow
+arrows link the participants of each collective instance in arrival order); a "virtual clock"
+process carries the jumps. Times are µs of virtual time from the run's start. Events are
+formatted as strings column-wise: a run may have millions of them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
+from emulator.outputs.ranks import Rank, find_ranks, rendezvous_ops
 from emulator.outputs.records import ProcessRecords, RunRecords, rec
 from emulator.outputs.summary import unique_jumps
 
@@ -67,11 +71,13 @@ class _Writer:
         self.count += len(events)
 
 
-def _process_label(proc: ProcessRecords, run: RunRecords, root_pids: set[int]) -> str:
+def _process_label(proc: ProcessRecords, run: RunRecords, root_pids: set[int], ranks: list[Rank]) -> str:
     command = run.run_info.get("command") or []
+    mine = [str(r.rank) for r in ranks if r.pid == proc.pid]
+    rank = f" · rank{'s' if len(mine) > 1 else ''} {', '.join(mine)}" if mine else ""
     if proc.pid in root_pids and command:
-        return f"pid {proc.pid}: {' '.join(str(c) for c in command)[:200]}"
-    return f"pid {proc.pid}"
+        return f"pid {proc.pid}{rank}: {' '.join(str(c) for c in command)[:200]}"
+    return f"pid {proc.pid}{rank}"
 
 
 def _name_json(proc: ProcessRecords, ids: np.ndarray, default: str) -> list[str]:
@@ -132,8 +138,23 @@ def _launch_spans(proc: ProcessRecords, ops: pd.DataFrame) -> np.ndarray:
     return found
 
 
+def _collective_args(ops: pd.DataFrame, t0: int) -> list[str]:
+    """The extra args of ops that met other ranks' ops (the rendezvous id and the arrival) and of
+    kernels a collective beside them slowed (the ns it added)."""
+    out = [""] * len(ops)
+    met = np.flatnonzero(ops["rendezvous"].to_numpy() != 0)
+    ids = ops["rendezvous"].to_numpy()[met].astype(np.int64).view(np.uint64).tolist()
+    for i, rid, arrival in zip(met.tolist(), ids, _us(ops["arrival_ns"].to_numpy()[met], t0), strict=True):
+        out[i] = f',"rendezvous":"{rid:#x}","arrival_us":{arrival}'
+    slowed_ns = ops["slowed_ns"].to_numpy(np.int64)
+    slowed = np.flatnonzero(slowed_ns)
+    for i, ns in zip(slowed.tolist(), slowed_ns[slowed].tolist(), strict=True):
+        out[i] += f',"comm_slowdown_us":{ns / 1e3:.3f}'
+    return out
+
+
 def _gpu_events(w: _Writer, proc: ProcessRecords, ops: pd.DataFrame, t0: int,
-                tracks: dict[tuple[int, int], int], flow_base: int) -> int:
+                tracks: dict[tuple[int, int], int], flow_base: int, ranks: dict[tuple[int, int], Rank]) -> int:
     """GPU ops on per-stream tracks, graph launches, memory counters, launch flows.
     Returns the number of flow ids used."""
     pid = proc.pid
@@ -145,8 +166,10 @@ def _gpu_events(w: _Writer, proc: ProcessRecords, ops: pd.DataFrame, t0: int,
                      | set(mem["device"].tolist()))
     for device in devices:
         gpid = gpu_track_pid(pid, device, tracks)
-        w.emit(_meta("process_name", gpid, None, f"GPU {device} (pid {pid})"))
-        w.emit(_meta("process_sort_index", gpid, None, gpid, arg="sort_index"))
+        rank = ranks.get((pid, device))
+        w.emit(_meta("process_name", gpid, None, rank.label if rank else f"GPU {device} (pid {pid})"))
+        # ranks first, in rank order; then the OS processes (0, 1, ...) and other GPU tracks
+        w.emit(_meta("process_sort_index", gpid, None, rank.rank - len(ranks) if rank else gpid, arg="sort_index"))
         dev_streams = set(ops["stream"][ops["device"] == device].tolist()) | \
             set(graph_launches["stream_id"][graph_launches["device"] == device].tolist())
         for s in sorted(dev_streams):
@@ -159,10 +182,11 @@ def _gpu_events(w: _Writer, proc: ProcessRecords, ops: pd.DataFrame, t0: int,
         display = {n: json.dumps(n) for n in ops["display_name"].unique().tolist()}
         mangled = {n: json.dumps(n) for n in ops["mangled_name"].unique().tolist()}
         full = {n: json.dumps(n) for n in ops["name"].unique().tolist()}
+        met = _collective_args(ops, t0)
         events = []
-        for (g, s, ts, d, dn, fn, mn, kind, seq, issue, gx, gy, gz, bx, by, bz, smem, nbytes, flops, model,
+        for (met_args, g, s, ts, d, dn, fn, mn, kind, seq, issue, gx, gy, gz, bx, by, bz, smem, nbytes, flops, model,
              m, n, k, b, graph, copy) in zip(
-                gpids, ops["stream"].tolist(), _us(ops["begin_ns"], t0), _dur(ops["begin_ns"], ops["end_ns"]),
+                met, gpids, ops["stream"].tolist(), _us(ops["begin_ns"], t0), _dur(ops["begin_ns"], ops["end_ns"]),
                 ops["display_name"].tolist(), ops["name"].tolist(), ops["mangled_name"].tolist(),
                 ops["kind"].tolist(), ops["seq"].tolist(), _us(ops["issue_ns"], t0),
                 ops["grid_x"].tolist(), ops["grid_y"].tolist(), ops["grid_z"].tolist(),
@@ -170,7 +194,7 @@ def _gpu_events(w: _Writer, proc: ProcessRecords, ops: pd.DataFrame, t0: int,
                 ops["smem"].tolist(), ops["bytes"].tolist(), ops["flops"].tolist(), ops["model"].tolist(),
                 ops["m"].tolist(), ops["n"].tolist(), ops["k"].tolist(), ops["batch"].tolist(),
                 ops["graph_id"].tolist(), ops["copy_kind"].tolist(), strict=True):
-            extra = (f',"graph_id":{graph}' if graph else "") + (f',"copy_kind":{copy}' if copy else "")
+            extra = (f',"graph_id":{graph}' if graph else "") + (f',"copy_kind":{copy}' if copy else "") + met_args
             if fn != dn:
                 extra += f',"full_name":{full[fn]}'
             if mn != fn:
@@ -218,8 +242,52 @@ def _gpu_events(w: _Writer, proc: ProcessRecords, ops: pd.DataFrame, t0: int,
     return len(with_span)
 
 
-def write_trace(run: RunRecords, ops: pd.DataFrame, path: Path) -> int:
-    """Write trace.json; returns the number of events."""
+def _anchor_ns(table: pd.DataFrame) -> np.ndarray:
+    """Where a flow meets a participant: inside its wait slice, else inside its op (a flow binds
+    to the slice that encloses its time)."""
+    arrival, begin, end = (table[c].to_numpy(np.int64) for c in ("arrival_ns", "begin_ns", "end_ns"))
+    return np.where(arrival < begin, (arrival + begin) // 2, (begin + end) // 2)
+
+
+def _collective_events(w: _Writer, ops: pd.DataFrame, ranks: list[Rank], t0: int,
+                       tracks: dict[tuple[int, int], int], flow_base: int) -> None:
+    """For each rank's collective op: a "waiting for ranks" slice from its arrival to the start of
+    the transfer (the latest arrival), and flow arrows from each participant to the next to arrive:
+    every collective instance links all its participants in arrival order."""
+    table = rendezvous_ops(ops, ranks)
+    if table.empty:
+        return
+    gpids = [tracks[(p, d)] for p, d in zip(table["pid"].tolist(), table["device"].tolist(), strict=True)]
+    names = {n: json.dumps(n) for n in table["display_name"].unique().tolist()}
+    rids = table["rendezvous"].to_numpy(np.int64).view(np.uint64).tolist()
+    waits = np.flatnonzero(table["arrival_ns"].to_numpy() < table["begin_ns"].to_numpy())
+    sel = table.iloc[waits]
+    w.emit_all([
+        f'{{"ph":"X","cat":"collective_wait","name":"waiting for ranks","pid":{gpids[i]},"tid":{s + 1},"ts":{ts},'
+        f'"dur":{d},"args":{{"collective":{names[n]},"last_rank":{last},"rendezvous":"{rids[i]:#x}"}}}}'
+        for i, s, ts, d, n, last in zip(
+            waits.tolist(), sel["stream"].tolist(), _us(sel["arrival_ns"], t0), _dur(sel["arrival_ns"], sel["begin_ns"]),
+            sel["display_name"].tolist(), sel["last_rank"].tolist(), strict=True)])
+    rendezvous = table["rendezvous"].to_numpy()
+    src = np.flatnonzero(rendezvous[:-1] == rendezvous[1:])   # each participant -> the next to arrive
+    anchor = _us(_anchor_ns(table), t0)
+    streams, display = table["stream"].tolist(), table["display_name"].tolist()
+    events = []
+    for fid, i in enumerate(src.tolist(), start=flow_base):
+        name = names[display[i]]
+        events.append(f'{{"ph":"s","cat":"rendezvous","name":{name},"id":{fid},"pid":{gpids[i]},'
+                      f'"tid":{streams[i] + 1},"ts":{anchor[i]}}}')
+        events.append(f'{{"ph":"f","bp":"e","cat":"rendezvous","name":{name},"id":{fid},"pid":{gpids[i + 1]},'
+                      f'"tid":{streams[i + 1] + 1},"ts":{anchor[i + 1]}}}')
+    w.emit_all(events)
+
+
+def write_trace(run: RunRecords, ops: pd.DataFrame, path: Path, ranks: list[Rank] | None = None) -> int:
+    """Write trace.json; returns the number of events. `ranks` as find_ranks gives them (found
+    here when not given)."""
+    if ranks is None:
+        ranks = find_ranks(run, ops)
+    rank_of = {(r.pid, r.device): r for r in ranks}
     t0 = run.start_virtual_ns
     pids = {p.pid for p in run.processes}
     roots = {p.pid for p in run.processes if p.ppid not in pids}
@@ -235,11 +303,12 @@ def write_trace(run: RunRecords, ops: pd.DataFrame, path: Path) -> int:
         w = _Writer(f)
         flows = 0
         for i, proc in enumerate(run.processes):
-            w.emit(_meta("process_name", proc.pid, None, _process_label(proc, run, roots)))
+            w.emit(_meta("process_name", proc.pid, None, _process_label(proc, run, roots, ranks)))
             w.emit(_meta("process_sort_index", proc.pid, None, i, arg="sort_index"))
             _cpu_events(w, proc, t0)
             proc_ops = ops_by_pid.get(proc.pid, ops.iloc[0:0])
-            flows += _gpu_events(w, proc, proc_ops, t0, tracks, flows + 1)
+            flows += _gpu_events(w, proc, proc_ops, t0, tracks, flows + 1, rank_of)
+        _collective_events(w, ops, ranks, t0, tracks, flows + 1)
         jumps = unique_jumps(run)
         if len(jumps):
             w.emit(_meta("process_name", CLOCK_PID, None, "virtual clock"))
