@@ -96,6 +96,13 @@ def test_vllm_tensor_parallel_2_tiny(vllm_python: str, shim_lib: Path, tmp_path:
             busy[proc.pid] = int((ops["end_ns"] - ops["begin_ns"]).sum())
     a, b = busy.values()
     assert abs(a - b) <= 0.05 * max(a, b), busy
+    # summary.json: each worker is a rank with its own steps (a prefill, then one per further
+    # token), and the run's steps line up across them
+    steps = run.summary["steps"]
+    assert {r["pid"] for r in steps["ranks"]} == workers, steps["ranks"]
+    for r in steps["ranks"]:
+        assert r["count"] >= max_tokens, r["count"]
+    assert steps["across_ranks"]["count"] >= max_tokens, steps["across_ranks"]["count"]
     assert run.summary["unimplemented"] == [], run.summary["unimplemented"]
 
 
