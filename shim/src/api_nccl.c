@@ -484,6 +484,9 @@ static ncclResult_t open_op(const group_op *o, tw_coll_ref *ref)
         memcpy(stage_at, o->send, send_bytes);
         staged = true;
     }
+    if (!staged && op.stage_bytes_per_rank > 0 && send_bytes > 0 && host_readable(o->send))
+        TW_WARN("nccl %s (seq %llu): the staging area is full; its received bytes are not written",
+                coll_names[o->kind], (unsigned long long)op.op_key);
     tw_coll_deposit(ref, tw_coll_deposit_aux(staged, o->scale));
     if (recv_bytes > 0 && stage_at != NULL && host_readable(o->recv)) {
         tw_coll_result result = {.ref = *ref, .recv = o->recv, .recv_bytes = recv_bytes, .kind = op.kind,

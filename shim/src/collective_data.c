@@ -81,6 +81,9 @@ static void compute_result(const tw_coll_result *r)
     bool all = true;
     for (int k = 0; k < n; k++)
         all &= inputs[k] != NULL;
+    if (!all)   /* a participant staged nothing (its buffer not host-backed, or no room) */
+        TW_DEBUG("collectives: nccl %s rank %d: not every participant staged its bytes",
+                 tw_coll_kind_name((int)r->kind), r->rank);
     switch (r->kind) {
     case TW_COLL_ALLREDUCE:
     case TW_COLL_REDUCE:
@@ -130,7 +133,9 @@ static bool deposited(void *ref)
     return tw_coll_all_deposited(ref);
 }
 
-/* Writes pending[i] and takes it out of the list (lock held). The write happens under the lock,
+/* Writes pending[i] and takes it out of the list (lock held), keeping the others in issue order:
+ * two results for one buffer (a sum, then a max into the same output) must be written in the
+ * order they were issued, whichever completes or is read first. The write happens under the lock,
  * so a reader of an overlapping range on another thread (the progress thread completes ops)
  * never copies the buffer half-written. Waiting for the staged data happens without the lock;
  * returns false when the list changed meanwhile (the caller looks again). */
@@ -144,7 +149,8 @@ static bool materialize_at(int i)
         return false;
     }
     compute_result(&pending[i]);
-    pending[i] = pending[--pending_count];
+    pending_count--;
+    memmove(&pending[i], &pending[i + 1], (size_t)(pending_count - i) * sizeof pending[0]);
     if (pending_count == 0)
         __atomic_store_n(&pending_any, 0, __ATOMIC_RELEASE);
     return true;
