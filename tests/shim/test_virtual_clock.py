@@ -95,7 +95,9 @@ def test_blocking_reads_are_waits(emulate) -> None:  # noqa: ANN001
     assert 50 <= res["read_s"] < 50.1, res
     steps = [("read_s", "recv_s", 20), ("recv_s", "waitall_s", 10), ("waitall_s", "accept_s", 10)]
     for before, after, gap in steps:
-        assert gap <= res[after] - res[before] < gap + 0.005, (before, after, res)
+        # each time is the child's act plus the parent's wake after it: the earlier wake may
+        # have taken a few tens of µs longer than the later one (1 ms allows for it)
+        assert gap - 0.001 <= res[after] - res[before] < gap + 0.005, (before, after, res)
     assert run.summary["wall_time_s"] < 10
 
 
