@@ -5,11 +5,14 @@ purpose) make their tests skip."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -75,3 +78,13 @@ def serving_benchmarks(summary: dict) -> dict[str, dict]:
     serving = summary["serving"]
     assert serving, "no serving section: the client's results were not found in the run directory"
     return {Path(b["file"]).stem.split(".")[0]: b for b in serving["benchmarks"]}
+
+
+def load_bench_vllm() -> ModuleType:
+    """scripts/bench_vllm.py as a module: the tests run vLLM the way the benchmark does."""
+    spec = importlib.util.spec_from_file_location("bench_vllm", REPO / "scripts" / "bench_vllm.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_vllm"] = module
+    spec.loader.exec_module(module)
+    return module

@@ -5,29 +5,18 @@ generates every requested token, and its prefill and decode steps have plausible
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
-import sys
 from pathlib import Path
 
 import pytest
-from frameworks import VLLM_0_32, interpreter
+from frameworks import VLLM_0_32, interpreter, load_bench_vllm
 
 from predictors.catalog import get_spec
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load_bench():  # noqa: ANN202 - the module object
-    spec = importlib.util.spec_from_file_location("bench_vllm", REPO / "scripts" / "bench_vllm.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_vllm"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
+bench = load_bench_vllm()
 
 
 @pytest.fixture(scope="session")

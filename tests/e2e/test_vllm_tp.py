@@ -5,13 +5,11 @@ collective is one rendezvous of all its ranks, and each rank's decode steps take
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from frameworks import VLLM_0_32, interpreter
+from frameworks import VLLM_0_32, interpreter, load_bench_vllm
 
 from emulator.outputs.records import load_run, rec
 from predictors.catalog import get_spec
@@ -20,16 +18,7 @@ from shim import abi
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load_bench():  # noqa: ANN202 - the module object
-    spec = importlib.util.spec_from_file_location("bench_vllm", REPO / "scripts" / "bench_vllm.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_vllm"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
+bench = load_bench_vllm()
 
 
 @pytest.fixture(scope="session")
@@ -75,14 +64,25 @@ def check_rendezvous(run_dir: Path, nranks: int) -> set[int]:
     return workers
 
 
+PROMPTS, MAX_TOKENS = 4, 8
+
+
+def run_parallel(vllm_python: str, tmp_path: Path, model_name: str, *, tensor_parallel: int = 1,  # noqa: ANN201
+                 pipeline_parallel: int = 1, prompt_len: int = 64, timeout: float = 3600,
+                 extra_args: list[str] | None = None):
+    """vLLM's defaults (Dynamo + Inductor, CUDA graphs, its own all-reduce choice) over
+    tensor_parallel x pipeline_parallel emulated GPUs; every request must complete."""
+    model = bench.make_model_dir(vllm_python, model_name, tmp_path / "model")
+    run = bench.run_bench(model, tmp_path / "run", python=vllm_python, prompts=PROMPTS, prompt_len=prompt_len,
+                          max_tokens=MAX_TOKENS, compile_mode="vllm", capture_sizes="",
+                          tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel,
+                          extra_args=extra_args, timeout=timeout)
+    check_completed(run, PROMPTS, MAX_TOKENS)
+    return run
+
+
 def test_vllm_tensor_parallel_2_tiny(vllm_python: str, shim_lib: Path, tmp_path: Path) -> None:
-    """TP=2 with vLLM's defaults (Dynamo + Inductor, CUDA graphs, its own all-reduce choice)."""
-    prompts, prompt_len, max_tokens = 4, 64, 8
-    model = bench.make_model_dir(vllm_python, "tiny", tmp_path / "model")
-    run = bench.run_bench(model, tmp_path / "run", python=vllm_python, prompts=prompts, prompt_len=prompt_len,
-                          max_tokens=max_tokens, compile_mode="vllm", capture_sizes="", tensor_parallel=2,
-                          timeout=2400)
-    check_completed(run, prompts, max_tokens)
+    run = run_parallel(vllm_python, tmp_path, "tiny", tensor_parallel=2, timeout=2400)
     workers = check_rendezvous(run.run_dir, 2)
     # each worker ran its half of every step: the same kernels' GPU time per rank to 5 %
     busy = {}
@@ -97,8 +97,8 @@ def test_vllm_tensor_parallel_2_tiny(vllm_python: str, shim_lib: Path, tmp_path:
     steps = run.summary["steps"]
     assert {r["pid"] for r in steps["ranks"]} == workers, steps["ranks"]
     for r in steps["ranks"]:
-        assert r["count"] >= max_tokens, r["count"]
-    assert steps["across_ranks"]["count"] >= max_tokens, steps["across_ranks"]["count"]
+        assert r["count"] >= MAX_TOKENS, r["count"]
+    assert steps["across_ranks"]["count"] >= MAX_TOKENS, steps["across_ranks"]["count"]
     assert run.summary["unimplemented"] == [], run.summary["unimplemented"]
     # a decode step of a 2-layer model all-reduces after attention and after the MLP of each
     # layer: at least 2 x layers rendezvous per decoded token beyond the first. vLLM 0.32 picks
@@ -107,30 +107,20 @@ def test_vllm_tensor_parallel_2_tiny(vllm_python: str, shim_lib: Path, tmp_path:
     # as a collective: its launches are timed as kernels, not met across the ranks.
     layers = 2
     rendezvous = len(rendezvous_by_id(run.run_dir))
-    if rendezvous < 2 * layers * (max_tokens - 1):
+    if rendezvous < 2 * layers * (MAX_TOKENS - 1):
         pytest.xfail(f"{rendezvous} rendezvous: FlashInfer's Lamport all-reduce kernels are not synchronised "
                      "across ranks yet (issue 8 item 5)")
 
 
 @pytest.mark.slow   # 4 workers on a 2-core host
 def test_vllm_tensor_parallel_4_tiny(vllm_python: str, shim_lib: Path, tmp_path: Path) -> None:
-    prompts, prompt_len, max_tokens = 4, 64, 8
-    model = bench.make_model_dir(vllm_python, "tiny", tmp_path / "model")
-    run = bench.run_bench(model, tmp_path / "run", python=vllm_python, prompts=prompts, prompt_len=prompt_len,
-                          max_tokens=max_tokens, compile_mode="vllm", capture_sizes="", tensor_parallel=4,
-                          timeout=3600)
-    check_completed(run, prompts, max_tokens)
+    run = run_parallel(vllm_python, tmp_path, "tiny", tensor_parallel=4)
     check_rendezvous(run.run_dir, 4)
 
 
 @pytest.mark.slow   # two workers, each compiling its own stage
 def test_vllm_pipeline_parallel_2_tiny(vllm_python: str, shim_lib: Path, tmp_path: Path) -> None:
-    prompts, prompt_len, max_tokens = 4, 64, 8
-    model = bench.make_model_dir(vllm_python, "tiny", tmp_path / "model")
-    run = bench.run_bench(model, tmp_path / "run", python=vllm_python, prompts=prompts, prompt_len=prompt_len,
-                          max_tokens=max_tokens, compile_mode="vllm", capture_sizes="", pipeline_parallel=2,
-                          timeout=3600)
-    check_completed(run, prompts, max_tokens)
+    run = run_parallel(vllm_python, tmp_path, "tiny", pipeline_parallel=2)
     # stage 0 sends its hidden states to stage 1 every step: send/recv pairs of the two workers
     check_rendezvous(run.run_dir, 2)
 
@@ -139,12 +129,8 @@ def test_vllm_pipeline_parallel_2_tiny(vllm_python: str, shim_lib: Path, tmp_pat
 def test_vllm_llama_70b_tp4_decode_is_bandwidth_bound(vllm_python: str, shim_lib: Path, tmp_path: Path) -> None:
     """Each rank reads its quarter of the weights every decode step: the step takes at least
     that over HBM bandwidth plus the step's all-reduces, and less than twice that."""
-    prompts, prompt_len, max_tokens = 4, 128, 8
-    model = bench.make_model_dir(vllm_python, "llama-3.1-70b", tmp_path / "model")
-    run = bench.run_bench(model, tmp_path / "run", python=vllm_python, prompts=prompts, prompt_len=prompt_len,
-                          max_tokens=max_tokens, compile_mode="vllm", capture_sizes="", tensor_parallel=4,
-                          extra_args=["--gpu-memory-utilization", "0.9"], timeout=7200)
-    check_completed(run, prompts, max_tokens)
+    run = run_parallel(vllm_python, tmp_path, "llama-3.1-70b", tensor_parallel=4, prompt_len=128, timeout=7200,
+                       extra_args=["--gpu-memory-utilization", "0.9"])
     workers = check_rendezvous(run.run_dir, 4)
     params = 70.6e9
     weights_floor_us = params * 2 / 4 / get_spec("h100").hbm_bytes_per_s * 1e6
