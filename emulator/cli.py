@@ -91,6 +91,9 @@ def _print_brief(summary: dict, run_dir: Path) -> None:
     for degraded in summary.get("degraded") or []:
         print(f"timewarp: DEGRADED: pid {degraded['pid']}: {degraded['cause']}; its later GPU times are the "
               f"per-launch floor, not predictions", file=sys.stderr)
+    for unmet in summary.get("collectives_not_met") or []:
+        print(f"timewarp: pid {unmet['pid']}: {unmet['kernel']} reached no peer's memory: timed alone, not met "
+              f"across ranks", file=sys.stderr)
     ended_by = summary.get("ended_by") or {}
     if ended_by.get("cause"):
         print(f"timewarp: the run was ended early: {ended_by['cause']}", file=sys.stderr)

@@ -329,6 +329,9 @@ class CollectiveDesc:
     device: int = 0
     recv_bytes: int = 0      # point-to-point (nccl:send/recv/sendrecv): bytes received
     peers: int = 0           # point-to-point: peers of this rank's group of transfers
+    algorithm: int = 0       # 0: NCCL's choice; an all-reduce kernel through peers' memory:
+                             # collectives.IPC_ONESHOT / IPC_TWOSHOT (records.h tw_coll_algorithm)
+    ctas: int = 0            # such a kernel's blocks (the SMs it holds)
 
     def byte_count(self) -> int:
         return self.bytes or int(self.count * DTYPE_BYTES[self.dtype])
@@ -410,7 +413,7 @@ def from_wire(fields_: dict[str, object], name: str) -> Descriptor:
                           flops=flops, device=device)
     if kind == OpKind.COLLECTIVE:
         return CollectiveDesc(name=name, ranks=max(dims[0], 1), count=dims[1], dtype=dtype_a, bytes=nbytes,
-                              device=device, recv_bytes=dims[2], peers=dims[3])
+                              device=device, recv_bytes=dims[2], peers=dims[3], algorithm=dims[4], ctas=dims[5])
     if kind == OpKind.LIBRARY:
         return LibraryDesc(name=name, bytes=nbytes, flops=flops, dims=tuple(dims[:8]), device=device)
     if kind in (OpKind.EVENT_RECORD, OpKind.EVENT_WAIT, OpKind.HOST_FUNC):
@@ -454,7 +457,7 @@ def to_wire(desc: Descriptor) -> tuple[dict[str, object], str]:
         dims[:4] = [desc.m, desc.n, desc.nrhs, desc.batch]
         out.update(kind=OpKind.SOLVER, dtype_a=desc.dtype, flops=desc.flops)
     elif isinstance(desc, CollectiveDesc):
-        dims[:4] = [desc.ranks, desc.count, desc.recv_bytes, desc.peers]
+        dims[:6] = [desc.ranks, desc.count, desc.recv_bytes, desc.peers, desc.algorithm, desc.ctas]
         out.update(kind=OpKind.COLLECTIVE, dtype_a=desc.dtype, bytes=desc.bytes)
     elif isinstance(desc, LibraryDesc):
         dims[:len(desc.dims[:8])] = list(desc.dims[:8])

@@ -96,6 +96,18 @@ def degraded_causes(run: RunRecords) -> list[dict[str, Any]]:
     return out
 
 
+def collectives_not_met(run: RunRecords) -> list[dict[str, Any]]:
+    """All-reduce kernels through peers' memory that reached no peer's memory, so were timed alone
+    instead of meeting their peers' launches (shim/src/launch.c report_unmet)."""
+    out = []
+    for p in run.processes:
+        for name_id in p.of_kind("MARK")["name_id"].tolist():
+            name = p.name(name_id)
+            if name.startswith("collective not met: "):
+                out.append({"pid": p.pid, "kernel": name[len("collective not met: "):]})
+    return out
+
+
 def underdescribed_kernels(ops: pd.DataFrame, floor_ns: int) -> list[dict[str, Any]]:
     """Kernels whose prediction did not see their bytes: those whose pointer arguments reach more
     than UNDERDESCRIBED_BYTES with no parameter layout, no element count (bytes capped per
@@ -213,6 +225,7 @@ def build_summary(run: RunRecords, ops: pd.DataFrame, ranks: list[Rank] | None =
         # their bytes (or at the floor): the run's end says so too.
         "underdescribed": underdescribed_kernels(ops, int(spec.get("kernel_floor_ns", 0) or 0)),
         "degraded": degraded_causes(run),
+        "collectives_not_met": collectives_not_met(run),
         "unimplemented": [{"name": n, "count": c} for n, c in unimplemented.most_common()],
         "waits": {"count": int(sum(len(p.of_kind("WAIT")) for p in run.processes)),
                   "jumped_s": int((jumps[:, 1] - jumps[:, 0]).sum()) / 1e9,

@@ -399,13 +399,15 @@ TW_EXPORT CUresult cuMemGetAllocationPropertiesFromHandle(CUmemAllocationProp *p
     return CUDA_SUCCESS;
 }
 
-/* Shareable handles are memfds holding (magic, device, size): importing one in another
- * process gives a handle of that size on that device, charged to its exporter. */
-#define TW_SHARE_MAGIC 0x52485354u
+/* Shareable handles are memfds holding a record of the handle: its device and size, the process
+ * that made it and where its bytes are (memory.c tw_vmm_share). Importing one in another process
+ * gives a handle of that size on that device, charged to its maker, mapping the same bytes. */
+#define TW_SHARE_MAGIC 0x32485354u
 typedef struct tw_share_record {
     uint32_t magic;
     int32_t device;
     uint64_t size;
+    tw_vmm_share share;
 } tw_share_record;
 
 TW_EXPORT CUresult cuMemExportToShareableHandle(void *shareableHandle,
@@ -415,7 +417,9 @@ TW_EXPORT CUresult cuMemExportToShareableHandle(void *shareableHandle,
 {
     int device;
     uint64_t size;
-    if (shareableHandle == NULL || tw_vmm_handle_info(handle, &device, &size) != TW_OK)
+    tw_vmm_share share;
+    if (shareableHandle == NULL || tw_vmm_handle_info(handle, &device, &size) != TW_OK ||
+        tw_vmm_share_info(handle, &share) != TW_OK)
         return CUDA_ERROR_INVALID_VALUE;
     if (handleType != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR) {
         TW_WARN("cuMemExportToShareableHandle: handle type %d not supported (POSIX fds only)",
@@ -425,7 +429,7 @@ TW_EXPORT CUresult cuMemExportToShareableHandle(void *shareableHandle,
     int fd = memfd_create("timewarp-vmm", MFD_CLOEXEC);
     if (fd < 0)
         return CUDA_ERROR_OPERATING_SYSTEM;
-    tw_share_record r = {TW_SHARE_MAGIC, device, size};
+    tw_share_record r = {TW_SHARE_MAGIC, device, size, share};
     if (pwrite(fd, &r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
         close(fd);
         return CUDA_ERROR_OPERATING_SYSTEM;
@@ -451,7 +455,7 @@ TW_EXPORT CUresult cuMemImportFromShareableHandle(CUmemGenericAllocationHandle *
     if (pread(fd, &r, sizeof(r), 0) != (ssize_t)sizeof(r) || r.magic != TW_SHARE_MAGIC)
         return CUDA_ERROR_INVALID_HANDLE;
     uint64_t h = 0;
-    int rc = tw_vmm_import(r.device, r.size, &h);
+    int rc = tw_vmm_import(r.device, r.size, &r.share, &h);
     *handle = h;
     return cu_status(rc);
 }

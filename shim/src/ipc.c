@@ -102,6 +102,32 @@ void tw_ipc_backed_free(void *p, uint64_t bytes)
     pthread_mutex_unlock(&arena_lock);
 }
 
+/* Page-aligned bytes in the backed arena for a VMM handle (cuMemCreate): another process maps
+ * them from the arena's descriptor at *offset. *taken is what tw_ipc_backed_free gives back
+ * (bytes + PAGE of it). */
+void *tw_ipc_backed_alloc_pages(uint64_t bytes, void **taken, int *fd, uint64_t *offset)
+{
+    void *p = tw_ipc_backed_alloc(bytes + PAGE);
+    *taken = p;
+    if (p == NULL)
+        return NULL;
+    uint64_t aligned = ((uint64_t)p + PAGE - 1) / PAGE * PAGE;
+    *fd = arena_fd;
+    *offset = aligned - arena.base;
+    return (void *)aligned;
+}
+
+/* Another process's backed arena, opened here (the caller closes it): -1 and a warning if not. */
+int tw_ipc_open_peer_arena(int32_t pid, int32_t fd_there)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", pid, fd_there);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        TW_WARN("shared device memory: cannot open %s (%s): the bytes are not shared", path, strerror(errno));
+    return fd;
+}
+
 bool tw_ipc_backed_contains(const void *p)
 {
     return tw_extents_contains(&arena, (uint64_t)p);
@@ -145,13 +171,9 @@ int tw_ipc_get(const void *ptr, void *out_handle_bytes)
 /* The exporter's bytes mapped here (page-aligned around the allocation), NULL if they cannot be. */
 static void *map_exported(const ipc_handle *h, uint64_t *map_base, uint64_t *map_bytes)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd/%d", h->pid, h->memfd);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-        TW_WARN("cudaIpcOpenMemHandle: cannot open %s (%s): the bytes are not shared", path, strerror(errno));
+    int fd = tw_ipc_open_peer_arena(h->pid, h->memfd);
+    if (fd < 0)
         return NULL;
-    }
     uint64_t first = h->offset / PAGE * PAGE;
     uint64_t bytes = (h->offset + h->size + PAGE - 1) / PAGE * PAGE - first;
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)first);

@@ -34,6 +34,7 @@ enum family {
     FAM_GATHER,           /* vectorized_gather_kernel */
     FAM_MULTI_TENSOR,     /* multi_tensor_apply_kernel<TensorListMetadata<depth>, ...> */
     FAM_ROTARY,           /* vLLM's rotary_embedding_kernel: query and key heads of each token */
+    FAM_PEER_ALLREDUCE,   /* all-reduce kernels through peers' memory (kernel_shapes_comm.c) */
 };
 
 #define BIG_PARAM 16u               /* params at least this large are by-value structs */
@@ -676,6 +677,8 @@ void tw_kernel_shape_init(const char *mangled, tw_kernel_shape *out)
          * and reported, rather than estimated silently */
         out->family = FAM_MULTI_TENSOR;
         parse_multi_tensor_name(strstr(text, "multi_tensor_apply_kernel<") + strlen("multi_tensor_apply_kernel<"), out);
+    } else if (tw_comm_kernel_parse(text, open, out)) {
+        out->family = FAM_PEER_ALLREDUCE;
     } else {
         for (uint16_t r = 0; r < sizeof ROW_RULES / sizeof ROW_RULES[0]; r++)
             if (function_is(text, ROW_RULES[r].name)) {
@@ -692,7 +695,7 @@ bool tw_kernel_shape_by_content(const tw_kernel_shape *shape)
     switch (shape->family) {
     case FAM_FA2_FWD: case FAM_FA2_BWD: case FAM_FA2_COMBINE: case FAM_FA2_BWD_DOT: case FAM_FA2_BWD_CONVERT:
     case FAM_FA3_FWD: case FAM_FA3_COMBINE: case FAM_MEMEFF_FWD: case FAM_MEMEFF_BWD: case FAM_REDUCE:
-    case FAM_CAT: case FAM_MULTI_TENSOR:
+    case FAM_CAT: case FAM_MULTI_TENSOR: case FAM_PEER_ALLREDUCE:
         return true;
     default:
         return false;
@@ -1363,6 +1366,7 @@ bool tw_kernel_shape_describe(const tw_kernel_shape *shape, const tw_param_layou
     case FAM_GATHER: ok = describe_gather(l, args, &out); break;
     case FAM_MULTI_TENSOR: ok = describe_multi_tensor(shape, l, args, &out); break;
     case FAM_ROTARY: ok = describe_rotary(shape, l, args, &out); break;
+    case FAM_PEER_ALLREDUCE: ok = tw_comm_kernel_describe(shape, l, args, &out); break;
     default: break;
     }
     if (!ok)

@@ -1,7 +1,8 @@
 /* Kernel families whose arguments say what a launch reads, writes and computes
  * (kernel_shapes.c): FlashAttention 2 and 3, torch's memory-efficient attention, softmax,
- * normalisation, reductions, TensorIterator element-wise kernels, cat, gather and the
- * multi-tensor (optimizer) kernels. Everything else keeps the generic estimate of launch.c. */
+ * normalisation, reductions, TensorIterator element-wise kernels, cat, gather, the
+ * multi-tensor (optimizer) kernels and the all-reduce kernels that work through peers' memory
+ * (kernel_shapes_comm.c). Everything else keeps the generic estimate of launch.c. */
 #ifndef TW_KERNEL_SHAPES_H
 #define TW_KERNEL_SHAPES_H
 
@@ -42,6 +43,7 @@ typedef struct tw_kernel_shape {
     uint64_t int_params;              /* bit i: parameter i is an integer (a possible count) */
     uint8_t elem_bytes[TW_MAX_PARAMS];   /* pointee size of each pointer parameter, 0 unknown */
     tw_tensor_lists lists;            /* multi-tensor kernels */
+    uint8_t comm_ranks;               /* peer all-reduce kernels: the ranks their template names */
 } tw_kernel_shape;
 
 /* The demangled name (malloc'd: the caller frees it), NULL for an extern "C" name. */
@@ -60,5 +62,11 @@ bool tw_kernel_shape_by_content(const tw_kernel_shape *shape);
  * false (unknown family, arguments that do not validate) `desc` is left as it was. */
 bool tw_kernel_shape_describe(const tw_kernel_shape *shape, const tw_param_layout *layout, void **args,
                               tw_desc *desc);
+
+/* kernel_shapes_comm.c: all-reduce kernels through peers' memory (vLLM custom, FlashInfer
+ * TensorRT-LLM fusion). parse: whether the demangled name is one (then shape->rule and
+ * comm_ranks say which); describe: the launch as a TW_OP_COLLECTIVE all-reduce. */
+bool tw_comm_kernel_parse(const char *text, size_t param_open, tw_kernel_shape *out);
+bool tw_comm_kernel_describe(const tw_kernel_shape *shape, const tw_param_layout *l, void **args, tw_desc *desc);
 
 #endif

@@ -6,6 +6,7 @@
  * memory core), capped by an element count found among its parameters. */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,7 @@ struct tw_kernel {
     tw_kernel_data data;       /* evaluated on the host when its buffers are (kernel_data.c) */
     shape_entry shapes[SHAPE_CACHE];
     uint32_t next_shape;
+    bool unmet_reported;       /* a peer all-reduce kernel that met no peer: said once */
 };
 
 typedef struct fatbin_handle {
@@ -255,6 +257,7 @@ static void load_layout(tw_kernel *k)
 
 #define KEY_PARAM_BYTES 64      /* parameters up to this size take part in the shape key */
 #define SCAN_PARAM_BYTES 1024    /* by-value structs are searched for pointers up to this size */
+#define POINTER_TABLE_BYTES 256  /* ... and buffers they point to, for a table of peers' pointers */
 #define ELEMENT_BYTES_CAP 8      /* widest common element (fp64, int64): keeps bytes an upper bound */
 #define THREAD_BYTES_CAP 128     /* no element count: what one launched thread reaches at most */
 
@@ -420,30 +423,64 @@ static uint64_t desc_key(uint64_t key, const tw_desc *d)
     return key;
 }
 
-/* The processes whose IPC-opened memory the arguments point into (parameters and by-value
- * structs such as vLLM's RankSignals): the launch synchronises with their kernels. */
+/* Adds the owner of the allocation `word` points into, if another process's (IPC-opened or
+ * imported VMM memory). Returns whether word points into a local host-backed allocation. */
+static bool add_peer_owner(uint64_t word, int32_t *pids, uint32_t *count)
+{
+    tw_alloc alloc;
+    if (!device_allocation(word, &alloc))
+        return false;
+    if (alloc.owner_pid == 0)
+        return alloc.backed;
+    bool seen = false;
+    for (uint32_t p = 0; p < *count; p++)
+        seen |= pids[p] == alloc.owner_pid;
+    if (!seen && *count < MAX_PEERS)
+        pids[(*count)++] = alloc.owner_pid;
+    return false;
+}
+
+/* The processes whose memory the arguments reach: pointers in parameters and by-value structs
+ * (vLLM's RankSignals), and one level further through a small table of pointers in this
+ * process's device memory (FlashInfer's and TensorRT-LLM's all-reduce workspace, torch symmetric
+ * memory's buffer list). The launch synchronises with their kernels. Runs once per launch shape. */
 static uint32_t peer_owners(const tw_kernel *k, void **args, int32_t *pids)
 {
     if (k->layout_state != 1 || args == NULL)
         return 0;
     uint32_t count = 0;
-    tw_alloc alloc;
     for (uint32_t i = 0; i < k->layout.count; i++) {
         uint32_t size = k->layout.size[i];
         for (uint32_t at = 0; args[i] != NULL && at + sizeof(uint64_t) <= size && at < SCAN_PARAM_BYTES;
              at += sizeof(uint64_t)) {
             uint64_t word;
             memcpy(&word, (const char *)args[i] + at, sizeof word);
-            if (!device_allocation(word, &alloc) || alloc.owner_pid == 0)
+            if (!add_peer_owner(word, pids, &count) || word % sizeof(uint64_t) != 0)
                 continue;
-            bool seen = false;
-            for (uint32_t p = 0; p < count; p++)
-                seen |= pids[p] == alloc.owner_pid;
-            if (!seen && count < MAX_PEERS)
-                pids[count++] = alloc.owner_pid;
+            /* a local backed buffer: the first words of it may be a table of peers' pointers */
+            uint64_t words = tw_mem_host_bytes((const void *)(uintptr_t)word, POINTER_TABLE_BYTES) / sizeof(uint64_t);
+            const uint64_t *table = (const uint64_t *)(uintptr_t)word;
+            for (uint64_t w = 0; w < words; w++)
+                add_peer_owner(table[w], pids, &count);
         }
     }
     return count;
+}
+
+/* An all-reduce kernel through peers' memory (kernel_shapes_comm.c) whose arguments reach no
+ * other process's memory: it is timed alone, not met with its peers. Said once per kernel, in
+ * the log and in the summary ("collectives_not_met"). */
+static void report_unmet(tw_kernel *k)
+{
+    if (k->unmet_reported)
+        return;
+    k->unmet_reported = true;
+    const char *name = tw_name_get(k->name_id);
+    TW_WARN("%s: an all-reduce kernel whose arguments reach no other process's memory: timed alone, "
+            "not met with its peers' launches", name);
+    char mark[512];
+    snprintf(mark, sizeof mark, "collective not met: %s", name);
+    tw_trace_mark(mark);
 }
 
 /* The outputs of a kernel that kernel_data.c evaluates, written at issue like a copy's bytes
@@ -502,6 +539,8 @@ int tw_launch_kernel(tw_kernel *k, tw_dim3 grid, tw_dim3 block, uint32_t smem_by
         e->peer_count = peer_owners(k, args, e->peer_pids);
         if (e->peer_count > 0)
             slot_peers = e;
+        else if (desc.kind == TW_OP_COLLECTIVE)
+            report_unmet(k);
     }
     if (TW_UNLIKELY(slot_peers != NULL)) {
         tw_desc desc = slot->desc;

@@ -556,7 +556,7 @@ int tw_mem_copy_kind(const void *dst, const void *src)
 
 /* How many of `bytes` at p the host may touch: all of plain host memory; a backed
  * allocation up to its end; nothing of an unbacked one. */
-static uint64_t host_span(const void *p, uint64_t bytes)
+uint64_t tw_mem_host_bytes(const void *p, uint64_t bytes)
 {
     mem_entry m;
     if (!table_find(&g_allocs, (uint64_t)p, &m, 0))
@@ -572,8 +572,8 @@ void tw_mem_copy_data(void *dst, const void *src, uint64_t bytes)
     /* a collective's received bytes land before anything reads or overwrites them */
     tw_coll_materialize_range(src, bytes);
     tw_coll_materialize_range(dst, bytes);
-    uint64_t n = host_span(dst, bytes);
-    uint64_t from = host_span(src, bytes);
+    uint64_t n = tw_mem_host_bytes(dst, bytes);
+    uint64_t from = tw_mem_host_bytes(src, bytes);
     if (from < n)
         n = from;
     if (n)
@@ -583,7 +583,7 @@ void tw_mem_copy_data(void *dst, const void *src, uint64_t bytes)
 void tw_mem_set_data(void *dst, int value, uint64_t bytes)
 {
     tw_coll_materialize_range(dst, bytes);
-    uint64_t n = host_span(dst, bytes);
+    uint64_t n = tw_mem_host_bytes(dst, bytes);
     if (n)
         memset(dst, value, n);
 }
@@ -596,6 +596,11 @@ typedef struct vmm_handle {
     int maps;          /* live cuMemMap's of it */
     bool charged;      /* imported handles belong to another process */
     bool live;
+    int32_t owner_pid; /* imported: the process that made it; 0: made here */
+    int storage_fd;    /* backed: the memfd holding its bytes (this process's arena, or the
+                          maker's opened here), -1: unbacked */
+    uint64_t storage_offset;
+    void *storage_taken; /* made here and backed: the arena range to give back */
 } vmm_handle;
 
 static vmm_handle *g_handles;  /* handle id = index + 1; ids are never reused */
@@ -614,6 +619,10 @@ static void handle_maybe_free(uint64_t id, vmm_handle *h)
     if (h->refs > 0 || h->maps > 0)
         return;
     h->live = false;
+    if (h->storage_taken != NULL)
+        tw_ipc_backed_free(h->storage_taken, h->size + 4096);
+    else if (h->storage_fd >= 0)
+        close(h->storage_fd);
     if (!h->charged)
         return;
     device_mem *d = dev_mem(h->device);
@@ -692,10 +701,9 @@ static void unmap_range(uint64_t base, uint64_t size)
             return;
         mem_entry m;
         table_remove(&g_allocs, e->a.base, &m);
-        if (m.a.backed) {
-            madvise((void *)m.a.base, m.a.size, MADV_DONTNEED);
-            mprotect((void *)m.a.base, m.a.size, PROT_NONE);
-        }
+        if (m.a.backed)  /* the reserve's hole again; the bytes stay with the handle */
+            mmap((void *)m.a.base, m.a.size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+                 -1, 0);
         vmm_handle *h = handle_get(m.vmm_handle);
         if (h) {
             h->maps--;
@@ -718,10 +726,20 @@ int tw_vmm_release(void *ptr, uint64_t size)
     return TW_OK;
 }
 
-static int handle_add(int device, uint64_t size, bool charged, uint64_t *out_handle)
+static int handle_add(int device, uint64_t size, bool charged, const tw_vmm_share *share, uint64_t *out_handle)
 {
     if (!tw_device_valid(device) || size == 0 || size % TW_VMM_GRANULARITY != 0)
         return TW_ERR_INVALID;
+    vmm_handle made = {device, size, 1, 0, charged, true, 0, -1, 0, NULL};
+    if (share != NULL) {
+        made.owner_pid = share->owner_pid;
+        made.storage_fd = share->storage_pid > 0 && share->storage_fd >= 0
+                              ? tw_ipc_open_peer_arena(share->storage_pid, share->storage_fd) : -1;
+        made.storage_offset = share->storage_offset;
+    } else if (size <= tw_config_get()->backed_threshold &&
+               tw_ipc_backed_alloc_pages(size, &made.storage_taken, &made.storage_fd, &made.storage_offset) == NULL) {
+        return TW_ERR_NOMEM;
+    }
     pthread_mutex_lock(&g_lock);
     device_mem *d = dev_mem(device);
     int rc = charged ? charge(d, size) : TW_OK;
@@ -732,6 +750,10 @@ static int handle_add(int device, uint64_t size, bool charged, uint64_t *out_han
             if (charged)
                 uncharge(d, size);
             rc = TW_ERR_NOMEM;
+            if (made.storage_taken != NULL)
+                tw_ipc_backed_free(made.storage_taken, size + 4096);
+            else if (made.storage_fd >= 0)
+                close(made.storage_fd);
         } else {
             g_handles = grown;
             g_handle_capacity = cap;
@@ -739,7 +761,7 @@ static int handle_add(int device, uint64_t size, bool charged, uint64_t *out_han
     }
     uint64_t id = 0, used_after = d->used_bytes;
     if (rc == TW_OK) {
-        g_handles[g_handle_count++] = (vmm_handle){device, size, 1, 0, charged, true};
+        g_handles[g_handle_count++] = made;
         id = g_handle_count;
     }
     pthread_mutex_unlock(&g_lock);
@@ -751,15 +773,30 @@ static int handle_add(int device, uint64_t size, bool charged, uint64_t *out_han
     return TW_OK;
 }
 
+/* A handle no larger than backed_threshold keeps its bytes in the backed arena (ipc.c), so every
+ * mapping of it, here or in a process that imported it, is the same memory. */
 int tw_vmm_create(int device, uint64_t size, uint64_t *out_handle)
 {
-    return handle_add(device, size, true, out_handle);
+    return handle_add(device, size, true, NULL, out_handle);
 }
 
-/* A handle imported from another process (cuMemImportFromShareableHandle): no charge. */
-int tw_vmm_import(int device, uint64_t size, uint64_t *out_handle)
+/* A handle imported from another process (cuMemImportFromShareableHandle): no charge; its
+ * maker's bytes when they are backed; its mappings name their owner, as IPC-opened memory does. */
+int tw_vmm_import(int device, uint64_t size, const tw_vmm_share *share, uint64_t *out_handle)
 {
-    return handle_add(device, size, false, out_handle);
+    return handle_add(device, size, false, share, out_handle);
+}
+
+/* What an export of the handle tells the importer. */
+int tw_vmm_share_info(uint64_t handle, tw_vmm_share *out)
+{
+    pthread_mutex_lock(&g_lock);
+    vmm_handle *h = handle_get(handle);
+    if (h)
+        *out = (tw_vmm_share){.owner_pid = h->owner_pid ? h->owner_pid : getpid(), .storage_pid = getpid(),
+                              .storage_fd = h->storage_fd, .storage_offset = h->storage_offset};
+    pthread_mutex_unlock(&g_lock);
+    return h ? TW_OK : TW_ERR_INVALID;
 }
 
 int tw_vmm_release_handle(uint64_t handle)
@@ -818,7 +855,7 @@ int tw_vmm_map(void *ptr, uint64_t size, uint64_t offset, uint64_t handle)
     pthread_mutex_lock(&g_lock);
     vmm_handle *h = handle_get(handle);
     int rc = TW_OK;
-    if (h == NULL || offset + size > h->size || table_overlaps(&g_allocs, base, size))
+    if (h == NULL || offset + size > h->size || offset % 4096 != 0 || table_overlaps(&g_allocs, base, size))
         rc = TW_ERR_INVALID;
     mem_entry m = {0};
     if (rc == TW_OK) {
@@ -826,11 +863,13 @@ int tw_vmm_map(void *ptr, uint64_t size, uint64_t offset, uint64_t handle)
         m.a.size = size;
         m.a.device = h->device;
         m.a.kind = TW_MEM_VMM_PHYSICAL;
-        m.a.backed = h->size <= tw_config_get()->backed_threshold;
+        m.a.backed = h->storage_fd >= 0;
+        m.a.owner_pid = h->owner_pid;
         m.a.id = atomic_fetch_add(&g_serial, 1) + 1;
         m.vmm_handle = handle;
         m.origin = ORIGIN_VMM_MAP;
-        if (m.a.backed && mprotect(ptr, size, PROT_READ | PROT_WRITE) != 0)
+        if (m.a.backed && mmap(ptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, h->storage_fd,
+                               (off_t)(h->storage_offset + offset)) == MAP_FAILED)
             rc = TW_ERR_NOMEM;
     }
     if (rc == TW_OK) {

@@ -170,6 +170,9 @@ int tw_mem_copy_kind(const void *dst, const void *src); /* enum tw_copy_kind */
  * an unbacked side makes it a no-op (unbacked D2H leaves the destination untouched). */
 void tw_mem_copy_data(void *dst, const void *src, uint64_t bytes);
 void tw_mem_set_data(void *dst, int value, uint64_t bytes);
+/* How many of `bytes` at p the host may touch: all of host memory, a backed allocation up to its
+ * end, nothing of an unbacked one. */
+uint64_t tw_mem_host_bytes(const void *p, uint64_t bytes);
 /* VMM (cuMem*): physical handles are opaque nonzero ids. */
 int tw_vmm_reserve(uint64_t size, uint64_t alignment, uint64_t addr_hint, void **out_ptr);
 int tw_vmm_release(void *ptr, uint64_t size);
@@ -211,6 +214,8 @@ void tw_mem_after_fork(void);
 void *tw_ipc_backed_alloc(uint64_t bytes);
 void tw_ipc_backed_free(void *p, uint64_t bytes);
 bool tw_ipc_backed_contains(const void *p);
+void *tw_ipc_backed_alloc_pages(uint64_t bytes, void **taken, int *fd, uint64_t *offset);
+int tw_ipc_open_peer_arena(int32_t pid, int32_t fd_there);
 int tw_ipc_get(const void *ptr, void *out_handle_bytes);
 int tw_ipc_open(const void *handle_bytes, void **out_ptr);
 void tw_ipc_after_fork(void);
@@ -223,7 +228,16 @@ int tw_ipc_device_processes(int device, int32_t *pids, uint64_t *bytes, int max)
 int tw_mem_pool_default(int device, void **out_pool);
 int tw_mem_set_flags(const void *ptr, uint32_t flags);
 int tw_vmm_handle_info(uint64_t handle, int *device, uint64_t *size);
-int tw_vmm_import(int device, uint64_t size, uint64_t *out_handle);
+/* A VMM handle as another process imports it (cuMemExportToShareableHandle): its maker, and where
+ * its bytes are (the memfd of a process's backed arena and the offset in it; fd -1: unbacked). */
+typedef struct tw_vmm_share {
+    int32_t owner_pid;
+    int32_t storage_pid;
+    int32_t storage_fd;
+    uint64_t storage_offset;
+} tw_vmm_share;
+int tw_vmm_share_info(uint64_t handle, tw_vmm_share *out);
+int tw_vmm_import(int device, uint64_t size, const tw_vmm_share *share, uint64_t *out_handle);
 int tw_vmm_retain_at(const void *ptr, uint64_t *out_handle);
 
 /* ---------------------------------------------------------------- clock.c

@@ -13,6 +13,8 @@ import pytest
 
 from predictors.catalog import NODE_TOPOLOGIES, get_spec, list_specs
 from predictors.collectives import (
+    IPC_ONESHOT,
+    IPC_TWOSHOT,
     MODEL_PATH,
     Calibration,
     _enabled,
@@ -179,6 +181,37 @@ def test_every_rank_gets_the_same_duration() -> None:
     send = shim_desc("nccl:send", 2, 0, DType.I8, sent=MIB, received=0, peers=1)
     recv = shim_desc("nccl:recv", 2, 0, DType.I8, sent=0, received=MIB, peers=1)
     assert collective_ns(spec, send) == collective_ns(spec, recv)
+
+
+def test_peer_allreduce_kernels_cost_their_phases_and_links() -> None:
+    """An all-reduce kernel through peers' buffers (vLLM custom, FlashInfer Lamport): one-shot is
+    one point-to-point phase moving the input to each of ranks-1 peers, two-shot two phases of
+    2 (ranks-1)/ranks of it; the shim's descriptor (dims[4] = algorithm, dims[5] = CTAs) reaches
+    the model through the wire format."""
+    from shim import abi
+
+    assert (IPC_ONESHOT, IPC_TWOSHOT) == (abi.constant("TW_COLL_ALGO_IPC_ONESHOT"),
+                                          abi.constant("TW_COLL_ALGO_IPC_TWOSHOT"))
+    spec, cal = get_spec("h100"), shipped_calibration()
+    link = spec.nvlink_bytes_per_s * cal.p2p_nvlink_efficiency
+    ranks, count = 4, 16 * 8192                        # 16 tokens of a 8192-wide bf16 hidden state
+    nbytes = count * 2
+    wire, name = to_wire(CollectiveDesc("allreduce_fusion_kernel_oneshot_lamport", ranks, count, DType.BF16,
+                                        bytes=nbytes, algorithm=IPC_ONESHOT, ctas=16))
+    one = plan_for(spec, from_wire(wire, name))
+    expected_us = cal.p2p_overhead_us + max(nbytes * (ranks - 1) / link, (2 * ranks + 1) * nbytes / spec.hbm_bytes_per_s) * 1e6
+    assert abs(one.duration_ns - expected_us * 1e3) <= 1 and one.channels == 16
+    two = plan_for(spec, CollectiveDesc("k", ranks, count, DType.BF16, algorithm=IPC_TWOSHOT))
+    assert two.link_bytes == 2 * nbytes * (ranks - 1) / ranks
+    assert abs(two.duration_ns - (2 * cal.p2p_overhead_us * 1e3 + max(two.link_bytes / link,
+               (4 + 2 * (ranks - 1) / ranks) * nbytes / spec.hbm_bytes_per_s) * 1e9)) <= 1
+    # small messages: one phase beats NCCL's ring or tree (why vLLM and FlashInfer use them); at
+    # 256 MiB the one-shot pushes 3x the input over each link, NCCL's ring 1.5x
+    nccl = collective_plan(spec, "all_reduce", ranks, count, DType.BF16)
+    assert one.duration_ns < nccl.duration_ns
+    big = 128 * MIB
+    assert (plan_for(spec, CollectiveDesc("k", ranks, big, DType.BF16, algorithm=IPC_ONESHOT)).duration_ns >
+            collective_plan(spec, "all_reduce", ranks, big, DType.BF16).duration_ns)
 
 
 def test_all_gather_counts_all_ranks_data() -> None:

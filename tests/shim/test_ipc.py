@@ -16,6 +16,11 @@ CUDA_DIR = Path(__file__).resolve().parent / "cuda"
 
 
 @pytest.fixture(scope="module")
+def vmm_peers(nvcc: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return compile_cuda(nvcc, CUDA_DIR / "vmm_peers.cu", tmp_path_factory.mktemp("vmm"))
+
+
+@pytest.fixture(scope="module")
 def ipc_peers(nvcc: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return compile_cuda(nvcc, CUDA_DIR / "ipc_peers.cu", tmp_path_factory.mktemp("ipc"))
 
@@ -29,18 +34,13 @@ def values(stdout: str) -> dict[tuple[int, str], int]:
     return out
 
 
-def test_ipc_handles_share_bytes_and_peer_kernels_meet(emulate, ipc_peers: Path) -> None:  # noqa: ANN001
-    run = emulate([str(ipc_peers)], extra=["--gpus", "2"])
-    assert run.exit_status == 0, run.stderr[-3000:]
-    got = values(run.stdout)
-    # each sees the value the other wrote before exporting, and the one the other wrote into it
-    assert got[(0, "peer_value")] == 1001 and got[(1, "peer_value")] == 1000
-    assert got[(0, "written_by_peer")] == 2001 and got[(1, "written_by_peer")] == 2000
+def check_kernels_meet(run_dir: Path, got: dict[tuple[int, str], int], kernel: str) -> None:
+    """The two processes' launches of `kernel` are one rendezvous, begun at the later arrival."""
     kernels = []
-    for proc in load_run(run.run_dir).processes:
+    for proc in load_run(run_dir).processes:
         r = proc.records[(proc.records["kind"] == rec("GPU_OP")) &
                          (proc.records["op_kind"] == abi.constant("TW_OP_KERNEL"))]
-        kernels += [(proc.pid, row) for row in r if "exchange" in proc.name(int(row["name_id"]))]
+        kernels += [(proc.pid, row) for row in r if kernel in proc.name(int(row["name_id"]))]
     assert len(kernels) == 2, kernels
     flag = abi.constant("TW_FLAG_RENDEZVOUS")
     (_, a), (_, b) = kernels
@@ -54,3 +54,27 @@ def test_ipc_handles_share_bytes_and_peer_kernels_meet(emulate, ipc_peers: Path)
     assert got[(1, "issued")] - got[(1, "t0")] >= 10_000_000
     assert latest >= got[(1, "issued")] and latest >= got[(0, "issued")]
     assert got[(0, "done")] >= int(a["end_ns"]) and got[(1, "done")] >= int(a["end_ns"])
+
+
+def test_ipc_handles_share_bytes_and_peer_kernels_meet(emulate, ipc_peers: Path) -> None:  # noqa: ANN001
+    run = emulate([str(ipc_peers)], extra=["--gpus", "2"])
+    assert run.exit_status == 0, run.stderr[-3000:]
+    got = values(run.stdout)
+    # each sees the value the other wrote before exporting, and the one the other wrote into it
+    assert got[(0, "peer_value")] == 1001 and got[(1, "peer_value")] == 1000
+    assert got[(0, "written_by_peer")] == 2001 and got[(1, "written_by_peer")] == 2000
+    check_kernels_meet(run.run_dir, got, "exchange")
+
+
+def test_vmm_shareable_handles_share_bytes_and_pointer_tables_meet(emulate, vmm_peers: Path) -> None:  # noqa: ANN001
+    """cuMemExportToShareableHandle / ImportFromShareableHandle (POSIX fds over a socket): a small
+    handle is the same bytes wherever it is mapped (twice here, once in the peer, again after an
+    unmap), and a kernel reaching the peer's imported memory through a pointer table in device
+    memory meets the peer's launch, as FlashInfer's all-reduce does through its workspace."""
+    run = emulate([str(vmm_peers)], extra=["--gpus", "2"])
+    assert run.exit_status == 0, run.stderr[-3000:]
+    got = values(run.stdout)
+    assert got[(0, "second_mapping")] == 1000 and got[(1, "second_mapping")] == 1001
+    assert got[(0, "peer_value")] == 1001 and got[(1, "peer_value")] == 1000
+    assert got[(0, "written_by_peer")] == 2001 and got[(1, "written_by_peer")] == 2000
+    check_kernels_meet(run.run_dir, got, "table_exchange")

@@ -485,3 +485,39 @@ def test_vllm_rms_norm_and_rotary(harness: Path) -> None:
               "param 4", f"i32 0 {kv_heads}", "param 4", f"i32 0 {head_size}", "param 8", "param 1", "describe"]
     out = run(harness, "\n".join(rotary) + "\n")[0]
     assert int(out["bytes"]) == tokens * (2 * 2 * (heads + kv_heads) * head_size + head_size * 2 + 8)
+
+
+FI_ONESHOT_BF16 = ("_ZN10flashinfer23trtllm_allreduce_fusion39allreduce_fusion_kernel_oneshot_lamportILNS0_22AllReduceFusion"
+                   "PatternE1E13__nv_bfloat16Li4ELb1ELb1EEEvNS0_21AllReduceFusionParamsIT0_EE")
+FI_TWOSHOT_F32 = ("_ZN10flashinfer23trtllm_allreduce_fusion36allreduce_fusion_kernel_twoshot_syncILNS0_22AllReduceFusionPattern"
+                  "E0EfLi2ELb0EEEvNS0_21AllReduceFusionParamsIT0_EESt5arrayIiXT1_EES7_")
+VLLM_CUSTOM_1STAGE = ("_ZN4vllm26cross_device_reduce_1stageI13__nv_bfloat16Li2EEEvPNS_8RankDataENS_11RankSignalsEPNS_6Signal"
+                      "EPT_ii")
+
+
+def test_peer_allreduce_kernels_are_all_reduces(harness: Path) -> None:
+    """All-reduce kernels through peers' memory are collectives of their ranks and element count,
+    with the algorithm their name says: FlashInfer's AllReduceFusionParams {nranks, rank, size
+    (elements), ...}; vLLM's custom all-reduce counts 16-byte packs."""
+    collective, oneshot, twoshot = (abi.constant(n) for n in ("TW_OP_COLLECTIVE", "TW_COLL_ALGO_IPC_ONESHOT",
+                                                              "TW_COLL_ALGO_IPC_TWOSHOT"))
+    tokens, hidden = 16, 8192
+    fusion = [f"grid {tokens} 1 1", "block 512 1 1", "param 136", "i32 0 {ranks}", "i32 4 1",
+              f"i32 8 {tokens * hidden}", f"i32 12 {hidden}"]
+    out = run(harness, "\n".join(["name " + FI_ONESHOT_BF16, *fusion, "describe"]).format(ranks=4) + "\n")[0]
+    assert out["ok"] == "1" and int(out["kind"]) == collective
+    assert int(out["bytes"]) == tokens * hidden * 2
+    assert out["dims"].split(",")[:6] == ["4", str(tokens * hidden), "0", "0", str(oneshot), str(tokens)]
+    # a params block whose rank count disagrees with the template is not this kernel's
+    out = run(harness, "\n".join(["name " + FI_ONESHOT_BF16, *fusion, "describe"]).format(ranks=2) + "\n")[0]
+    assert out["ok"] == "0"
+    out = run(harness, "\n".join(["name " + FI_TWOSHOT_F32, *fusion, "param 8", "param 8", "describe"])
+              .format(ranks=2) + "\n")[0]
+    assert out["ok"] == "1" and int(out["bytes"]) == tokens * hidden * 4
+    assert int(out["dims"].split(",")[4]) == twoshot
+    packs = 512
+    custom = ["name " + VLLM_CUSTOM_1STAGE, "grid 36 1 1", "block 512 1 1", "param 8", "param 64", "param 8", "param 8",
+              "param 4", "i32 0 1", "param 4", f"i32 0 {packs}", "describe"]
+    out = run(harness, "\n".join(custom) + "\n")[0]
+    assert out["ok"] == "1" and int(out["kind"]) == collective and int(out["bytes"]) == packs * 16
+    assert out["dims"].split(",")[:2] == ["2", str(packs * 16 // 2)]

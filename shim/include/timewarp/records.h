@@ -219,12 +219,22 @@ enum tw_op_kind {
                               * the batch, 0 = batch x seq); flops counts the masked work exactly */
     TW_OP_FFT = 7,           /* dims = n0, n1, n2, batch, rank */
     TW_OP_SOLVER = 8,        /* dims = m, n, nrhs, batch; name says the routine */
-    TW_OP_COLLECTIVE = 9,    /* dims = ranks, count; name says the collective */
+    TW_OP_COLLECTIVE = 9,    /* dims = ranks, count, (p2p) bytes received, peers, tw_coll_algorithm,
+                              * CTAs; name says the collective (an all-reduce kernel: its own name) */
     TW_OP_LIBRARY = 10,      /* any other library call recorded by name and bytes */
     TW_OP_EVENT_RECORD = 11, /* timeline markers: zero duration */
     TW_OP_EVENT_WAIT = 12,
     TW_OP_HOST_FUNC = 13,    /* cudaLaunchHostFunc / stream callbacks */
     TW_OP_KIND_COUNT = 14
+};
+
+/* How a collective runs (TW_OP_COLLECTIVE dims[4]): NCCL's own choice, or an all-reduce kernel
+ * that writes into its peers' buffers (vLLM's custom all-reduce, FlashInfer's Lamport all-reduce)
+ * in one exchange phase or two (reduce-scatter, then all-gather). */
+enum tw_coll_algorithm {
+    TW_COLL_ALGO_NCCL = 0,
+    TW_COLL_ALGO_IPC_ONESHOT = 1,
+    TW_COLL_ALGO_IPC_TWOSHOT = 2
 };
 
 enum tw_copy_kind {

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "kernel_shapes.c"
+#include "kernel_shapes_comm.c"
 
 void tw_log(int level, const char *fmt, ...)
 {

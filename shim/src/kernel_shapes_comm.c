@@ -1,0 +1,124 @@
+/* All-reduce kernels that work through peers' memory instead of NCCL: what one launch moves.
+ *
+ * vLLM's custom all-reduce (csrc/custom_all_reduce.cuh) and FlashInfer's TensorRT-LLM all-reduce
+ * fusion (include/flashinfer/comm/trtllm_allreduce_fusion.cuh) write their input into the peers'
+ * buffers and reduce what the peers wrote into theirs. launch.c meets such a launch with the
+ * peers' launches (kernel_sync.c); this file describes it as the collective it is, so its
+ * duration comes from the all-reduce model (predictors/collectives.py ipc_allreduce_plan) rather
+ * than from the bytes its pointers happen to reach:
+ *
+ *   cross_device_reduce_1stage<T, ngpus>(RankData*, RankSignals, Signal*, T*, int rank, int size)
+ *   cross_device_reduce_2stage<T, ngpus>(same)          size: 16-byte packs of T per rank
+ *   allreduce_fusion_kernel_oneshot_lamport<Pattern, T, NRanks, Fp32Acc, Trigger>(AllReduceFusionParams<T>)
+ *   allreduce_fusion_kernel_twoshot_sync<Pattern, T, NRanks, Fp32Acc>(AllReduceFusionParams<T>, ...)
+ *
+ * AllReduceFusionParams<T> begins {int nranks; int rank; int size (elements); int hidden_dim; ...}. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernel_shapes.h"
+
+enum comm_kind { COMM_NONE = 0, COMM_VLLM_CUSTOM, COMM_TRTLLM_FUSION };
+
+typedef struct comm_rule {
+    const char *name;           /* function name with its template's '<' */
+    uint8_t kind;               /* enum comm_kind */
+    uint8_t algorithm;          /* enum tw_coll_algorithm */
+    uint8_t ranks_arg;          /* template argument holding the rank count */
+} comm_rule;
+
+static const comm_rule RULES[] = {
+    {"cross_device_reduce_1stage<", COMM_VLLM_CUSTOM, TW_COLL_ALGO_IPC_ONESHOT, 1},
+    {"cross_device_reduce_2stage<", COMM_VLLM_CUSTOM, TW_COLL_ALGO_IPC_TWOSHOT, 1},
+    {"allreduce_fusion_kernel_oneshot_lamport<", COMM_TRTLLM_FUSION, TW_COLL_ALGO_IPC_ONESHOT, 2},
+    {"allreduce_fusion_kernel_twoshot_sync<", COMM_TRTLLM_FUSION, TW_COLL_ALGO_IPC_TWOSHOT, 2},
+};
+
+#define PACK_BYTES 16           /* vLLM's packed_t<T>: 16 bytes of T */
+#define MAX_RANKS 64
+
+/* The element types these kernels are instantiated for. */
+static uint64_t elem_bytes(uint8_t dtype)
+{
+    return dtype == TW_DT_F32 ? 4 : dtype == TW_DT_F16 || dtype == TW_DT_BF16 ? 2 : 0;
+}
+
+/* The index-th template argument after `open` (just past '<') as a number, -1 if it is none. */
+static long template_number(const char *open, unsigned index)
+{
+    int depth = 0;
+    unsigned at = 0;
+    const char *start = open;
+    for (const char *p = open; *p; p++) {
+        if (*p == '<' || *p == '(')
+            depth++;
+        else if ((*p == '>' || *p == ')') && depth > 0)
+            depth--;
+        else if ((*p == ',' || *p == '>') && depth == 0) {
+            if (at == index) {
+                while (*start == ' ')
+                    start++;
+                char *end;
+                long v = strtol(start, &end, 10);
+                return end > start && (end == p || *end == ' ') ? v : -1;
+            }
+            at++;
+            start = p + 1;
+        }
+        if (*p == '>' && depth == 0)
+            break;
+    }
+    return -1;
+}
+
+bool tw_comm_kernel_parse(const char *text, size_t param_open, tw_kernel_shape *out)
+{
+    for (size_t r = 0; r < sizeof RULES / sizeof RULES[0]; r++) {
+        const char *found = strstr(text, RULES[r].name);
+        if (found == NULL || (size_t)(found - text) >= param_open)
+            continue;
+        long ranks = template_number(found + strlen(RULES[r].name), RULES[r].ranks_arg);
+        if (ranks < 2 || ranks > MAX_RANKS || elem_bytes(out->dtype) == 0)
+            return false;
+        out->rule = (uint16_t)r;
+        out->comm_ranks = (uint8_t)ranks;
+        return true;
+    }
+    return false;
+}
+
+static bool param_i32(const tw_param_layout *l, void **args, uint32_t param, uint32_t offset, int32_t *out)
+{
+    if (param >= l->count || args[param] == NULL || l->size[param] < offset + sizeof *out)
+        return false;
+    memcpy(out, (const char *)args[param] + offset, sizeof *out);
+    return true;
+}
+
+bool tw_comm_kernel_describe(const tw_kernel_shape *shape, const tw_param_layout *l, void **args, tw_desc *desc)
+{
+    const comm_rule *rule = &RULES[shape->rule];
+    uint64_t elem = elem_bytes(shape->dtype);
+    int32_t ranks = shape->comm_ranks, size = 0, rank = 0;
+    uint64_t count;
+    if (rule->kind == COMM_VLLM_CUSTOM) {
+        if (l->count != 6 || !param_i32(l, args, 4, 0, &rank) || !param_i32(l, args, 5, 0, &size))
+            return false;
+        count = (uint64_t)size * PACK_BYTES / elem;
+    } else {
+        if (!param_i32(l, args, 0, 0, &ranks) || !param_i32(l, args, 0, 4, &rank) || !param_i32(l, args, 0, 8, &size))
+            return false;
+        count = (uint64_t)size;
+    }
+    if (ranks != shape->comm_ranks || rank < 0 || rank >= ranks || size <= 0 || elem == 0)
+        return false;
+    desc->kind = TW_OP_COLLECTIVE;
+    desc->dtype_a = desc->dtype_out = shape->dtype;
+    desc->bytes = count * elem;
+    memset(desc->dims, 0, sizeof desc->dims);
+    desc->dims[0] = ranks;
+    desc->dims[1] = (int64_t)count;
+    desc->dims[4] = rule->algorithm;
+    desc->dims[5] = (int64_t)desc->grid[0] * desc->grid[1] * desc->grid[2];
+    return true;
+}
