@@ -271,7 +271,7 @@ SPEC_ENV_KEYS = ("name", "key", "cc_major", "cc_minor", "sm_count", "memory_byte
                  "regs_per_sm", "regs_per_block", "max_threads_per_sm", "max_threads_per_block",
                  "max_blocks_per_sm", "warp_size", "clock_khz", "mem_clock_khz", "mem_bus_width_bits",
                  "pcie_gen", "pcie_width", "nvlink_links", "hbm_bytes_per_s", "pcie_bytes_per_s",
-                 "launch_latency_ns", "kernel_floor_ns", "tdp_watts")
+                 "launch_latency_ns", "kernel_floor_ns", "tdp_watts", "nvswitch")
 
 
 def list_specs() -> list[GpuSpec]:
@@ -296,6 +296,8 @@ def get_spec(key: str) -> GpuSpec:
 def spec_env_text(spec: GpuSpec, device_count: int) -> str:
     """spec.env for the shim: one key=value per line (docs/internals.md), then device_count."""
     values = dataclasses.asdict(spec)
+    # 1 on NVSwitch nodes: the shim's NVLink multicast support (CU_DEVICE_ATTRIBUTE_MULTICAST_SUPPORTED)
+    values["nvswitch"] = int(spec.node_topology == "nvswitch")
     lines = []
     for key in SPEC_ENV_KEYS:
         value = values[key]

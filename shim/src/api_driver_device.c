@@ -150,8 +150,7 @@ bool tw_device_attribute(int device, int attr, int *value)
     case CU_DEVICE_ATTRIBUTE_UNIFIED_FUNCTION_POINTERS: v = 0; break;
     case CU_DEVICE_ATTRIBUTE_NUMA_CONFIG: v = CU_DEVICE_NUMA_CONFIG_NONE; break;
     case CU_DEVICE_ATTRIBUTE_NUMA_ID: v = -1; break;
-    /* multicast objects (cuMulticast*) are not emulated: keep frameworks off NVLS */
-    case CU_DEVICE_ATTRIBUTE_MULTICAST_SUPPORTED: v = 0; (void)nvlink; break;
+    case CU_DEVICE_ATTRIBUTE_MULTICAST_SUPPORTED: v = nvlink && tw_multicast_supported(); break;
     case CU_DEVICE_ATTRIBUTE_MPS_ENABLED: v = 0; break;
     case CU_DEVICE_ATTRIBUTE_HOST_NUMA_ID: v = 0; break;
     case CU_DEVICE_ATTRIBUTE_D3D12_CIG_SUPPORTED: v = 0; break;

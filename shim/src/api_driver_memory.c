@@ -2,6 +2,7 @@
  * (cuMemAddressReserve / Create / Map) that PyTorch's expandable segments use. */
 #define _GNU_SOURCE
 #include <cuda.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -426,6 +427,14 @@ TW_EXPORT CUresult cuMemExportToShareableHandle(void *shareableHandle,
                 (int)handleType);
         return CUDA_ERROR_NOT_SUPPORTED;
     }
+    int mcast_fd;
+    if (tw_vmm_multicast(handle, &mcast_fd) != NULL) {   /* a multicast object: its shared page */
+        int fd = fcntl(mcast_fd, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0)
+            return CUDA_ERROR_OPERATING_SYSTEM;
+        *(int *)shareableHandle = fd;
+        return CUDA_SUCCESS;
+    }
     int fd = memfd_create("timewarp-vmm", MFD_CLOEXEC);
     if (fd < 0)
         return CUDA_ERROR_OPERATING_SYSTEM;
@@ -451,11 +460,89 @@ TW_EXPORT CUresult cuMemImportFromShareableHandle(CUmemGenericAllocationHandle *
     }
     /* the fd travels in the pointer-sized argument itself */
     int fd = (int)(intptr_t)osHandle;
+    uint64_t h = 0;
+    int rc = tw_vmm_multicast_import(ctx_device(), fd, &h);
+    if (rc != TW_ERR_NOT_FOUND) {
+        *handle = h;
+        return cu_status(rc);
+    }
     tw_share_record r;
     if (pread(fd, &r, sizeof(r), 0) != (ssize_t)sizeof(r) || r.magic != TW_SHARE_MAGIC)
         return CUDA_ERROR_INVALID_HANDLE;
-    uint64_t h = 0;
-    int rc = tw_vmm_import(r.device, r.size, &r.share, &h);
+    rc = tw_vmm_import(r.device, r.size, &r.share, &h);
     *handle = h;
     return cu_status(rc);
+}
+
+/* ---- NVLink multicast objects (multicast.c): supported where the node has NVSwitch ---- */
+
+TW_EXPORT CUresult cuMulticastGetGranularity(size_t *granularity, const CUmulticastObjectProp *prop,
+                                             CUmulticastGranularity_flags option)
+{
+    if (granularity == NULL || prop == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    *granularity = tw_vmm_granularity();
+    return CUDA_SUCCESS;
+}
+
+TW_EXPORT CUresult cuMulticastCreate(CUmemGenericAllocationHandle *mcHandle, const CUmulticastObjectProp *prop)
+{
+    if (mcHandle == NULL || prop == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!tw_multicast_supported())
+        return CUDA_ERROR_NOT_SUPPORTED;
+    if (prop->handleTypes & ~(unsigned long long)CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR) {
+        TW_WARN("cuMulticastCreate: handle types 0x%llx not supported (POSIX fds only)",
+                (unsigned long long)prop->handleTypes);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    uint64_t h = 0;
+    int rc = tw_vmm_multicast_create(ctx_device(), prop->size, prop->numDevices, &h);
+    *mcHandle = h;
+    return cu_status(rc);
+}
+
+TW_EXPORT CUresult cuMulticastAddDevice(CUmemGenericAllocationHandle mcHandle, CUdevice dev)
+{
+    tw_mcast_group *g = tw_vmm_multicast(mcHandle, NULL);
+    if (g == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!tw_device_valid(dev))
+        return CUDA_ERROR_INVALID_DEVICE;
+    return cu_status(tw_mcast_add_device(g, dev));
+}
+
+/* Binding memory to the object: checked, nothing to move (multicast.c says why). */
+static CUresult check_bind(CUmemGenericAllocationHandle mcHandle, size_t mcOffset, size_t size)
+{
+    tw_mcast_group *g = tw_vmm_multicast(mcHandle, NULL);
+    if (g == NULL || size == 0 || mcOffset % tw_vmm_granularity() || size % tw_vmm_granularity() ||
+        mcOffset + size > tw_mcast_size(g))
+        return CUDA_ERROR_INVALID_VALUE;
+    return CUDA_SUCCESS;
+}
+
+TW_EXPORT CUresult cuMulticastBindMem(CUmemGenericAllocationHandle mcHandle, size_t mcOffset,
+                                      CUmemGenericAllocationHandle memHandle, size_t memOffset, size_t size,
+                                      unsigned long long flags)
+{
+    uint64_t mem_size = 0;
+    if (tw_vmm_handle_info(memHandle, NULL, &mem_size) != TW_OK || memOffset + size > mem_size)
+        return CUDA_ERROR_INVALID_VALUE;
+    return check_bind(mcHandle, mcOffset, size);
+}
+
+TW_EXPORT CUresult cuMulticastBindAddr(CUmemGenericAllocationHandle mcHandle, size_t mcOffset, CUdeviceptr memptr,
+                                       size_t size, unsigned long long flags)
+{
+    tw_alloc a;
+    if (!tw_mem_lookup((const void *)memptr, &a) || memptr + size > a.base + a.size)
+        return CUDA_ERROR_INVALID_VALUE;
+    return check_bind(mcHandle, mcOffset, size);
+}
+
+TW_EXPORT CUresult cuMulticastUnbind(CUmemGenericAllocationHandle mcHandle, CUdevice dev, size_t mcOffset,
+                                     size_t size)
+{
+    return check_bind(mcHandle, mcOffset, size);
 }

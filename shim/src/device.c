@@ -48,6 +48,7 @@ static void spec_set_defaults(tw_gpu_spec *s)
     s->launch_latency_ns = 4000;
     s->kernel_floor_ns = 2000;
     s->tdp_watts = 700;
+    s->nvswitch = 1;
 }
 
 #define SPEC_INT(field) {#field, offsetof(tw_gpu_spec, field), 'i'}
@@ -68,7 +69,7 @@ static const struct spec_key {
     SPEC_INT(mem_clock_khz), SPEC_INT(mem_bus_width_bits), SPEC_INT(pcie_gen),
     SPEC_INT(pcie_width), SPEC_INT(nvlink_links), SPEC_DBL(hbm_bytes_per_s),
     SPEC_DBL(pcie_bytes_per_s), SPEC_I64(launch_latency_ns), SPEC_I64(kernel_floor_ns),
-    SPEC_INT(tdp_watts),
+    SPEC_INT(tdp_watts), SPEC_INT(nvswitch),
 };
 
 static char *trim(char *s)
@@ -153,6 +154,12 @@ const tw_gpu_spec *tw_spec(void)
 {
     ensure_init();
     return &g_spec;
+}
+
+bool tw_multicast_supported(void)
+{
+    const tw_gpu_spec *s = tw_spec();
+    return s->nvswitch && s->nvlink_links > 0 && s->cc_major >= 9;
 }
 
 int tw_device_count(void)

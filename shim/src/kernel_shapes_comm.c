@@ -11,14 +11,18 @@
  *   cross_device_reduce_2stage<T, ngpus>(same)          size: 16-byte packs of T per rank
  *   allreduce_fusion_kernel_oneshot_lamport<Pattern, T, NRanks, Fp32Acc, Trigger>(AllReduceFusionParams<T>)
  *   allreduce_fusion_kernel_twoshot_sync<Pattern, T, NRanks, Fp32Acc>(AllReduceFusionParams<T>, ...)
+ *   oneshotAllreduceFusionKernel<(uint8_t)WorldSize, T, ...>(AllReduceKernelParams<T>)   (MNNVL)
+ *   twoshotAllreduceKernel<(uint8_t)WorldSize, T, ...>(AllReduceKernelParams<T>)
  *
- * AllReduceFusionParams<T> begins {int nranks; int rank; int size (elements); int hidden_dim; ...}. */
+ * AllReduceFusionParams<T> begins {int nranks; int rank; int size (elements); int hidden_dim; ...};
+ * the MNNVL AllReduceKernelParams<T> has 8 pointers, then {int nRanks; int rank; int numTokens;
+ * int tokenDim; ...}. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernel_shapes.h"
 
-enum comm_kind { COMM_NONE = 0, COMM_VLLM_CUSTOM, COMM_TRTLLM_FUSION };
+enum comm_kind { COMM_NONE = 0, COMM_VLLM_CUSTOM, COMM_TRTLLM_FUSION, COMM_MNNVL };
 
 typedef struct comm_rule {
     const char *name;           /* function name with its template's '<' */
@@ -32,7 +36,11 @@ static const comm_rule RULES[] = {
     {"cross_device_reduce_2stage<", COMM_VLLM_CUSTOM, TW_COLL_ALGO_IPC_TWOSHOT, 1},
     {"allreduce_fusion_kernel_oneshot_lamport<", COMM_TRTLLM_FUSION, TW_COLL_ALGO_IPC_ONESHOT, 2},
     {"allreduce_fusion_kernel_twoshot_sync<", COMM_TRTLLM_FUSION, TW_COLL_ALGO_IPC_TWOSHOT, 2},
+    {"oneshotAllreduceFusionKernel<", COMM_MNNVL, TW_COLL_ALGO_IPC_ONESHOT, 0},
+    {"twoshotAllreduceKernel<", COMM_MNNVL, TW_COLL_ALGO_IPC_TWOSHOT, 0},
 };
+
+#define MNNVL_RANKS_AT 64       /* AllReduceKernelParams<T>: after its 8 pointers */
 
 #define PACK_BYTES 16           /* vLLM's packed_t<T>: 16 bytes of T */
 #define MAX_RANKS 64
@@ -58,6 +66,8 @@ static long template_number(const char *open, unsigned index)
             if (at == index) {
                 while (*start == ' ')
                     start++;
+                if (*start == '(')   /* a cast: (unsigned char)2 */
+                    start = strchr(start, ')') + 1;
                 char *end;
                 long v = strtol(start, &end, 10);
                 return end > start && (end == p || *end == ' ') ? v : -1;
@@ -104,13 +114,20 @@ bool tw_comm_kernel_describe(const tw_kernel_shape *shape, const tw_param_layout
     if (rule->kind == COMM_VLLM_CUSTOM) {
         if (l->count != 6 || !param_i32(l, args, 4, 0, &rank) || !param_i32(l, args, 5, 0, &size))
             return false;
-        count = (uint64_t)size * PACK_BYTES / elem;
-    } else {
+        count = size > 0 ? (uint64_t)size * PACK_BYTES / elem : 0;
+    } else if (rule->kind == COMM_TRTLLM_FUSION) {
         if (!param_i32(l, args, 0, 0, &ranks) || !param_i32(l, args, 0, 4, &rank) || !param_i32(l, args, 0, 8, &size))
             return false;
-        count = (uint64_t)size;
+        count = size > 0 ? (uint64_t)size : 0;
+    } else {
+        int32_t tokens = 0, dim = 0;
+        if (!param_i32(l, args, 0, MNNVL_RANKS_AT, &ranks) || !param_i32(l, args, 0, MNNVL_RANKS_AT + 4, &rank) ||
+            !param_i32(l, args, 0, MNNVL_RANKS_AT + 8, &tokens) || !param_i32(l, args, 0, MNNVL_RANKS_AT + 12, &dim) ||
+            tokens <= 0 || dim <= 0)
+            return false;
+        count = (uint64_t)tokens * (uint64_t)dim;
     }
-    if (ranks != shape->comm_ranks || rank < 0 || rank >= ranks || size <= 0 || elem == 0)
+    if (ranks != shape->comm_ranks || rank < 0 || rank >= ranks || count == 0 || elem == 0)
         return false;
     desc->kind = TW_OP_COLLECTIVE;
     desc->dtype_a = desc->dtype_out = shape->dtype;

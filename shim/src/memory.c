@@ -601,6 +601,8 @@ typedef struct vmm_handle {
                           maker's opened here), -1: unbacked */
     uint64_t storage_offset;
     void *storage_taken; /* made here and backed: the arena range to give back */
+    tw_mcast_group *mcast; /* a multicast object (multicast.c): its shared page, and its fd */
+    int mcast_fd;
 } vmm_handle;
 
 static vmm_handle *g_handles;  /* handle id = index + 1; ids are never reused */
@@ -613,16 +615,25 @@ static vmm_handle *handle_get(uint64_t id)
     return &g_handles[id - 1];
 }
 
+/* What a handle holds besides its capacity: its bytes, or its multicast object. */
+static void drop_storage(vmm_handle *h)
+{
+    if (h->storage_taken != NULL)
+        tw_ipc_backed_free(h->storage_taken, h->size + 4096);
+    else if (h->storage_fd >= 0)
+        close(h->storage_fd);
+    if (h->mcast != NULL)
+        tw_mcast_close(h->mcast_fd, h->mcast);
+    h->storage_taken = NULL, h->storage_fd = -1, h->mcast = NULL, h->mcast_fd = -1;
+}
+
 /* Frees a handle's capacity once it is neither referenced nor mapped (g_lock held). */
 static void handle_maybe_free(uint64_t id, vmm_handle *h)
 {
     if (h->refs > 0 || h->maps > 0)
         return;
     h->live = false;
-    if (h->storage_taken != NULL)
-        tw_ipc_backed_free(h->storage_taken, h->size + 4096);
-    else if (h->storage_fd >= 0)
-        close(h->storage_fd);
+    drop_storage(h);
     if (!h->charged)
         return;
     device_mem *d = dev_mem(h->device);
@@ -726,11 +737,46 @@ int tw_vmm_release(void *ptr, uint64_t size)
     return TW_OK;
 }
 
+/* Enters a handle; its storage is dropped if it cannot be. */
+static int handle_insert(vmm_handle *made, uint64_t *out_handle)
+{
+    pthread_mutex_lock(&g_lock);
+    device_mem *d = dev_mem(made->device);
+    int rc = made->charged ? charge(d, made->size) : TW_OK;
+    if (rc == TW_OK && g_handle_count == g_handle_capacity) {
+        size_t cap = g_handle_capacity ? 2 * g_handle_capacity : 256;
+        vmm_handle *grown = realloc(g_handles, cap * sizeof(*grown));
+        if (grown == NULL) {
+            if (made->charged)
+                uncharge(d, made->size);
+            rc = TW_ERR_NOMEM;
+        } else {
+            g_handles = grown;
+            g_handle_capacity = cap;
+        }
+    }
+    uint64_t id = 0, used_after = d->used_bytes;
+    if (rc == TW_OK) {
+        g_handles[g_handle_count++] = *made;
+        id = g_handle_count;
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (rc != TW_OK) {
+        drop_storage(made);
+        return rc;
+    }
+    if (made->charged)
+        record_mem(TW_REC_ALLOC, made->device, TW_MEM_VMM_PHYSICAL, id, made->size, used_after);
+    *out_handle = id;
+    return TW_OK;
+}
+
 static int handle_add(int device, uint64_t size, bool charged, const tw_vmm_share *share, uint64_t *out_handle)
 {
     if (!tw_device_valid(device) || size == 0 || size % TW_VMM_GRANULARITY != 0)
         return TW_ERR_INVALID;
-    vmm_handle made = {device, size, 1, 0, charged, true, 0, -1, 0, NULL};
+    vmm_handle made = {.device = device, .size = size, .refs = 1, .charged = charged, .live = true,
+                       .storage_fd = -1, .mcast_fd = -1};
     if (share != NULL) {
         made.owner_pid = share->owner_pid;
         made.storage_fd = share->storage_pid > 0 && share->storage_fd >= 0
@@ -740,37 +786,38 @@ static int handle_add(int device, uint64_t size, bool charged, const tw_vmm_shar
                tw_ipc_backed_alloc_pages(size, &made.storage_taken, &made.storage_fd, &made.storage_offset) == NULL) {
         return TW_ERR_NOMEM;
     }
+    return handle_insert(&made, out_handle);
+}
+
+/* cuMulticastCreate: a multicast object (multicast.c) as a handle that charges nothing; mapping
+ * it gives an unbacked range. */
+int tw_vmm_multicast_create(int device, uint64_t size, uint32_t devices, uint64_t *out_handle)
+{
+    if (!tw_device_valid(device))
+        return TW_ERR_INVALID;
+    vmm_handle made = {.device = device, .size = size, .refs = 1, .live = true, .storage_fd = -1};
+    int rc = tw_mcast_create(size, devices, &made.mcast_fd, &made.mcast);
+    return rc == TW_OK ? handle_insert(&made, out_handle) : rc;
+}
+
+/* cuMemImportFromShareableHandle of a multicast object's fd; TW_ERR_NOT_FOUND: the fd is not one. */
+int tw_vmm_multicast_import(int device, int fd, uint64_t *out_handle)
+{
+    vmm_handle made = {.device = device, .refs = 1, .live = true, .storage_fd = -1};
+    int rc = tw_mcast_open(fd, &made.mcast_fd, &made.mcast, &made.size);
+    return rc == TW_OK ? handle_insert(&made, out_handle) : rc;
+}
+
+/* The multicast object of a handle (NULL: none) and the descriptor that shares it. */
+tw_mcast_group *tw_vmm_multicast(uint64_t handle, int *fd)
+{
     pthread_mutex_lock(&g_lock);
-    device_mem *d = dev_mem(device);
-    int rc = charged ? charge(d, size) : TW_OK;
-    if (rc == TW_OK && g_handle_count == g_handle_capacity) {
-        size_t cap = g_handle_capacity ? 2 * g_handle_capacity : 256;
-        vmm_handle *grown = realloc(g_handles, cap * sizeof(*grown));
-        if (grown == NULL) {
-            if (charged)
-                uncharge(d, size);
-            rc = TW_ERR_NOMEM;
-            if (made.storage_taken != NULL)
-                tw_ipc_backed_free(made.storage_taken, size + 4096);
-            else if (made.storage_fd >= 0)
-                close(made.storage_fd);
-        } else {
-            g_handles = grown;
-            g_handle_capacity = cap;
-        }
-    }
-    uint64_t id = 0, used_after = d->used_bytes;
-    if (rc == TW_OK) {
-        g_handles[g_handle_count++] = made;
-        id = g_handle_count;
-    }
+    vmm_handle *h = handle_get(handle);
+    tw_mcast_group *g = h ? h->mcast : NULL;
+    if (fd)
+        *fd = h ? h->mcast_fd : -1;
     pthread_mutex_unlock(&g_lock);
-    if (rc != TW_OK)
-        return rc;
-    if (charged)
-        record_mem(TW_REC_ALLOC, device, TW_MEM_VMM_PHYSICAL, id, size, used_after);
-    *out_handle = id;
-    return TW_OK;
+    return g;
 }
 
 /* A handle no larger than backed_threshold keeps its bytes in the backed arena (ipc.c), so every

@@ -85,9 +85,12 @@ typedef struct tw_gpu_spec {
     int64_t launch_latency_ns;    /* issue -> earliest start on an idle stream */
     int64_t kernel_floor_ns;      /* shortest kernel: used when no coordinator answers */
     int tdp_watts;
+    int nvswitch;                 /* 1: the node's GPUs meet in NVSwitches (NVLink multicast) */
 } tw_gpu_spec;
 
 const tw_gpu_spec *tw_spec(void);
+/* NVLink multicast objects (cuMulticast*): NVSwitch nodes of Hopper and later. */
+bool tw_multicast_supported(void);
 /* api_runtime_exec.c: the runtime's per-thread last error. Every cudart adapter returns
  * through this so cudaGetLastError / cudaPeekAtLastError see failures. */
 int tw_runtime_status(int status);
@@ -237,6 +240,16 @@ typedef struct tw_vmm_share {
     uint64_t storage_offset;
 } tw_vmm_share;
 int tw_vmm_share_info(uint64_t handle, tw_vmm_share *out);
+/* multicast.c: NVLink multicast objects shared by the run's processes (one shared page each) */
+typedef struct tw_mcast_group tw_mcast_group;
+int tw_mcast_create(uint64_t size, uint32_t devices, int *out_fd, tw_mcast_group **out_group);
+int tw_mcast_open(int fd, int *out_fd, tw_mcast_group **out_group, uint64_t *size);
+void tw_mcast_close(int fd, tw_mcast_group *g);
+int tw_mcast_add_device(tw_mcast_group *g, int device);
+uint64_t tw_mcast_size(const tw_mcast_group *g);
+int tw_vmm_multicast_create(int device, uint64_t size, uint32_t devices, uint64_t *out_handle);
+int tw_vmm_multicast_import(int device, int fd, uint64_t *out_handle);
+tw_mcast_group *tw_vmm_multicast(uint64_t handle, int *fd);
 int tw_vmm_import(int device, uint64_t size, const tw_vmm_share *share, uint64_t *out_handle);
 int tw_vmm_retain_at(const void *ptr, uint64_t *out_handle);
 

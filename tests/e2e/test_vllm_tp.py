@@ -101,15 +101,13 @@ def test_vllm_tensor_parallel_2_tiny(vllm_python: str, shim_lib: Path, tmp_path:
     assert steps["across_ranks"]["count"] >= MAX_TOKENS, steps["across_ranks"]["count"]
     assert run.summary["unimplemented"] == [], run.summary["unimplemented"]
     # a decode step of a 2-layer model all-reduces after attention and after the MLP of each
-    # layer: at least 2 x layers rendezvous per decoded token beyond the first. vLLM 0.32 picks
-    # FlashInfer's one-shot Lamport all-reduce kernel on H100 (it works through peers' IPC
-    # buffers reached from a device-side pointer table), which the shim does not yet recognise
-    # as a collective: its launches are timed as kernels, not met across the ranks.
+    # layer: at least 2 x layers rendezvous per decoded token beyond the first, whichever
+    # all-reduce vLLM picks (on an H100 node: FlashInfer's MNNVL all-reduce over multicast memory,
+    # its Lamport all-reduce without multicast; both kernels reach the peers' buffers through a
+    # pointer table in device memory), and none of those kernels ran alone
     layers = 2
-    rendezvous = len(rendezvous_by_id(run.run_dir))
-    if rendezvous < 2 * layers * (MAX_TOKENS - 1):
-        pytest.xfail(f"{rendezvous} rendezvous: FlashInfer's Lamport all-reduce kernels are not synchronised "
-                     "across ranks yet (issue 8 item 5)")
+    assert len(rendezvous_by_id(run.run_dir)) >= 2 * layers * (MAX_TOKENS - 1)
+    assert run.summary["collectives_not_met"] == [], run.summary["collectives_not_met"]
 
 
 @pytest.mark.slow   # 4 workers on a 2-core host

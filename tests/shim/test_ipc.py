@@ -70,7 +70,8 @@ def test_vmm_shareable_handles_share_bytes_and_pointer_tables_meet(emulate, vmm_
     """cuMemExportToShareableHandle / ImportFromShareableHandle (POSIX fds over a socket): a small
     handle is the same bytes wherever it is mapped (twice here, once in the peer, again after an
     unmap), and a kernel reaching the peer's imported memory through a pointer table in device
-    memory meets the peer's launch, as FlashInfer's all-reduce does through its workspace."""
+    memory meets the peer's launch, as FlashInfer's all-reduce does through its workspace; a
+    multicast object made in one process is imported by the other (cuMulticast*)."""
     run = emulate([str(vmm_peers)], extra=["--gpus", "2"])
     assert run.exit_status == 0, run.stderr[-3000:]
     got = values(run.stdout)
@@ -78,3 +79,8 @@ def test_vmm_shareable_handles_share_bytes_and_pointer_tables_meet(emulate, vmm_
     assert got[(0, "peer_value")] == 1001 and got[(1, "peer_value")] == 1000
     assert got[(0, "written_by_peer")] == 2001 and got[(1, "written_by_peer")] == 2000
     check_kernels_meet(run.run_dir, got, "table_exchange")
+    # an H100 node has NVSwitch: multicast objects are shared by both processes, for two devices
+    for rank in (0, 1):
+        assert got[(rank, "multicast_supported")] == 1
+        assert got[(rank, "third_device_refused")] == 1
+        assert got[(rank, "multicast_bound")] == 1

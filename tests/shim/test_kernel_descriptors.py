@@ -491,6 +491,8 @@ FI_ONESHOT_BF16 = ("_ZN10flashinfer23trtllm_allreduce_fusion39allreduce_fusion_k
                    "PatternE1E13__nv_bfloat16Li4ELb1ELb1EEEvNS0_21AllReduceFusionParamsIT0_EE")
 FI_TWOSHOT_F32 = ("_ZN10flashinfer23trtllm_allreduce_fusion36allreduce_fusion_kernel_twoshot_syncILNS0_22AllReduceFusionPattern"
                   "E0EfLi2ELb0EEEvNS0_21AllReduceFusionParamsIT0_EESt5arrayIiXT1_EES7_")
+MNNVL_ONESHOT_BF16 = ("_ZN10flashinfer22trtllm_mnnvl_allreduce28oneshotAllreduceFusionKernelILh2E13__nv_bfloat16Lb1ELNS0_9Quant"
+                      "TypeE0E6float4EEvNS0_21AllReduceKernelParamsIT0_EE")
 VLLM_CUSTOM_1STAGE = ("_ZN4vllm26cross_device_reduce_1stageI13__nv_bfloat16Li2EEEvPNS_8RankDataENS_11RankSignalsEPNS_6Signal"
                       "EPT_ii")
 
@@ -498,7 +500,8 @@ VLLM_CUSTOM_1STAGE = ("_ZN4vllm26cross_device_reduce_1stageI13__nv_bfloat16Li2EE
 def test_peer_allreduce_kernels_are_all_reduces(harness: Path) -> None:
     """All-reduce kernels through peers' memory are collectives of their ranks and element count,
     with the algorithm their name says: FlashInfer's AllReduceFusionParams {nranks, rank, size
-    (elements), ...}; vLLM's custom all-reduce counts 16-byte packs."""
+    (elements), ...} and MNNVL AllReduceKernelParams; vLLM's custom all-reduce counts 16-byte
+    packs."""
     collective, oneshot, twoshot = (abi.constant(n) for n in ("TW_OP_COLLECTIVE", "TW_COLL_ALGO_IPC_ONESHOT",
                                                               "TW_COLL_ALGO_IPC_TWOSHOT"))
     tokens, hidden = 16, 8192
@@ -515,6 +518,12 @@ def test_peer_allreduce_kernels_are_all_reduces(harness: Path) -> None:
               .format(ranks=2) + "\n")[0]
     assert out["ok"] == "1" and int(out["bytes"]) == tokens * hidden * 4
     assert int(out["dims"].split(",")[4]) == twoshot
+    # FlashInfer's MNNVL (multicast) kernels: {nRanks, rank, numTokens, tokenDim} after 8 pointers
+    mnnvl = ["name " + MNNVL_ONESHOT_BF16, f"grid {tokens} 1 1", "block 1024 1 1", "param 120", "i32 64 2", "i32 68 0",
+             f"i32 72 {tokens}", f"i32 76 {hidden}", "describe"]
+    out = run(harness, "\n".join(mnnvl) + "\n")[0]
+    assert out["ok"] == "1" and int(out["bytes"]) == tokens * hidden * 2
+    assert out["dims"].split(",")[:5] == ["2", str(tokens * hidden), "0", "0", str(oneshot)]
     packs = 512
     custom = ["name " + VLLM_CUSTOM_1STAGE, "grid 36 1 1", "block 512 1 1", "param 8", "param 64", "param 8", "param 8",
               "param 4", "i32 0 1", "param 4", f"i32 0 {packs}", "describe"]

@@ -2,7 +2,9 @@
 // as POSIX fds, passed over a Unix socket as FlashInfer and torch symmetric memory pass them):
 // the bytes of a small handle are the same wherever it is mapped, here or in the peer, and a
 // kernel that reaches the peer's memory through a table of pointers in device memory (FlashInfer's
-// all-reduce workspace) synchronises with the peer's launch of it. Prints `rank R key value`.
+// all-reduce workspace) synchronises with the peer's launch of it. Then a multicast object made by
+// rank 0, imported by rank 1, with both devices added and their memory bound (FlashInfer's MNNVL
+// workspace). Prints `rank R key value`.
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -101,6 +103,11 @@ typedef CUresult (*reserve_fn)(CUdeviceptr *, size_t, size_t, CUdeviceptr, unsig
 typedef CUresult (*map_fn)(CUdeviceptr, size_t, size_t, CUmemGenericAllocationHandle, unsigned long long);
 typedef CUresult (*unmap_fn)(CUdeviceptr, size_t);
 typedef CUresult (*access_fn)(CUdeviceptr, size_t, const CUmemAccessDesc *, size_t);
+typedef CUresult (*attr_fn)(int *, CUdevice_attribute, CUdevice);
+typedef CUresult (*mc_create_fn)(CUmemGenericAllocationHandle *, const CUmulticastObjectProp *);
+typedef CUresult (*mc_add_fn)(CUmemGenericAllocationHandle, CUdevice);
+typedef CUresult (*mc_bind_fn)(CUmemGenericAllocationHandle, size_t, CUmemGenericAllocationHandle, size_t, size_t,
+                               unsigned long long);
 
 static int run(int sock)
 {
@@ -175,6 +182,41 @@ static int run(int sock)
     table_exchange<<<1, 32>>>(table);
     CHECK(cudaDeviceSynchronize());
     printf("rank %d done %lld\n", rank, now_ns());
+
+    // a multicast object over both devices
+    int supported = 0;
+    CHECK_CU(driver<attr_fn>("cuDeviceGetAttribute")(&supported, CU_DEVICE_ATTRIBUTE_MULTICAST_SUPPORTED, rank));
+    printf("rank %d multicast_supported %d\n", rank, supported);
+    CUmulticastObjectProp mc_prop = {};
+    mc_prop.numDevices = 2;
+    mc_prop.size = small;
+    mc_prop.handleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+    CUmemGenericAllocationHandle mc = 0;
+    int mc_fd = -1;
+    if (rank == 0) {
+        CHECK_CU(driver<mc_create_fn>("cuMulticastCreate")(&mc, &mc_prop));
+        CHECK_CU(driver<export_fn>("cuMemExportToShareableHandle")(&mc_fd, mc, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0));
+        if (!send_fds(sock, &mc_fd, 1))
+            return 5;
+    } else {
+        if (!recv_fds(sock, &mc_fd, 1))
+            return 5;
+        CHECK_CU(driver<import_fn>("cuMemImportFromShareableHandle")(&mc, (void *)(long)mc_fd,
+                                                                     CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR));
+    }
+    close(mc_fd);
+    CHECK_CU(driver<mc_add_fn>("cuMulticastAddDevice")(mc, rank));
+    if (!barrier(sock))
+        return 5;
+    // both devices are in: another is more than the object was made for
+    printf("rank %d third_device_refused %d\n", rank,
+           driver<mc_add_fn>("cuMulticastAddDevice")(mc, 1 - rank) == CUDA_ERROR_INVALID_VALUE);
+    CUdeviceptr mc_va = 0;
+    CHECK_CU(driver<reserve_fn>("cuMemAddressReserve")(&mc_va, small, 0, 0, 0));
+    CHECK_CU(driver<map_fn>("cuMemMap")(mc_va, small, 0, mc, 0));
+    CHECK_CU(driver<access_fn>("cuMemSetAccess")(mc_va, small, &access, 1));
+    CHECK_CU(driver<mc_bind_fn>("cuMulticastBindMem")(mc, 0, mine[0], 0, small, 0));
+    printf("rank %d multicast_bound 1\n", rank);
     return 0;
 }
 
