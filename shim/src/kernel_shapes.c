@@ -609,6 +609,29 @@ static bool function_is(const char *text, const char *name)
                                                               found[-1] == ':');
 }
 
+/* Whether a parameter list has a pointer to pointers (T**, T* const*, T* __restrict__*). */
+static bool pointer_to_pointer(const char *params)
+{
+    for (const char *p = strchr(params, '*'); p != NULL; p = strchr(p + 1, '*')) {
+        const char *q = p + 1;
+        for (;;) {
+            while (*q == ' ')
+                q++;
+            if (strncmp(q, "const", 5) == 0 && !ident_char(q[5]))
+                q += 5;
+            else if (strncmp(q, "volatile", 8) == 0 && !ident_char(q[8]))
+                q += 8;
+            else if (strncmp(q, "__restrict__", 12) == 0 && !ident_char(q[12]))
+                q += 12;
+            else
+                break;
+        }
+        if (*q == '*')
+            return true;
+    }
+    return false;
+}
+
 void tw_kernel_shape_init(const char *mangled, tw_kernel_shape *out)
 {
     memset(out, 0, sizeof *out);
@@ -620,6 +643,7 @@ void tw_kernel_shape_init(const char *mangled, tw_kernel_shape *out)
     uint8_t first_float = TW_DT_UNKNOWN;
     scan_types(text, open, &out->name_elem_bytes, &first_float);
     out->dtype = first_float;
+    out->pointer_tables = pointer_to_pointer(text + open);
     if (function_is(text, "device_kernel<") && strstr(text, "FlashAttnFwdSm90<")) {
         out->family = FAM_FA3_FWD;
         parse_fa3_name(text, out);

@@ -44,6 +44,9 @@ typedef struct tw_kernel_shape {
     uint8_t elem_bytes[TW_MAX_PARAMS];   /* pointee size of each pointer parameter, 0 unknown */
     tw_tensor_lists lists;            /* multi-tensor kernels */
     uint8_t comm_ranks;               /* peer all-reduce kernels: the ranks their template names */
+    bool pointer_tables;              /* a parameter may be a table of pointers (a T** parameter, or
+                                         a peer all-reduce kernel's workspace): launch.c looks one
+                                         level into it for peers' memory */
 } tw_kernel_shape;
 
 /* The demangled name (malloc'd: the caller frees it), NULL for an extern "C" name. */
@@ -65,7 +68,8 @@ bool tw_kernel_shape_describe(const tw_kernel_shape *shape, const tw_param_layou
 
 /* kernel_shapes_comm.c: all-reduce kernels through peers' memory (vLLM custom, FlashInfer
  * TensorRT-LLM fusion). parse: whether the demangled name is one (then shape->rule and
- * comm_ranks say which); describe: the launch as a TW_OP_COLLECTIVE all-reduce. */
+ * comm_ranks say which); describe: the launch as a TW_OP_COLLECTIVE all-reduce (a local kernel of
+ * that family, such as the MNNVL two-shot norm, by its bytes). */
 bool tw_comm_kernel_parse(const char *text, size_t param_open, tw_kernel_shape *out);
 bool tw_comm_kernel_describe(const tw_kernel_shape *shape, const tw_param_layout *l, void **args, tw_desc *desc);
 

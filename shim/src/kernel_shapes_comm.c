@@ -13,6 +13,8 @@
  *   allreduce_fusion_kernel_twoshot_sync<Pattern, T, NRanks, Fp32Acc>(AllReduceFusionParams<T>, ...)
  *   oneshotAllreduceFusionKernel<(uint8_t)WorldSize, T, ...>(AllReduceKernelParams<T>)   (MNNVL)
  *   twoshotAllreduceKernel<(uint8_t)WorldSize, T, ...>(AllReduceKernelParams<T>)
+ *   rmsNormLamport<T, ...>(AllReduceKernelParams<T>): the two-shot path's residual add and
+ *       RMSNorm of what the peers wrote; a local kernel, described by its bytes
  *
  * AllReduceFusionParams<T> begins {int nranks; int rank; int size (elements); int hidden_dim; ...};
  * the MNNVL AllReduceKernelParams<T> has 8 pointers, then {int nRanks; int rank; int numTokens;
@@ -22,13 +24,15 @@
 
 #include "kernel_shapes.h"
 
-enum comm_kind { COMM_NONE = 0, COMM_VLLM_CUSTOM, COMM_TRTLLM_FUSION, COMM_MNNVL };
+#define NO_RANKS 0xff
+
+enum comm_kind { COMM_NONE = 0, COMM_VLLM_CUSTOM, COMM_TRTLLM_FUSION, COMM_MNNVL, COMM_MNNVL_NORM };
 
 typedef struct comm_rule {
     const char *name;           /* function name with its template's '<' */
     uint8_t kind;               /* enum comm_kind */
     uint8_t algorithm;          /* enum tw_coll_algorithm */
-    uint8_t ranks_arg;          /* template argument holding the rank count */
+    uint8_t ranks_arg;          /* template argument holding the rank count; NO_RANKS: local kernel */
 } comm_rule;
 
 static const comm_rule RULES[] = {
@@ -38,6 +42,7 @@ static const comm_rule RULES[] = {
     {"allreduce_fusion_kernel_twoshot_sync<", COMM_TRTLLM_FUSION, TW_COLL_ALGO_IPC_TWOSHOT, 2},
     {"oneshotAllreduceFusionKernel<", COMM_MNNVL, TW_COLL_ALGO_IPC_ONESHOT, 0},
     {"twoshotAllreduceKernel<", COMM_MNNVL, TW_COLL_ALGO_IPC_TWOSHOT, 0},
+    {"rmsNormLamport<", COMM_MNNVL_NORM, TW_COLL_ALGO_NCCL, NO_RANKS},
 };
 
 #define MNNVL_RANKS_AT 64       /* AllReduceKernelParams<T>: after its 8 pointers */
@@ -87,11 +92,18 @@ bool tw_comm_kernel_parse(const char *text, size_t param_open, tw_kernel_shape *
         const char *found = strstr(text, RULES[r].name);
         if (found == NULL || (size_t)(found - text) >= param_open)
             continue;
+        if (elem_bytes(out->dtype) == 0)
+            return false;
+        if (RULES[r].ranks_arg == NO_RANKS) {
+            out->rule = (uint16_t)r;
+            return true;
+        }
         long ranks = template_number(found + strlen(RULES[r].name), RULES[r].ranks_arg);
-        if (ranks < 2 || ranks > MAX_RANKS || elem_bytes(out->dtype) == 0)
+        if (ranks < 2 || ranks > MAX_RANKS)
             return false;
         out->rule = (uint16_t)r;
         out->comm_ranks = (uint8_t)ranks;
+        out->pointer_tables = true;
         return true;
     }
     return false;
@@ -119,13 +131,18 @@ bool tw_comm_kernel_describe(const tw_kernel_shape *shape, const tw_param_layout
         if (!param_i32(l, args, 0, 0, &ranks) || !param_i32(l, args, 0, 4, &rank) || !param_i32(l, args, 0, 8, &size))
             return false;
         count = size > 0 ? (uint64_t)size : 0;
-    } else {
+    } else {   /* MNNVL: the collectives and the norm after the two-shot one */
         int32_t tokens = 0, dim = 0;
         if (!param_i32(l, args, 0, MNNVL_RANKS_AT, &ranks) || !param_i32(l, args, 0, MNNVL_RANKS_AT + 4, &rank) ||
             !param_i32(l, args, 0, MNNVL_RANKS_AT + 8, &tokens) || !param_i32(l, args, 0, MNNVL_RANKS_AT + 12, &dim) ||
             tokens <= 0 || dim <= 0)
             return false;
         count = (uint64_t)tokens * (uint64_t)dim;
+        if (rule->kind == COMM_MNNVL_NORM) {
+            /* reads the reduced values, the residual and gamma; writes the sum and the norm */
+            desc->bytes = (4 * count + (uint64_t)dim) * elem;
+            return rank >= 0 && rank < ranks;
+        }
     }
     if (ranks != shape->comm_ranks || rank < 0 || rank >= ranks || count == 0 || elem == 0)
         return false;

@@ -443,7 +443,9 @@ static bool add_peer_owner(uint64_t word, int32_t *pids, uint32_t *count)
 /* The processes whose memory the arguments reach: pointers in parameters and by-value structs
  * (vLLM's RankSignals), and one level further through a small table of pointers in this
  * process's device memory (FlashInfer's and TensorRT-LLM's all-reduce workspace, torch symmetric
- * memory's buffer list). The launch synchronises with their kernels. Runs once per launch shape. */
+ * memory's buffer list) where the kernel takes such tables (a T** parameter, or a known peer
+ * all-reduce kernel): any other kernel's buffer may sit just before a table in the same
+ * allocator block. The launch synchronises with their kernels. Runs once per launch shape. */
 static uint32_t peer_owners(const tw_kernel *k, void **args, int32_t *pids)
 {
     if (k->layout_state != 1 || args == NULL)
@@ -455,7 +457,7 @@ static uint32_t peer_owners(const tw_kernel *k, void **args, int32_t *pids)
              at += sizeof(uint64_t)) {
             uint64_t word;
             memcpy(&word, (const char *)args[i] + at, sizeof word);
-            if (!add_peer_owner(word, pids, &count) || word % sizeof(uint64_t) != 0)
+            if (!add_peer_owner(word, pids, &count) || !k->shape.pointer_tables || word % sizeof(uint64_t) != 0)
                 continue;
             /* a local backed buffer: the first words of it may be a table of peers' pointers */
             uint64_t words = tw_mem_host_bytes((const void *)(uintptr_t)word, POINTER_TABLE_BYTES) / sizeof(uint64_t);

@@ -493,6 +493,8 @@ FI_TWOSHOT_F32 = ("_ZN10flashinfer23trtllm_allreduce_fusion36allreduce_fusion_ke
                   "E0EfLi2ELb0EEEvNS0_21AllReduceFusionParamsIT0_EESt5arrayIiXT1_EES7_")
 MNNVL_ONESHOT_BF16 = ("_ZN10flashinfer22trtllm_mnnvl_allreduce28oneshotAllreduceFusionKernelILh2E13__nv_bfloat16Lb1ELNS0_9Quant"
                       "TypeE0E6float4EEvNS0_21AllReduceKernelParamsIT0_EE")
+MNNVL_NORM_BF16 = ("_ZN10flashinfer22trtllm_mnnvl_allreduce14rmsNormLamportI13__nv_bfloat16LNS0_9QuantTypeE0ELb0ELi1E6float4EEvNS0"
+                   "_21AllReduceKernelParamsIT_EE")
 VLLM_CUSTOM_1STAGE = ("_ZN4vllm26cross_device_reduce_1stageI13__nv_bfloat16Li2EEEvPNS_8RankDataENS_11RankSignalsEPNS_6Signal"
                       "EPT_ii")
 
@@ -524,6 +526,12 @@ def test_peer_allreduce_kernels_are_all_reduces(harness: Path) -> None:
     out = run(harness, "\n".join(mnnvl) + "\n")[0]
     assert out["ok"] == "1" and int(out["bytes"]) == tokens * hidden * 2
     assert out["dims"].split(",")[:5] == ["2", str(tokens * hidden), "0", "0", str(oneshot)]
+    # the two-shot path's norm is a local kernel: reads the reduced values, residual and gamma,
+    # writes the sum and the norm
+    norm = ["name " + MNNVL_NORM_BF16, *mnnvl[1:]]
+    out = run(harness, "\n".join(norm) + "\n")[0]
+    assert out["ok"] == "1" and int(out["kind"]) == abi.constant("TW_OP_KERNEL")
+    assert int(out["bytes"]) == (4 * tokens * hidden + hidden) * 2
     packs = 512
     custom = ["name " + VLLM_CUSTOM_1STAGE, "grid 36 1 1", "block 512 1 1", "param 8", "param 64", "param 8", "param 8",
               "param 4", "i32 0 1", "param 4", f"i32 0 {packs}", "describe"]
