@@ -15,7 +15,8 @@ Two steps, as NCCL itself takes them:
 
 All-reduce kernels that work through peers' memory instead of NCCL (vLLM's custom all-reduce,
 FlashInfer's and TensorRT-LLM's Lamport all-reduce; the shim recognises them and meets them
-across ranks) are `ipc_allreduce_plan`: one exchange phase (one-shot) or two (two-shot) of the
+across ranks; torch symmetric memory's all-reduce kernels) are `ipc_allreduce_plan`: one exchange
+phase (one-shot) or two (two-shot; multimem between two barriers) of the
 same fixed cost and link efficiency as a point-to-point transfer, or the HBM traffic of the
 local reduction if that takes longer.
 
@@ -353,33 +354,42 @@ def p2p_plan(spec: GpuSpec, ranks: int, sent: int, received: int, peers: int = 1
 
 
 # Algorithms of all-reduce kernels that reach peers' buffers themselves (records.h tw_coll_algorithm)
-IPC_ONESHOT, IPC_TWOSHOT = 1, 2
+IPC_ONESHOT, IPC_TWOSHOT, IPC_MULTIMEM = 1, 2, 3
+IPC_ALGORITHMS = {IPC_ONESHOT: "ipc_oneshot", IPC_TWOSHOT: "ipc_twoshot", IPC_MULTIMEM: "ipc_multimem"}
 
 
-def ipc_allreduce_plan(spec: GpuSpec, ranks: int, nbytes: int, two_shot: bool, ctas: int = 0,
+def ipc_allreduce_plan(spec: GpuSpec, ranks: int, nbytes: int, algorithm: int = IPC_ONESHOT, ctas: int = 0,
                        calibration: Calibration | None = None) -> Plan:
-    """An all-reduce of `nbytes` per rank by a kernel that writes into its peers' buffers.
+    """An all-reduce of `nbytes` per rank by a kernel that works through its peers' memory.
 
     One-shot: every rank pushes its whole input to each of the ranks-1 peers (one phase), then
     reduces the ranks copies it received. Two-shot: a reduce-scatter then an all-gather through
     the peers' buffers, 2 (ranks-1)/ranks of the input each way, in two phases with a barrier
-    between. Each phase costs the fitted fixed cost of a point-to-point transfer (a kernel that
-    meets its peer through memory) and moves its bytes at the fitted point-to-point efficiency of
-    the link; the local HBM traffic (reading every copy, writing the incoming ones, input and
-    output) bounds it from below. No IPC-kernel timings are public yet: this reuses the fitted
-    NCCL point-to-point constants (predictors/models/nccl_collectives.json)."""
+    between. Multimem (torch symmetric memory on NVSwitch): each rank reduces its 1/ranks share
+    in the switch (multimem.ld_reduce) and stores it to every GPU (multimem.st), the data once
+    each way as NCCL's NVLS, between two barriers. Each phase costs the fitted fixed cost of a
+    point-to-point transfer (a kernel that meets its peer through memory) and the link bytes move
+    at the fitted point-to-point efficiency of the link; the local HBM traffic (reading every
+    copy, writing the incoming ones, input and output) bounds it from below. No IPC-kernel
+    timings are public yet: this reuses the fitted NCCL point-to-point constants
+    (predictors/models/nccl_collectives.json)."""
     cal = calibration or shipped_calibration()
     ranks = max(ranks, 1)
     path = ring_path(spec, ranks)
     link_bps = path.bytes_per_s * (cal.p2p_nvlink_efficiency if path.kind == "nvlink" else cal.pcie_efficiency)
-    phases = 2 if two_shot else 1
-    link_bytes = (2.0 * nbytes * (ranks - 1) / ranks) if two_shot else float(nbytes * (ranks - 1))
-    hbm_bytes = (2 * ranks + 1) * nbytes if not two_shot else 4 * nbytes + 2 * nbytes * (ranks - 1) / ranks
+    if algorithm == IPC_TWOSHOT:
+        phases, link_bytes = 2, 2.0 * nbytes * (ranks - 1) / ranks
+        hbm_bytes = 4 * nbytes + link_bytes
+    elif algorithm == IPC_MULTIMEM:
+        phases, link_bytes, hbm_bytes = 2, float(nbytes), 2.0 * nbytes
+    else:
+        phases, link_bytes = 1, float(nbytes * (ranks - 1))
+        hbm_bytes = (2 * ranks + 1) * nbytes
     seconds = max(link_bytes / link_bps if link_bps else 0.0, hbm_bytes / spec.hbm_bytes_per_s)
     latency_us = phases * cal.p2p_overhead_us
     total_us = latency_us + seconds * 1e6
     channels = min(ctas, spec.sm_count) if ctas > 0 else spec.sm_count
-    return Plan("all_reduce", ranks, nbytes, "ipc_twoshot" if two_shot else "ipc_oneshot", "Simple", path.kind,
+    return Plan("all_reduce", ranks, nbytes, IPC_ALGORITHMS.get(algorithm, "ipc_oneshot"), "Simple", path.kind,
                 channels, latency_us, nbytes / seconds if seconds else 0.0, link_bytes,
                 int(math.ceil(total_us * 1000)))
 
@@ -403,9 +413,9 @@ def op_kind(name: str) -> str:
 def plan_for(spec: GpuSpec, desc: CollectiveDesc, calibration: Calibration | None = None) -> Plan:
     """The plan of a shim descriptor. Built from what every rank shares (ranks, count, dtype), never
     from the rank's own byte count, so all ranks of a collective get the same duration."""
-    if desc.algorithm in (IPC_ONESHOT, IPC_TWOSHOT):
+    if desc.algorithm in IPC_ALGORITHMS:
         nbytes = int(desc.count * DTYPE_BYTES.get(desc.dtype, 2))
-        return ipc_allreduce_plan(spec, desc.ranks, nbytes, desc.algorithm == IPC_TWOSHOT, desc.ctas, calibration)
+        return ipc_allreduce_plan(spec, desc.ranks, nbytes, desc.algorithm, desc.ctas, calibration)
     op = op_kind(desc.name)
     ranks = max(desc.ranks, 1)
     if op in RING_OPS:

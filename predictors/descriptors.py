@@ -330,7 +330,7 @@ class CollectiveDesc:
     recv_bytes: int = 0      # point-to-point (nccl:send/recv/sendrecv): bytes received
     peers: int = 0           # point-to-point: peers of this rank's group of transfers
     algorithm: int = 0       # 0: NCCL's choice; an all-reduce kernel through peers' memory:
-                             # collectives.IPC_ONESHOT / IPC_TWOSHOT (records.h tw_coll_algorithm)
+                             # collectives.IPC_ONESHOT / _TWOSHOT / _MULTIMEM (records.h tw_coll_algorithm)
     ctas: int = 0            # such a kernel's blocks (the SMs it holds)
 
     def byte_count(self) -> int:

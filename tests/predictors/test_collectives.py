@@ -13,6 +13,7 @@ import pytest
 
 from predictors.catalog import NODE_TOPOLOGIES, get_spec, list_specs
 from predictors.collectives import (
+    IPC_MULTIMEM,
     IPC_ONESHOT,
     IPC_TWOSHOT,
     MODEL_PATH,
@@ -190,8 +191,9 @@ def test_peer_allreduce_kernels_cost_their_phases_and_links() -> None:
     the model through the wire format."""
     from shim import abi
 
-    assert (IPC_ONESHOT, IPC_TWOSHOT) == (abi.constant("TW_COLL_ALGO_IPC_ONESHOT"),
-                                          abi.constant("TW_COLL_ALGO_IPC_TWOSHOT"))
+    assert (IPC_ONESHOT, IPC_TWOSHOT, IPC_MULTIMEM) == (abi.constant("TW_COLL_ALGO_IPC_ONESHOT"),
+                                                        abi.constant("TW_COLL_ALGO_IPC_TWOSHOT"),
+                                                        abi.constant("TW_COLL_ALGO_IPC_MULTIMEM"))
     spec, cal = get_spec("h100"), shipped_calibration()
     link = spec.nvlink_bytes_per_s * cal.p2p_nvlink_efficiency
     ranks, count = 4, 16 * 8192                        # 16 tokens of a 8192-wide bf16 hidden state
@@ -205,6 +207,10 @@ def test_peer_allreduce_kernels_cost_their_phases_and_links() -> None:
     assert two.link_bytes == 2 * nbytes * (ranks - 1) / ranks
     assert abs(two.duration_ns - (2 * cal.p2p_overhead_us * 1e3 + max(two.link_bytes / link,
                (4 + 2 * (ranks - 1) / ranks) * nbytes / spec.hbm_bytes_per_s) * 1e9)) <= 1
+    # multimem (NVSwitch reduction): the data once each way, between two barriers
+    multi = plan_for(spec, CollectiveDesc("k", ranks, count, DType.BF16, algorithm=IPC_MULTIMEM))
+    assert abs(multi.duration_ns - (2 * cal.p2p_overhead_us * 1e3 + max(nbytes / link,
+               2 * nbytes / spec.hbm_bytes_per_s) * 1e9)) <= 1
     # small messages: one phase beats NCCL's ring or tree (why vLLM and FlashInfer use them); at
     # 256 MiB the one-shot pushes 3x the input over each link, NCCL's ring 1.5x
     nccl = collective_plan(spec, "all_reduce", ranks, count, DType.BF16)

@@ -495,6 +495,10 @@ MNNVL_ONESHOT_BF16 = ("_ZN10flashinfer22trtllm_mnnvl_allreduce28oneshotAllreduce
                       "TypeE0E6float4EEvNS0_21AllReduceKernelParamsIT0_EE")
 MNNVL_NORM_BF16 = ("_ZN10flashinfer22trtllm_mnnvl_allreduce14rmsNormLamportI13__nv_bfloat16LNS0_9QuantTypeE0ELb0ELi1E6float4EEvNS0"
                    "_21AllReduceKernelParamsIT_EE")
+_SYMM = "_ZN64_GLOBAL__N__4bfe95cf_25_CUDASymmetricMemoryOps_cu_746e93c6_1455526"
+TORCH_MULTIMEM_AR = _SYMM + "multimem_all_reduce_kernelIN3c108BFloat16ELi16EEEvPT_mPPjmm"
+TORCH_ONE_SHOT_AR = _SYMM + "one_shot_all_reduce_kernelIN3c108BFloat16ELi16ELi4EEEvPPT_S4_S4_mmPPjmm"
+TORCH_TWO_SHOT_AR = _SYMM + "two_shot_all_reduce_kernelIN3c108BFloat16ELi16ELi4ELb0ELb0EEEvPPT_S4_mmPPjmmm"
 VLLM_CUSTOM_1STAGE = ("_ZN4vllm26cross_device_reduce_1stageI13__nv_bfloat16Li2EEEvPNS_8RankDataENS_11RankSignalsEPNS_6Signal"
                       "EPT_ii")
 
@@ -532,6 +536,23 @@ def test_peer_allreduce_kernels_are_all_reduces(harness: Path) -> None:
     out = run(harness, "\n".join(norm) + "\n")[0]
     assert out["ok"] == "1" and int(out["kind"]) == abi.constant("TW_OP_KERNEL")
     assert int(out["bytes"]) == (4 * tokens * hidden + hidden) * 2
+    # torch symmetric memory: size_t numel, rank, world size among plain parameters
+    numel = tokens * hidden
+    multimem = ["name " + TORCH_MULTIMEM_AR, "grid 8 1 1", "block 1024 1 1", "param 8", "param 8", f"i64 0 {numel}",
+                "param 8", "param 8", "i64 0 3", "param 8", "i64 0 4", "describe"]
+    out = run(harness, "\n".join(multimem) + "\n")[0]
+    assert out["ok"] == "1" and int(out["kind"]) == collective and int(out["bytes"]) == numel * 2
+    assert out["dims"].split(",")[:5] == ["4", str(numel), "0", "0", str(abi.constant("TW_COLL_ALGO_IPC_MULTIMEM"))]
+    one_shot = ["name " + TORCH_ONE_SHOT_AR, "grid 8 1 1", "block 1024 1 1", "param 8", "param 8", "param 8", "param 8",
+                "param 8", f"i64 0 {numel}", "param 8", "param 8", "i64 0 1", "param 8", "i64 0 {world}", "describe"]
+    out = run(harness, "\n".join(one_shot).format(world=4) + "\n")[0]
+    assert out["ok"] == "1" and out["dims"].split(",")[:5] == ["4", str(numel), "0", "0", str(oneshot)]
+    out = run(harness, "\n".join(one_shot).format(world=2) + "\n")[0]   # the template says 4 ranks
+    assert out["ok"] == "0"
+    two_shot = ["name " + TORCH_TWO_SHOT_AR, "grid 8 1 1", "block 1024 1 1", "param 8", "param 8", "param 8",
+                "param 8", f"i64 0 {numel}", "param 8", "param 8", "i64 0 2", "param 8", "i64 0 4", "param 8", "describe"]
+    out = run(harness, "\n".join(two_shot) + "\n")[0]
+    assert out["ok"] == "1" and out["dims"].split(",")[:5] == ["4", str(numel), "0", "0", str(twoshot)]
     packs = 512
     custom = ["name " + VLLM_CUSTOM_1STAGE, "grid 36 1 1", "block 512 1 1", "param 8", "param 64", "param 8", "param 8",
               "param 4", "i32 0 1", "param 4", f"i32 0 {packs}", "describe"]

@@ -230,11 +230,12 @@ enum tw_op_kind {
 
 /* How a collective runs (TW_OP_COLLECTIVE dims[4]): NCCL's own choice, or an all-reduce kernel
  * that writes into its peers' buffers (vLLM's custom all-reduce, FlashInfer's Lamport all-reduce)
- * in one exchange phase or two (reduce-scatter, then all-gather). */
+ * in one exchange phase or two (reduce-scatter, then all-gather), or through multicast memory. */
 enum tw_coll_algorithm {
     TW_COLL_ALGO_NCCL = 0,
     TW_COLL_ALGO_IPC_ONESHOT = 1,
-    TW_COLL_ALGO_IPC_TWOSHOT = 2
+    TW_COLL_ALGO_IPC_TWOSHOT = 2,
+    TW_COLL_ALGO_IPC_MULTIMEM = 3  /* torch symmetric memory: reduce in the NVSwitch, store to all */
 };
 
 enum tw_copy_kind {
