@@ -1,7 +1,8 @@
 /* Kernels that synchronise GPUs through peers' memory (vLLM's custom all-reduce, FlashInfer's
  * and TensorRT-LLM's IPC all-reduces, torch symmetric memory): a kernel whose arguments point
- * into allocations opened from other processes' IPC handles spins on flags those processes'
- * kernels write. On the timeline it is a collective among the owners of that memory and this
+ * into memory other processes own (opened from their cudaIpc handles, or VMM handles imported
+ * from their shareable fds; directly or through a table of pointers, launch.c peer_owners) spins
+ * on flags those processes' kernels write. On the timeline it is a collective among the owners of that memory and this
  * process: it starts when every one of them has reached its own launch of the same kind, and
  * lasts its predicted duration. Launches are matched by order, per set of participants, as
  * the kernels themselves match (each waits for the peers' flags of the same round).
