@@ -82,7 +82,11 @@ def features(desc: Descriptor, spec: GpuSpec, roofline: RooflinePredictor) -> di
     nbytes, flops, math_class = 0.0, 0.0, "fp32"
     if isinstance(desc, GemmDesc | ConvDesc):
         if isinstance(desc, GemmDesc):
-            m, n, k, batch = desc.m, desc.n, desc.k, max(desc.batch, 1)
+            # C = A.B and C^T = B^T.A^T are the same work: the shorter side first, whichever way the
+            # caller oriented it (torch asks cuBLAS for out_features x tokens, Vidur's rows are
+            # tokens x out_features), and the longer side's operand is the weights
+            m, n = min(desc.m, desc.n), max(desc.m, desc.n)
+            k, batch = desc.k, max(desc.batch, 1)
             math_class = peak_class(desc.dtype_a, desc.dtype_compute)
             weights = DTYPE_BYTES[desc.dtype_b] * k * n
         else:
