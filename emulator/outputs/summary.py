@@ -85,27 +85,26 @@ def clock_summary(run_dir: Path) -> dict[str, Any]:
             "governor_updates": int(c.governor_samples), "governed": int(c.governor_pid) != 0}
 
 
-def degraded_causes(run: RunRecords) -> list[dict[str, Any]]:
-    """The processes that went on with floor predictions (emulate --allow-degraded) and why."""
+def _marks(run: RunRecords, prefix: str, key: str) -> list[dict[str, Any]]:
+    """The shim's MARK records whose text starts with prefix: [{pid, key: the rest}]."""
     out = []
     for p in run.processes:
         for name_id in p.of_kind("MARK")["name_id"].tolist():
             name = p.name(name_id)
-            if name.startswith("degraded: "):
-                out.append({"pid": p.pid, "cause": name[len("degraded: "):]})
+            if name.startswith(prefix):
+                out.append({"pid": p.pid, key: name[len(prefix):]})
     return out
+
+
+def degraded_causes(run: RunRecords) -> list[dict[str, Any]]:
+    """The processes that went on with floor predictions (emulate --allow-degraded) and why."""
+    return _marks(run, "degraded: ", "cause")
 
 
 def collectives_not_met(run: RunRecords) -> list[dict[str, Any]]:
     """All-reduce kernels through peers' memory that reached no peer's memory, so were timed alone
     instead of meeting their peers' launches (shim/src/launch.c report_unmet)."""
-    out = []
-    for p in run.processes:
-        for name_id in p.of_kind("MARK")["name_id"].tolist():
-            name = p.name(name_id)
-            if name.startswith("collective not met: "):
-                out.append({"pid": p.pid, "kernel": name[len("collective not met: "):]})
-    return out
+    return _marks(run, "collective not met: ", "kernel")
 
 
 def underdescribed_kernels(ops: pd.DataFrame, floor_ns: int) -> list[dict[str, Any]]:

@@ -103,8 +103,8 @@ void tw_ipc_backed_free(void *p, uint64_t bytes)
 }
 
 /* Page-aligned bytes in the backed arena for a VMM handle (cuMemCreate): another process maps
- * them from the arena's descriptor at *offset. *taken is what tw_ipc_backed_free gives back
- * (bytes + PAGE of it). */
+ * them from the arena's descriptor at *offset. *taken is what tw_ipc_backed_free_pages gives
+ * back. */
 void *tw_ipc_backed_alloc_pages(uint64_t bytes, void **taken, int *fd, uint64_t *offset)
 {
     void *p = tw_ipc_backed_alloc(bytes + PAGE);
@@ -115,6 +115,12 @@ void *tw_ipc_backed_alloc_pages(uint64_t bytes, void **taken, int *fd, uint64_t 
     *fd = arena_fd;
     *offset = aligned - arena.base;
     return (void *)aligned;
+}
+
+/* Gives back what tw_ipc_backed_alloc_pages took for `bytes`. */
+void tw_ipc_backed_free_pages(void *taken, uint64_t bytes)
+{
+    tw_ipc_backed_free(taken, bytes + PAGE);
 }
 
 /* Another process's backed arena, opened here (the caller closes it): -1 and a warning if not. */

@@ -619,7 +619,7 @@ static vmm_handle *handle_get(uint64_t id)
 static void drop_storage(vmm_handle *h)
 {
     if (h->storage_taken != NULL)
-        tw_ipc_backed_free(h->storage_taken, h->size + 4096);
+        tw_ipc_backed_free_pages(h->storage_taken, h->size);
     else if (h->storage_fd >= 0)
         close(h->storage_fd);
     if (h->mcast != NULL)

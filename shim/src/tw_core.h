@@ -218,6 +218,7 @@ void *tw_ipc_backed_alloc(uint64_t bytes);
 void tw_ipc_backed_free(void *p, uint64_t bytes);
 bool tw_ipc_backed_contains(const void *p);
 void *tw_ipc_backed_alloc_pages(uint64_t bytes, void **taken, int *fd, uint64_t *offset);
+void tw_ipc_backed_free_pages(void *taken, uint64_t bytes);
 int tw_ipc_open_peer_arena(int32_t pid, int32_t fd_there);
 int tw_ipc_get(const void *ptr, void *out_handle_bytes);
 int tw_ipc_open(const void *handle_bytes, void **out_ptr);
