@@ -553,8 +553,8 @@ int tw_actors_wait_epoch(uint32_t seen_epoch, int64_t host_timeout_ns)
     return futex_call(&table->epoch, FUTEX_WAIT, seen_epoch, &ts) == 0 ? 0 : errno;
 }
 
-/* After a jump: wake epoch waiters, and signal the threads in OS waits whose target passed. */
-static void wake_reached(int64_t run_now)
+/* Wake epoch waiters, and signal the threads in OS waits whose target is at most signal_until. */
+static void wake_waiters(int64_t signal_until)
 {
     __atomic_fetch_add(&table->epoch, 1, __ATOMIC_ACQ_REL);
     futex_call(&table->epoch, FUTEX_WAKE, INT_MAX, NULL);
@@ -564,12 +564,21 @@ static void wake_reached(int64_t run_now)
     for (uint32_t i = 0; i < n; i++) {
         tw_actor *s = &table->slots[i];
         if (s == tl_self || __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != TW_ACTOR_BLOCKED ||
-            !(s->flags & TW_ACTOR_F_SIGNAL) || s->target_ns > run_now)
+            !(s->flags & TW_ACTOR_F_SIGNAL) || s->target_ns > signal_until)
             continue;
         int32_t pid = __atomic_load_n(&s->pid, __ATOMIC_ACQUIRE);
         if (pid != 0)
             real_syscall(SYS_tgkill, pid, s->tid, wake_signal);
     }
+}
+
+/* After a pause of the clock: waiters that sized their sleep while it stood still resize it. A
+ * signalled wait sleeps at most TW_SLICE_TIMED_NS: a target further on is resized by its own
+ * next slice. */
+void tw_actors_wake_sleepers(void)
+{
+    pthread_once(&init_once, actors_init);
+    wake_waiters(tw_now_ns() + TW_SLICE_TIMED_NS);
 }
 
 /* Quiescence: every other actor must be asleep in the kernel, not just marked, and no state
@@ -713,6 +722,8 @@ enum tw_jump_result tw_actors_try_jump(void)
     }
     if (earliest == INT64_MAX)
         return refused(TW_REFUSED_NO_TARGET, TW_JUMP_NONE);
+    if (tw_clock_paused())
+        return refused(TW_REFUSED_PAUSED, TW_JUMP_NONE);   /* its end wakes the waiters (clock.c) */
     if (outsider_works())
         return refused(TW_REFUSED_OUTSIDER, TW_JUMP_NONE);
     /* A rendezvous completed and a participant has not yet recomputed its timeline: its waits
@@ -745,7 +756,7 @@ enum tw_jump_result tw_actors_try_jump(void)
         if (woke_others)
             wake_pause_begin();
     }
-    wake_reached(earliest);
+    wake_waiters(earliest);   /* the threads whose target the jump reached */
     return TW_JUMP_DONE;
 }
 

@@ -42,6 +42,8 @@ int tw_actors_wait_epoch(uint32_t seen_epoch, int64_t host_timeout_ns);
 uint32_t tw_actors_epoch(void);
 /* Wake every epoch waiter to re-evaluate (a state they wait on changed). */
 void tw_actors_kick(void);
+/* The clock resumed after a pause during which waiters sized their sleeps: wake them to resize. */
+void tw_actors_wake_sleepers(void);
 /* A blocked slot (of any thread of this process) gets a target: it may wake on a jump to it. */
 void tw_actor_set_target(tw_actor *slot, int64_t target_ns);
 /* The calling thread is the emulator's own (a progress thread): never an actor. */

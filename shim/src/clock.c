@@ -139,6 +139,17 @@ void tw_clock_pause_end(int64_t begin_host_ns)
     tw_clock_page_lock(page, my_pid);
     tw_clock_page_resume(page, host_mono_ns);
     tw_clock_page_unlock(page);
+    if (tw_clock_page_take_sleepers(page))
+        tw_actors_wake_sleepers();
+}
+
+/* While the clock stands still for the emulator's work no jump may happen: a thread waiting
+ * for a prediction sleeps in the kernel as if it waited for another process, and a jump then
+ * would skip the time its GPU work is about to take. */
+bool tw_clock_paused(void)
+{
+    ensure_clock();
+    return __atomic_load_n(&page->pause_depth, __ATOMIC_ACQUIRE) > 0;
 }
 
 int64_t tw_realtime_ns(void)
@@ -274,14 +285,15 @@ int64_t tw_clock_host_ns(void)
     return host_clock_ns(CLOCK_MONOTONIC);
 }
 
-/* Host time that `virtual_span` takes at the current rate (long while the clock stands still):
- * how long a wait sleeps for a span of virtual time while others keep the clock from jumping. */
+/* Host time that `virtual_span` takes at the current rate: how long a wait sleeps for a span of
+ * virtual time while others keep the clock from jumping. Unbounded while the clock stands still;
+ * the end of the pause then wakes the waiter (tw_clock_pause_end, the governor). */
 int64_t tw_clock_host_span_ns(int64_t virtual_span_ns)
 {
     ensure_clock();
-    uint32_t rate = __atomic_load_n(&page->rate_ppm, __ATOMIC_ACQUIRE);
     if (virtual_span_ns <= 0)
         return 0;
+    uint32_t rate = tw_clock_page_rate_for_sleep(page);
     if (rate == 0)
         return INT64_MAX;
     return (int64_t)((__int128)virtual_span_ns * TW_RATE_ONE_PPM / rate);

@@ -151,6 +151,31 @@ static inline void tw_clock_page_end_pauses(tw_clock_page *p, tw_host_clock_fn h
     tw_clock_page_end_write(p);
 }
 
+/* The rate a waiter sizes its next real-time sleep by. While the clock stands still every span is
+ * unbounded, so the waiter marks the page first: whoever ends the pause sees the mark and wakes
+ * the waiters to resize (tw_clock_page_take_sleepers). Mark, then read again: either this read
+ * sees the resumed rate or the resumer sees the mark (both sides fence). */
+static inline uint32_t tw_clock_page_rate_for_sleep(tw_clock_page *p)
+{
+    uint32_t rate = __atomic_load_n(&p->rate_ppm, __ATOMIC_ACQUIRE);
+    if (rate != 0)
+        return rate;
+    __atomic_store_n(&p->sleepers_on_pause, 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    return __atomic_load_n(&p->rate_ppm, __ATOMIC_RELAXED);
+}
+
+/* After a pause ended (lock released): true once for the waiters that slept on it, which the
+ * caller must wake (a woken waiter's slice sized at rate 0 would overshoot its target). */
+static inline bool tw_clock_page_take_sleepers(tw_clock_page *p)
+{
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&p->sleepers_on_pause, __ATOMIC_RELAXED) == 0 ||
+        __atomic_load_n(&p->rate_ppm, __ATOMIC_RELAXED) == 0)
+        return false;   /* none, or paused again: the next resume wakes them */
+    return __atomic_exchange_n(&p->sleepers_on_pause, 0, __ATOMIC_ACQ_REL) != 0;
+}
+
 /* Lock held: a jump to `target`; false (nothing written) when the clock is already there. */
 static inline bool tw_clock_page_jump(tw_clock_page *p, tw_host_clock_fn host_now, int64_t target, int64_t *from)
 {

@@ -267,6 +267,7 @@ void tw_wait_until(int64_t target_ns, int reason, uint32_t what_name_id);
 /* Emulator-internal waits (prediction round trips) do not count as the program's time. */
 int64_t tw_clock_pause_begin(void);
 void tw_clock_pause_end(int64_t begin_host_ns);
+bool tw_clock_paused(void);
 /* Real (host) monotonic time, for wall-time accounting only. */
 int64_t tw_host_mono_ns(void);
 

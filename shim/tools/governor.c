@@ -198,7 +198,7 @@ static uint32_t governed_rate(const tw_clock_page *clock, const window_sample *w
     return (uint32_t)rate;
 }
 
-/* The clock runs faster now: a thread waiting in host time for a virtual target sleeps a host
+/* The clock runs faster now (a higher rate, or a pause that waiters slept on ended): a thread waiting in host time for a virtual target sleeps a host
  * span computed at the old rate and would wake late. Sleeps and GPU waits wait on the epoch word
  * (a kick re-evaluates them); fd, semaphore and futex waits whose target falls within a slice get
  * the wake signal, as after a jump (only slots whose process took that signal carry the flag). */
@@ -257,6 +257,8 @@ int main(int argc, char **argv)
             tw_clock_page_lock(clock, me);
             tw_clock_page_end_pauses(clock, mono_ns);
             tw_clock_page_unlock(clock);
+            if (actors != NULL && tw_clock_page_take_sleepers(clock))
+                wake_waiters(actors, clock, now);
         }
         if (actors == NULL)
             continue;
@@ -267,6 +269,8 @@ int main(int argc, char **argv)
             tw_clock_page_lock(clock, me);
             tw_clock_page_resume(clock, mono_ns);   /* the woken threads are not coming: time goes on */
             tw_clock_page_unlock(clock);
+            if (tw_clock_page_take_sleepers(clock))
+                wake_waiters(actors, clock, now);
         }
         window_sample *latest = &window[ticks++ % WINDOW];
         *latest = sample(actors, probes, (double)(now - last_sample));

@@ -38,7 +38,7 @@ typedef struct tw_clock_page {
     int64_t dilated_ns_total;        /* virtual time the governor took off running phases (< 0: added) */
     uint64_t governor_samples;       /* rate updates so far */
     int32_t governor_pid;            /* the governor process, 0 = none (rate stays at cpu_speed) */
-    uint32_t reserved32;
+    uint32_t sleepers_on_pause;      /* 1: a waiter sized its sleep while the clock stood still: wake it on resume */
     uint64_t reserved[4];
 } tw_clock_page;
 
@@ -102,6 +102,7 @@ enum tw_jump_refusal {
     TW_REFUSED_NOT_QUIESCENT = 7,  /* a blocked thread was woken by a real event (it is runnable) */
     TW_REFUSED_SELF = 8,           /* the caller itself counts as running (spinning, say) */
     TW_REFUSED_OUTSIDER = 9,       /* a process of the run without the shim works */
+    TW_REFUSED_PAUSED = 10,        /* the clock stands still for the emulator's own work (a prediction) */
     TW_REFUSAL_COUNT = 12
 };
 
