@@ -492,9 +492,11 @@ void tw_coll_deposit(const tw_coll_ref *ref, int64_t aux)
     tw_coll_entry *e = ref_entry(ref);
     uint64_t bit = 1ULL << ref->index;
     if (e != NULL && !(e->deposited_mask & bit)) {
-        e->deposited_mask |= bit;
-        e->deposited++;
+        /* readers test `deposited` without the lock, then read aux and the staged bytes: the
+         * count is published last, with release */
         e->aux[ref->index] = aux;
+        e->deposited_mask |= bit;
+        __atomic_store_n(&e->deposited, e->deposited + 1, __ATOMIC_RELEASE);
     }
     page_unlock();
     bump_progress();
@@ -552,7 +554,9 @@ bool tw_coll_arrive(const tw_coll_ref *ref, int64_t arrival_ns)
         e->arrived_mask |= bit;
         if (arrival_ns > e->start_ns || e->arrived == 0)
             e->start_ns = arrival_ns;
-        if (++e->arrived == e->expected) {
+        uint32_t arrived = e->arrived + 1;
+        __atomic_store_n(&e->arrived, arrived, __ATOMIC_RELEASE);   /* start_ns is read after it, lock-free */
+        if (arrived == e->expected) {
             completed = true;
             page->completed++;
             participants_dirty(e);

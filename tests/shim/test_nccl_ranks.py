@@ -69,6 +69,19 @@ def test_collectives_move_and_reduce_data_across_processes(emulate, nccl_ranks: 
     assert run.summary["floor_predicted"] == []
 
 
+def test_results_read_at_once_are_written_while_peers_still_stage(emulate, nccl_ranks: Path) -> None:  # noqa: ANN001
+    """Each rank reads every all-reduce's output right after issuing it, while slower ranks are
+    still depositing their bytes: a reader that saw every deposit counted before the last one's
+    data was published skipped the write and returned the previous result (1 to 3 of 1000 wrong
+    in 2 of 3 runs on 2 busy cores before the fix)."""
+    count = 1000
+    run = emulate([str(nccl_ranks), "4", "churn", str(count)], extra=["--gpus", "4"])
+    assert run.exit_status == 0, run.stderr[-3000:]
+    wrong = {int(line.split()[1]): int(line.split()[3]) for line in run.stdout.splitlines()
+             if line.startswith("rank ") and " churn_wrong " in line}
+    assert wrong == dict.fromkeys(range(4), 0), wrong
+
+
 def collective_records(run_dir: Path) -> list[dict]:
     out = []
     for proc in load_run(run_dir).processes:

@@ -4,9 +4,12 @@
  * shim through dlsym, the types from the vendor headers.
  *
  *   nccl_ranks NRANKS SCENARIO      scenarios: values, timing, split, graph, overlap, mismatch, die, bad
- *   nccl_ranks NRANKS loop COUNT BYTES   COUNT synchronised all-reduces (scripts/bench_collectives.py) */
+ *   nccl_ranks NRANKS loop COUNT BYTES   COUNT synchronised all-reduces (scripts/bench_collectives.py)
+ *   nccl_ranks NRANKS churn COUNT        COUNT all-reduces of fresh values into one buffer, each read
+ *                                        back at once and checked: prints how many were wrong */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,6 +238,35 @@ static void scenario_loop(ncclComm_t comm, cudaStream_t s, int count, size_t nby
     printf("rank %d host_ns_per_op %.0f\n", rank, count > 0 ? (double)(t1 - t0) / count : 0.0);
 }
 
+/* Reads race the last participant's deposit: each result is read back right after the call,
+ * while slower ranks are still staging theirs. Alternates sum and max into one output, so a
+ * result not written leaves the previous one, which is always wrong. */
+static void scenario_churn(ncclComm_t comm, cudaStream_t s, int count)
+{
+    enum { N = 4 };
+    float mine[N], out[N];
+    float *send = device_floats(NULL, N), *recv = device_floats(NULL, N);
+    int wrong = 0;
+    for (int i = 0; i < count; i++) {
+        bool max = i % 2 == 1;
+        for (int k = 0; k < N; k++)
+            mine[k] = (float)((rank + 1) * 10 + i + k);
+        CHECK(p_cudaMemcpy(send, mine, sizeof mine, cudaMemcpyHostToDevice));
+        CHECK(p_ncclAllReduce(send, recv, N, ncclFloat, max ? ncclMax : ncclSum, comm, s));
+        read_floats(out, recv, N);
+        for (int k = 0; k < N; k++) {
+            /* ranks hold (r + 1) * 10 + i + k, r = 0 .. nranks - 1 */
+            float expect = max ? (float)(nranks * 10 + i + k)
+                               : (float)(5 * nranks * (nranks + 1) + nranks * (i + k));
+            if (out[k] != expect) {
+                wrong++;
+                break;
+            }
+        }
+    }
+    printf("rank %d churn_wrong %d of %d\n", rank, wrong, count);
+}
+
 /* A 64 MiB all-reduce on one stream and a 4 GiB memset (bandwidth-bound) issued after it on
  * another stream of the same GPU: the memset runs beside the all-reduce. Then the same memset
  * alone. */
@@ -326,6 +358,8 @@ int main(int argc, char **argv)
         scenario_mismatch(comm, s);
     else if (strcmp(scenario, "overlap") == 0)
         scenario_overlap(comm, s);
+    else if (strcmp(scenario, "churn") == 0 && argc >= 4)
+        scenario_churn(comm, s, atoi(argv[3]));
     else if (strcmp(scenario, "loop") == 0 && argc >= 5)
         scenario_loop(comm, s, atoi(argv[3]), (size_t)atoll(argv[4]));
     CHECK(p_ncclCommDestroy(comm));
