@@ -24,7 +24,7 @@ OP_COLUMNS = [
     "pid", "seq", "name", "mangled_name", "kind", "device", "stream", "graph_id", "tid", "name_id",
     "issue_ns", "begin_ns", "end_ns", "grid_x", "grid_y", "grid_z", "block_x", "block_y", "block_z",
     "smem", "bytes", "flops", "model", "copy_kind", "m", "n", "k", "batch", "display_name",
-    "rendezvous", "arrival_ns", "slowed_ns", "record",
+    "rendezvous", "arrival_ns", "slowed_ns",
 ]
 
 
@@ -36,8 +36,7 @@ def _fallback_name(kind: str, copy_kind: int) -> str:
 
 def process_ops(proc: ProcessRecords) -> pd.DataFrame:
     """One process's TW_REC_GPU_OP records as a table (names resolved and demangled)."""
-    record = np.flatnonzero(proc.records["kind"] == rec("GPU_OP"))   # file order breaks ties of time
-    r = proc.records[record]
+    r = proc.records[proc.records["kind"] == rec("GPU_OP")]
     kinds = op_kind_names()
     models = model_names()
     kind_col = pd.Categorical.from_codes(
@@ -89,7 +88,7 @@ def process_ops(proc: ProcessRecords) -> pd.DataFrame:
         "copy_kind": copy_kind,
         "m": r["dims"][:, 0], "n": r["dims"][:, 1], "k": r["dims"][:, 2], "batch": r["dims"][:, 3],
         "display_name": d_arr[inverse], "rendezvous": rendezvous, "arrival_ns": arrival,
-        "slowed_ns": slowed, "record": record.astype(np.int64),
+        "slowed_ns": slowed,
     }, columns=OP_COLUMNS)
 
 

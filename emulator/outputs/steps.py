@@ -33,7 +33,7 @@ import pandas as pd
 
 from emulator.outputs.ops import NON_KERNEL_KINDS
 from emulator.outputs.ranks import Rank
-from emulator.outputs.records import RunRecords, rec
+from emulator.outputs.records import RunRecords
 
 WAIT_REASON_SLEEP = 2       # tw_wait_reason in shim/src/tw_core.h: a sleep is not a wait on the GPU
 PROFILER_START, PROFILER_STOP = "cudaProfilerStart", "cudaProfilerStop"
@@ -41,7 +41,7 @@ DECODE_TOKENS_PER_SEQUENCE = 2.0  # below: one token per sequence (graph padding
 MAX_STEPS_LISTED = 1000
 MAX_RANK_STEPS_LISTED = 250
 PHASES = ("prefill", "decode", "other")
-STEP_COLUMNS = ["pid", "device", "tid", "kind", "issue_ns", "record", "arrival_ns", "begin_ns", "end_ns", "m", "n",
+STEP_COLUMNS = ["pid", "device", "tid", "kind", "issue_ns", "seq", "arrival_ns", "begin_ns", "end_ns", "m", "n",
                 "graph_id", "rendezvous"]
 
 
@@ -103,40 +103,40 @@ def window_mask(ops: pd.DataFrame, windows: list[tuple[int, int]]) -> np.ndarray
     return inside
 
 
-TIME_THEN_RECORD = np.dtype([("ns", "<i8"), ("record", "<i8")])
+TIME_THEN_SEQ = np.dtype([("ns", "<i8"), ("seq", "<i8")])
 
 
-def _time_then_record(ns: np.ndarray, record: np.ndarray) -> np.ndarray:
-    """Keys ordered by time, then by position in the process's record file: an op issued at the
-    very time a wait began (the clock stood still) is before it when its record was written first."""
-    keys = np.empty(len(ns), dtype=TIME_THEN_RECORD)
-    keys["ns"], keys["record"] = ns, record
+def _time_then_seq(ns: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """Keys ordered by time, then by issue sequence: an op issued at the very time a wait began
+    (the clock stood still) is before it when its seq is at most the wait's (records.h: a WAIT's
+    seq is the latest op issued when it began). Not the record files' order: an op's record is
+    written when its times are computed, a collective's only once its peers arrived."""
+    keys = np.empty(len(ns), dtype=TIME_THEN_SEQ)
+    keys["ns"], keys["seq"] = ns, seq
     return keys
 
 
 def _gpu_waits(run: RunRecords) -> dict[tuple[int, int], np.ndarray]:
     """(pid, tid) -> the thread's host waits on the GPU (sleeps excluded), as sorted
-    _time_then_record keys of their start."""
+    _time_then_seq keys of their start."""
     out: dict[tuple[int, int], np.ndarray] = {}
     for proc in run.processes:
-        record = np.flatnonzero(proc.records["kind"] == rec("WAIT"))
-        wait = proc.records[record]
-        on_gpu = wait["value"] != WAIT_REASON_SLEEP
-        record, wait = record[on_gpu], wait[on_gpu]
+        wait = proc.of_kind("WAIT")
+        wait = wait[wait["value"] != WAIT_REASON_SLEEP]
         tids = wait["tid"].astype(np.int64)
         for tid in np.unique(tids).tolist():
-            mine = tids == tid
-            out[(proc.pid, tid)] = np.sort(_time_then_record(wait["begin_ns"][mine], record[mine]))
+            mine = wait[tids == tid]
+            out[(proc.pid, tid)] = np.sort(_time_then_seq(mine["begin_ns"], mine["seq"].astype(np.int64)))
     return out
 
 
-def _wait_index(waits: np.ndarray, issue_ns: np.ndarray, record: np.ndarray) -> np.ndarray:
+def _wait_index(waits: np.ndarray, issue_ns: np.ndarray, seq: np.ndarray) -> np.ndarray:
     """How many of the (sorted) waits each op comes after: by time, and for an op issued at a
-    wait's very start, by record order (one search by time; the ties searched again)."""
+    wait's very start, by issue sequence (one search by time; the ties searched again)."""
     wait_ns = np.ascontiguousarray(waits["ns"])
     index = np.searchsorted(wait_ns, issue_ns, side="left")
     tie = np.flatnonzero(wait_ns[np.minimum(index, len(wait_ns) - 1)] == issue_ns) if len(wait_ns) else index[:0]
-    index[tie] = np.searchsorted(waits, _time_then_record(issue_ns[tie], record[tie]), side="left")
+    index[tie] = np.searchsorted(waits, _time_then_seq(issue_ns[tie], seq[tie]), side="left")
     return index
 
 
@@ -187,8 +187,8 @@ def cut_steps(ops: pd.DataFrame, pid: int, waits: dict[tuple[int, int], np.ndarr
     tid = int(waiting[0] if waiting else busiest[0])
     mine = ops.sort_values("issue_ns", kind="stable")
     # an op issued up to a wait's start belongs to the step that wait ends
-    group = _wait_index(waits.get((pid, tid), _time_then_record(np.zeros(0), np.zeros(0))),
-                        mine["issue_ns"].to_numpy(np.int64), mine["record"].to_numpy(np.int64))
+    group = _wait_index(waits.get((pid, tid), _time_then_seq(np.zeros(0), np.zeros(0))),
+                        mine["issue_ns"].to_numpy(np.int64), mine["seq"].to_numpy(np.int64))
     kind = mine["kind"].to_numpy()
     is_compute = ~np.isin(kind, list(NON_KERNEL_KINDS))
     keep_group = np.zeros(int(group.max()) + 1, dtype=bool)

@@ -21,7 +21,8 @@ bool tw_clock_tracks_real_time(clockid_t id);
 int64_t tw_clock_minus_mono_ns(clockid_t id);  /* clock id's reading minus CLOCK_MONOTONIC */
 void tw_clock_spin_hint(int weight);         /* a yield or a zero-timeout poll (a read weighs 1) */
 void tw_clock_spin_reset(void);              /* the thread entered a real wait */
-void tw_clock_record_wait(int64_t begin_ns, int64_t end_ns, int reason, uint32_t what_name_id);
+/* issued_seq: tw_issued_seq() when the wait began, which orders it among the process's ops */
+void tw_clock_record_wait(int64_t begin_ns, int64_t end_ns, int reason, uint32_t what_name_id, uint64_t issued_seq);
 
 /* ---- actors.c ---- */
 /* The calling thread's slot, registering it on first use (NULL if the table is full). */

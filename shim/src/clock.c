@@ -299,12 +299,13 @@ int64_t tw_clock_host_span_ns(int64_t virtual_span_ns)
     return (int64_t)((__int128)virtual_span_ns * TW_RATE_ONE_PPM / rate);
 }
 
-void tw_clock_record_wait(int64_t begin_ns, int64_t end_ns, int reason, uint32_t what_name_id)
+void tw_clock_record_wait(int64_t begin_ns, int64_t end_ns, int reason, uint32_t what_name_id, uint64_t issued_seq)
 {
     tw_record *rec = tw_trace_claim();
     if (rec == NULL)
         return;
     rec->tid = tw_thread_id();
+    rec->seq = issued_seq;
     rec->name_id = what_name_id;
     rec->begin_ns = begin_ns;
     rec->end_ns = end_ns;
@@ -350,10 +351,11 @@ void tw_wait_until(int64_t target_ns, int reason, uint32_t what_name_id)
 {
     ensure_clock();
     int64_t begin = tw_now_ns();
+    uint64_t issued = tw_issued_seq();
     if (target_ns > begin)
         tw_wait_virtual(target_ns, wait_label(reason), false);
     if (what_name_id != 0 || target_ns > begin)
-        tw_clock_record_wait(begin, tw_now_ns(), reason, what_name_id);
+        tw_clock_record_wait(begin, tw_now_ns(), reason, what_name_id, issued);
 }
 
 __attribute__((constructor(101))) static void clock_constructor(void)

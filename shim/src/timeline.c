@@ -198,10 +198,15 @@ static queued_op *enqueue_locked(uint8_t type, tw_stream *s)
     op->flags = 0;
     op->record_number = 0;
     op->stream = s;
-    op->seq = next_seq++;
+    op->seq = __atomic_fetch_add(&next_seq, 1, __ATOMIC_RELAXED);   /* read lock-free by waits */
     op->issue_ns = tw_now_ns();
     op->tid = tw_thread_id();
     return op;
+}
+
+uint64_t tw_issued_seq(void)
+{
+    return __atomic_load_n(&next_seq, __ATOMIC_RELAXED) - 1;
 }
 
 /* Earliest start for work issued at issue_ns on s (before event waits). */
@@ -868,6 +873,7 @@ static void wait_for_peers(gpu_waiter *waiter)
 static void gpu_wait(int kind, void *object, int reason, uint32_t name_id)
 {
     int64_t begin = tw_now_ns();
+    uint64_t issued = tw_issued_seq();
     int64_t target = 0;
     gpu_waiter waiter;
     while (!flushed_target(kind, object, &target, &waiter))
@@ -876,7 +882,7 @@ static void gpu_wait(int kind, void *object, int reason, uint32_t name_id)
         tw_wait_virtual(target, reason == TW_WAIT_EVENT ? "gpu:event" : "gpu:sync", false);
     int64_t end = tw_now_ns();
     if (name_id != 0 || end > begin)
-        tw_clock_record_wait(begin, end, reason, name_id);
+        tw_clock_record_wait(begin, end, reason, name_id, issued);
 }
 
 static uint32_t wait_name(const char *what)

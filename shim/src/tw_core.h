@@ -325,6 +325,7 @@ int64_t tw_event_time_ns(tw_event *e);             /* resolves pending predictio
 /* Submit one op to a stream (or to the graph the stream is capturing). `desc` is copied;
  * its name_id must be set (tw_name_intern). Returns the op's sequence number. */
 uint64_t tw_submit(tw_stream *s, const tw_desc *desc);
+uint64_t tw_issued_seq(void);   /* the seq of the process's latest issued op (0: none yet) */
 /* Host functions run for real, in issue order, when the stream reaches them in virtual
  * time: at the next sync that covers them (documented limitation). */
 void tw_submit_host_func(tw_stream *s, void (*fn)(void *), void *user_data);

@@ -200,8 +200,9 @@ static int sleep_until(int64_t target, const char *label)
         tw_clock_spin_hint(SPIN_HINT_WEIGHT);   /* sleep(0): a yield */
         return 0;
     }
+    uint64_t issued = tw_issued_seq();
     int rc = tw_wait_virtual(target, label, true);
-    tw_clock_record_wait(begin, tw_now_ns(), TW_WAIT_SLEEP, sleep_name_id());
+    tw_clock_record_wait(begin, tw_now_ns(), TW_WAIT_SLEEP, sleep_name_id(), issued);
     return rc;
 }
 

@@ -327,6 +327,23 @@ def test_engine_steps_prefill_and_decode(tmp_path: Path) -> None:
     assert steps["by_phase"]["prefill"]["tokens_median"] == 130
 
 
+def test_an_op_issued_as_a_wait_began_is_in_the_step_of_its_issue_order(tmp_path: Path) -> None:
+    """The clock stood still at 200 µs: GEMM 2 was issued, the thread waited (no time passed),
+    GEMM 3 was issued. GEMM 2's record was written after the wait's (a collective's record is
+    written once its peers arrived), GEMM 3's too. The wait's seq (the latest op issued when it
+    began: 2) puts GEMM 2 in the first step and GEMM 3 in the second, whatever the file order."""
+    engine = TraceFile(pid=400, ppid=1, start_ns=T0, exit_ns=T0 + 1_000_000)
+    gemm = {"dims": (4096, 8, 4096, 1)}
+    gpu_op(engine, "GEMM", "cublasLt", 110_000, 150_000, seq=1, issue_ns=T0 + 100_000, **gemm)
+    engine.add("WAIT", "cudaStreamSynchronize", begin_ns=T0 + 200_000, end_ns=T0 + 200_000, value=1, seq=2)
+    gpu_op(engine, "GEMM", "cublasLt", 210_000, 250_000, seq=2, issue_ns=T0 + 200_000, **gemm)
+    gpu_op(engine, "GEMM", "cublasLt", 260_000, 300_000, seq=3, issue_ns=T0 + 200_000, **gemm)
+    engine.add("WAIT", "cudaStreamSynchronize", begin_ns=T0 + 500_000, end_ns=T0 + 500_000, value=1, seq=3)
+    engine.write(tmp_path)
+    steps = write_outputs(tmp_path)["steps"]
+    assert [(s["ops"], s["start_us"], s["end_us"]) for s in steps["list"]] == [(2, 110.0, 250.0), (1, 260.0, 300.0)]
+
+
 def test_steps_of_a_run_without_gpu_ops(tmp_path: Path) -> None:
     TraceFile(pid=400, ppid=1, start_ns=T0, exit_ns=T0 + 1_000).write(tmp_path)
     steps = write_outputs(tmp_path)["steps"]

@@ -337,7 +337,8 @@ typedef struct tw_record {
     uint32_t stream_id;       /* process-local stream id: 0 = legacy default, 1 = per-thread default */
     uint32_t name_id;         /* into <pid>.names */
     uint32_t graph_id;        /* nonzero: op replayed from this graph */
-    uint64_t seq;             /* per-process issue order (correlation id) */
+    uint64_t seq;             /* per-process issue order (correlation id); a WAIT: the seq of
+                               * the latest op issued when it began */
     int64_t issue_ns;         /* virtual time the CPU issued it */
     int64_t begin_ns;         /* GPU ops: start; API/wait: entry */
     int64_t end_ns;
