@@ -31,7 +31,9 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gpus", type=int, default=1, help="number of GPUs the program sees")
     parser.add_argument("--predictor", default="auto", choices=PREDICTORS)
     parser.add_argument("--predictor-option", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", type=Path, help="run directory (default runs/<time>-<gpu>)")
+    parser.add_argument("--out", type=Path, help="run directory (default runs/<time>-<gpu>); refused if it holds files")
+    parser.add_argument("--force", action="store_true",
+                        help="use --out even if it holds files (a previous run's are replaced); never a live run's")
     parser.add_argument("--log-level", type=int, choices=range(4), help="shim log level 0..3")
     parser.add_argument("--quiet", action="store_true", help="no summary on stderr")
     parser.add_argument("--cpu-speed", type=float, default=1.0, metavar="FACTOR",
@@ -131,6 +133,7 @@ def run_main(argv: list[str]) -> int:
         return 2
     from coordinator.launch import CoordinatorStartError
     from emulator.run import run_command
+    from emulator.run_dir import RunDirError
 
     try:
         predictors.check_available(args.predictor, catalog.get_spec(args.gpu), **_options(args.predictor_option))
@@ -141,8 +144,8 @@ def run_main(argv: list[str]) -> int:
         result = run_command(command, gpu=args.gpu, gpus=args.gpus, predictor=args.predictor, out=args.out,
                              predictor_options=_options(args.predictor_option), log_level=args.log_level,
                              allow_degraded=args.allow_degraded, cpu_speed=args.cpu_speed,
-                             host_cores=args.host_cores, client=client)
-    except catalog.UnknownGpuError as err:
+                             host_cores=args.host_cores, client=client, force=args.force)
+    except (catalog.UnknownGpuError, RunDirError) as err:
         print(f"emulate: {err}", file=sys.stderr)
         return 2
     except CoordinatorStartError as err:   # not the user's error, but no traceback either

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emulator import environment, monitor
+from emulator.run_dir import RunDirLock, claim
 from emulator.serving_client import ClientSpec, ServingClient
 from predictors import catalog
 from shim import abi
@@ -50,6 +51,7 @@ class Prepared:
     governor: subprocess.Popen     # the clock's governor (shim/tools/governor.c)
     cpu_speed: float
     host_cores: int
+    run_lock: RunDirLock            # held until the outputs are written (emulator/run_dir.py)
 
 
 @dataclass
@@ -58,11 +60,6 @@ class Outcome:
     exit_signal: int | None = None
     ended_by: dict | None = None
     client: dict | None = None     # a serving run's client and server (run.json)
-
-
-def default_run_dir(gpu_key: str) -> Path:
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{stamp}-{gpu_key}"
 
 
 def write_clock_page(run_dir: Path, cpu_speed: float = 1.0, host_cores: int = 0) -> Path:
@@ -98,12 +95,12 @@ def exit_status(returncode: int) -> tuple[int, int | None]:
 
 def prepare(*, gpu: str, gpus: int, predictor: str, out: Path | None, predictor_options: dict | None,
             log_level: int | None, allow_degraded: bool, cpu_speed: float = 1.0,
-            host_cores: int | None = None) -> Prepared:
+            host_cores: int | None = None, force: bool = False) -> Prepared:
     """Run directory, spec, clock page, shim, coordinator and the program's environment.
-    Raises catalog.UnknownGpuError for an unknown GPU name."""
+    Raises catalog.UnknownGpuError for an unknown GPU name, run_dir.RunDirError for a
+    directory the run may not use."""
     spec = catalog.get_spec(gpu)
-    run_dir = Path(out) if out is not None else default_run_dir(spec.key)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir, run_lock = claim(out, spec.key, force=force)
     for folder in ("proc", "crash"):
         (run_dir / folder).mkdir(exist_ok=True)
         for stale in (run_dir / folder).iterdir():
@@ -126,7 +123,7 @@ def prepare(*, gpu: str, gpus: int, predictor: str, out: Path | None, predictor_
     set_by_emulate = {k: v for k, v in env.items()
                       if k not in base and not k.startswith("TIMEWARP_") and k not in environment.PATH_VARIABLES}
     return Prepared(spec, run_dir, gpus, predictor, allow_degraded, coordinator, env, set_by_emulate, governor,
-                    cpu_speed, host_cores)
+                    cpu_speed, host_cores, run_lock)
 
 
 def _start_governor(run_dir: Path) -> subprocess.Popen:
@@ -190,17 +187,19 @@ def collect(prepared: Prepared, cmd: list[str], outcome: Outcome, *, wall_time_s
 def run_command(cmd: list[str], *, gpu: str = "h100", gpus: int = 1, predictor: str = "auto",
                 out: Path | None = None, predictor_options: dict | None = None, log_level: int | None = None,
                 write_outputs: bool = True, allow_degraded: bool = False, cpu_speed: float = 1.0,
-                host_cores: int | None = None, client: ClientSpec | None = None) -> RunResult:
+                host_cores: int | None = None, client: ClientSpec | None = None, force: bool = False) -> RunResult:
     """Run CMD emulated on `gpus` GPUs of kind `gpu`; returns its status and run directory.
 
     With `client`, CMD is a server: the client command starts, in the same run and clock, once
     the server's port accepts (and answers its ready path); when the client exits the server is
     stopped (SIGTERM) and the run's status is the client's.
 
-    Raises catalog.UnknownGpuError for an unknown GPU name.
+    Raises catalog.UnknownGpuError for an unknown GPU name, run_dir.RunDirError for an --out the
+    run may not use (one holding files, without force; one a live run holds).
     """
     prepared = prepare(gpu=gpu, gpus=gpus, predictor=predictor, out=out, predictor_options=predictor_options,
-                       log_level=log_level, allow_degraded=allow_degraded, cpu_speed=cpu_speed, host_cores=host_cores)
+                       log_level=log_level, allow_degraded=allow_degraded, cpu_speed=cpu_speed, host_cores=host_cores,
+                       force=force)
     started_at = _dt.datetime.now(_dt.timezone.utc).isoformat()
     wall_start = time.monotonic()
     try:
@@ -214,8 +213,11 @@ def run_command(cmd: list[str], *, gpu: str = "h100", gpus: int = 1, predictor: 
         prepared.coordinator.stop()  # type: ignore[attr-defined]
         prepared.governor.terminate()
         prepared.governor.wait()
-    return collect(prepared, cmd, outcome, wall_time_s=wall_time_s, started_at=started_at,
-                   write_outputs=write_outputs)
+    try:
+        return collect(prepared, cmd, outcome, wall_time_s=wall_time_s, started_at=started_at,
+                       write_outputs=write_outputs)
+    finally:
+        prepared.run_lock.release()
 
 
 class Supervisor:

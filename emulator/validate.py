@@ -304,8 +304,9 @@ def validate(real_trace: Path, cmd: list[str], gpu: str, out_dir: Path, predicto
              predictor_options: dict | None = None, ablation: bool = True, gpus: int = 1) -> ValidationReport:
     out_dir.mkdir(parents=True, exist_ok=True)
     real_rows, real_e2e = load_real(real_trace)
+    # out_dir is validate's own: its runs replace the last validation's (never a live one's)
     result, stdout = _run_capturing_stdout(cmd, gpu=gpu, gpus=gpus, predictor=predictor, out=out_dir / "run",
-                                           predictor_options=predictor_options)
+                                           predictor_options=predictor_options, force=True)
     emulated = read_kernels_csv(result.run_dir)  # type: ignore[attr-defined]
     pairs, unmatched_real, unmatched_emulated = match_ops(real_rows, emulated)
     ops = op_errors(pairs, unmatched_real, unmatched_emulated)
@@ -319,7 +320,7 @@ def validate(real_trace: Path, cmd: list[str], gpu: str, out_dir: Path, predicto
         table_path = write_rows(real_rows, out_dir / "real_rows.jsonl.zst")
         ab_result, ab_stdout = _run_capturing_stdout(
             cmd, gpu=gpu, gpus=gpus, predictor="table", out=out_dir / "ablation",
-            predictor_options={"table_path": str(table_path.resolve()), "label": "real"})
+            predictor_options={"table_path": str(table_path.resolve()), "label": "real"}, force=True)
         ablation_dir = ab_result.run_dir  # type: ignore[attr-defined]
         ablation_status = ab_result.exit_status  # type: ignore[attr-defined]
         ab_pairs, ab_real, ab_emu = match_ops(real_rows, read_kernels_csv(ablation_dir))

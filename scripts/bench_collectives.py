@@ -39,7 +39,7 @@ def compile_program(out_dir: Path) -> Path:
 
 
 def run_ranks(exe: Path, nranks: int, count: int, nbytes: int, run_dir: Path) -> dict:
-    cmd = [sys.executable, "-m", "emulator", "--gpus", str(nranks), "--out", str(run_dir), "--",
+    cmd = [sys.executable, "-m", "emulator", "--gpus", str(nranks), "--out", str(run_dir), "--force", "--",
            str(exe), str(nranks), "loop", str(count), str(nbytes)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=1800)
     if proc.returncode != 0:

@@ -53,7 +53,7 @@ def run_serving(python: str, model_dir: Path, out: Path, *, gpu: str, rates: lis
     bin_dir = Path(python).parent
     client = " ".join([str(CLIENT), str(bin_dir), str(model_dir), str(port), str(prompts), str(input_len),
                        str(output_len), *rates])
-    cmd = [sys.executable, "-m", "emulator", "--gpu", gpu, "--out", str(out), "--client", client,
+    cmd = [sys.executable, "-m", "emulator", "--gpu", gpu, "--out", str(out), "--force", "--client", client,
            "--client-port", str(port), "--", str(bin_dir / "vllm"), "serve", str(model_dir), "--load-format", "dummy",
            "--port", str(port), *server_args]
     began = time.monotonic()

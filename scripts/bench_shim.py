@@ -47,7 +47,7 @@ def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def emulated(cmd: list[str], gpu: str, out: Path) -> tuple[str, dict]:
-    proc = run([sys.executable, "-m", "emulator", "--gpu", gpu, "--out", str(out), "--", *cmd])
+    proc = run([sys.executable, "-m", "emulator", "--gpu", gpu, "--out", str(out), "--force", "--", *cmd])
     return proc.stdout, json.loads((out / "summary.json").read_text())
 
 

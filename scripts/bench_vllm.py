@@ -85,7 +85,7 @@ def run_bench(model_dir: Path, out: Path, *, python: str | None = None, gpu: str
               timeout: float = 1800) -> BenchRun:
     """One emulated GPU per rank: tensor_parallel x pipeline_parallel of them."""
     gpus = tensor_parallel * pipeline_parallel
-    cmd = [sys.executable, "-m", "emulator", "--gpu", gpu, "--gpus", str(gpus), "--out", str(out), "--",
+    cmd = [sys.executable, "-m", "emulator", "--gpu", gpu, "--gpus", str(gpus), "--out", str(out), "--force", "--",
            vllm_python(python), str(WORKLOAD), str(model_dir), "--prompts", str(prompts),
            "--prompt-len", str(prompt_len), "--max-tokens", str(max_tokens), "--compile-mode", compile_mode,
            "--capture-sizes", capture_sizes, "--tensor-parallel-size", str(tensor_parallel),

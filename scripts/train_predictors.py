@@ -286,7 +286,7 @@ def cmd_e2e(args: argparse.Namespace) -> int:
         options = ["--predictor-option", f"model_path={held_out_models[str(lab['model'])]}"] \
             if held_out_models else []
         cmd = [sys.executable, "-m", "emulator", "--gpu", str(lab["gpu"]), "--predictor", args.predictor, *options,
-               "--out", str(run_dir), "--quiet", "--", args.python, str(E2E_WORKLOAD), str(lab["model"]),
+               "--out", str(run_dir), "--force", "--quiet", "--", args.python, str(E2E_WORKLOAD), str(lab["model"]),
                str(lab["mode"]), str(lab["seq"]), str(lab["batch"]), "--iterations", str(args.iterations)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, cwd=REPO)
         if proc.returncode != 0:
