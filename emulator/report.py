@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from emulator.outputs import short_name, write_outputs
+from emulator.outputs import load_run, short_name, write_outputs
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,16 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     args = parser.parse_args(argv)
     if not (args.run_dir / "proc").is_dir():
         parser.error(f"{args.run_dir}: not a run directory (no proc/)")
-    summary = write_outputs(args.run_dir)
+    logging.getLogger("emulator.outputs.records").setLevel(logging.ERROR)   # damage is reported below
+    run = load_run(args.run_dir)
+    if not run.processes:
+        why = f"damaged run directory, no readable trace ({run.unreadable[0]})" if run.unreadable else \
+            "no process traces in proc/"
+        print(f"emulate report: {args.run_dir}: {why}", file=sys.stderr)
+        return 2
+    for what in run.unreadable:
+        print(f"emulate report: WARNING: skipped {what}", file=sys.stderr)
+    summary = write_outputs(args.run_dir, run)
     stream = out or sys.stdout
     stream.write(format_summary(summary, args.top) + "\n")
     stream.write(f"outputs in {args.run_dir}: trace.json summary.json kernels.csv time_breakdown.png "

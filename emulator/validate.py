@@ -83,8 +83,26 @@ class ValidationReport:
 
 
 # ---------------------------------------------------------------------------- real trace
+class RealTraceError(Exception):
+    """The real trace cannot be used: one line for the user (exit status 2)."""
+
+
 def load_real(real_trace: Path) -> tuple[list[dict[str, object]], dict[str, float]]:
-    """(op rows, e2e seconds by name) from a rows file or a torch.profiler chrome trace JSON."""
+    """(op rows, e2e seconds by name) from a rows file or a torch.profiler chrome trace JSON.
+    Raises RealTraceError naming the file and what is wrong with it."""
+    if not real_trace.is_file():
+        raise RealTraceError(f"--real {real_trace}: no such file")
+    try:
+        rows, e2e = _parse_real(real_trace)
+    except Exception as err:   # any parser's failure (JSON, zstd, parquet, a row's fields) is the file's
+        raise RealTraceError(f"--real {real_trace}: cannot read it as a real trace ({type(err).__name__}: "
+                             f"{str(err).splitlines()[0] if str(err) else 'no detail'})") from None
+    if not rows:
+        raise RealTraceError(f"--real {real_trace}: holds no GPU ops")
+    return rows, e2e
+
+
+def _parse_real(real_trace: Path) -> tuple[list[dict[str, object]], dict[str, float]]:
     name = real_trace.name
     if name.endswith((".json", ".json.gz")):
         from predictors.profiler_trace import rows_from_chrome_trace
@@ -365,8 +383,20 @@ def main(argv: list[str] | None = None) -> int:
     cmd = argv[split + 1:]
     if not cmd:
         parser.error("no command after --")
+    from coordinator.launch import CoordinatorStartError
+    from emulator.run_dir import RunDirError
+    from predictors import catalog
+
     out = args.out or Path("runs") / f"validate-{args.gpu}"
-    report = validate(args.real, cmd, args.gpu, out, predictor=args.predictor, ablation=not args.no_ablation,
-                      gpus=args.gpus)
+    try:
+        catalog.get_spec(args.gpu)
+        report = validate(args.real, cmd, args.gpu, out, predictor=args.predictor, ablation=not args.no_ablation,
+                          gpus=args.gpus)
+    except (catalog.UnknownGpuError, RealTraceError, RunDirError) as err:
+        sys.stderr.write(f"emulate validate: {err}\n")
+        return 2
+    except CoordinatorStartError as err:   # not the user's error, but no traceback either
+        sys.stderr.write(f"emulate validate: {err}\n")
+        return 1
     sys.stdout.write(report.markdown_path.read_text())
     return 0 if report.exit_status == 0 else report.exit_status

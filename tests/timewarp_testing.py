@@ -13,6 +13,12 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def emulate_cli(*args: str) -> subprocess.CompletedProcess:
+    """`emulate ARGS` as a user types it (for its exit status and messages)."""
+    return subprocess.run([sys.executable, "-m", "emulator", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=120)
+
+
 @dataclass
 class EmulatedRun:
     exit_status: int

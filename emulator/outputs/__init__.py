@@ -22,15 +22,15 @@ __all__ = ["ProcessRecords", "RunRecords", "demangle", "load_run", "short_name",
 log = logging.getLogger(__name__)
 
 
-def write_outputs(run_dir: Path) -> dict[str, Any]:
-    """Read every record of the run and write trace.json, summary.json, kernels.csv,
-    time_breakdown.png, top_kernels.png and, for a serving benchmark, serving.png into run_dir.
-    Returns the summary."""
+def write_outputs(run_dir: Path, run: RunRecords | None = None) -> dict[str, Any]:
+    """Read every record of the run (unless `run` holds them already) and write trace.json,
+    summary.json, kernels.csv, time_breakdown.png, top_kernels.png and, for a serving benchmark,
+    serving.png into run_dir. Returns the summary."""
     from emulator.outputs.plots import plot_serving, plot_time_breakdown, plot_top_kernels  # slow to import
 
     run_dir = Path(run_dir)
     started = time.monotonic()
-    run = load_run(run_dir)
+    run = run if run is not None else load_run(run_dir)
     ops = run_ops(run)
     ranks = find_ranks(run, ops)
     summary = build_summary(run, ops, ranks)

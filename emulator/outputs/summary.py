@@ -211,6 +211,7 @@ def build_summary(run: RunRecords, ops: pd.DataFrame, ranks: list[Rank] | None =
         "wall_time_s": wall_s,
         "speedup": virtual_s / wall_s if wall_s > 0 else 0.0,
         "processes": processes,
+        "unreadable": list(run.unreadable),   # files of the run directory skipped as damaged
         "devices": devices,
         "kernels": {"count": int(len(kernels)), "gpu_time_s": int((kernels["end_ns"] - kernels["begin_ns"]).sum()) / 1e9,
                     "by_name": by_name},

@@ -4,21 +4,13 @@ unless --force, and no run touches a live run's directory, even with --force."""
 from __future__ import annotations
 
 import datetime
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from timewarp_testing import emulate_cli
 
 from emulator import run_dir
 from emulator.run_dir import RunDirError, claim
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def emulate_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "emulator", *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=120)
 
 
 def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path: Path,
