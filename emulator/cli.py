@@ -134,6 +134,7 @@ def run_main(argv: list[str]) -> int:
     from coordinator.launch import CoordinatorStartError
     from emulator.run import run_command
     from emulator.run_dir import RunDirError
+    from shim.build import ShimBuildError
 
     try:
         predictors.check_available(args.predictor, catalog.get_spec(args.gpu), **_options(args.predictor_option))
@@ -145,7 +146,7 @@ def run_main(argv: list[str]) -> int:
                              predictor_options=_options(args.predictor_option), log_level=args.log_level,
                              allow_degraded=args.allow_degraded, cpu_speed=args.cpu_speed,
                              host_cores=args.host_cores, client=client, force=args.force)
-    except (catalog.UnknownGpuError, RunDirError) as err:
+    except (catalog.UnknownGpuError, RunDirError, ShimBuildError) as err:
         print(f"emulate: {err}", file=sys.stderr)
         return 2
     except CoordinatorStartError as err:   # not the user's error, but no traceback either

@@ -386,13 +386,14 @@ def main(argv: list[str] | None = None) -> int:
     from coordinator.launch import CoordinatorStartError
     from emulator.run_dir import RunDirError
     from predictors import catalog
+    from shim.build import ShimBuildError
 
     out = args.out or Path("runs") / f"validate-{args.gpu}"
     try:
         catalog.get_spec(args.gpu)
         report = validate(args.real, cmd, args.gpu, out, predictor=args.predictor, ablation=not args.no_ablation,
                           gpus=args.gpus)
-    except (catalog.UnknownGpuError, RealTraceError, RunDirError) as err:
+    except (catalog.UnknownGpuError, RealTraceError, RunDirError, ShimBuildError) as err:
         sys.stderr.write(f"emulate validate: {err}\n")
         return 2
     except CoordinatorStartError as err:   # not the user's error, but no traceback either

@@ -54,13 +54,29 @@ def governor_path() -> Path:
     return build_dir() / "timewarp-governor"
 
 
+class ShimBuildError(RuntimeError):
+    """The shim did not build: str() is one line naming why; `detail` holds make's output."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.detail = detail
+
+
+def _first_error(output: str) -> str:
+    """The compiler's or make's first error line, the one that names the cause."""
+    for line in output.splitlines():
+        if ": error:" in line or ": fatal error:" in line or line.startswith("make: ***"):
+            return line.strip()
+    return output.strip().splitlines()[-1] if output.strip() else "no output"
+
+
 def build(jobs: int | None = None, quiet: bool = True) -> Path:
-    """Run make for the shim (incremental). Returns the library path or raises."""
+    """Run make for the shim (incremental). Returns the library path or raises ShimBuildError."""
     if shutil.which("make") is None:
-        raise RuntimeError("building the shim needs `make` and a C compiler")
+        raise ShimBuildError("building the shim needs `make` and a C compiler")
     includes = vendor_include_dirs()
     if not any((d / "cuda_runtime_api.h").is_file() for d in includes):
-        raise RuntimeError(
+        raise ShimBuildError(
             "CUDA headers not found: install the CUDA wheels (pip install torch, or "
             "nvidia-cuda-runtime) or set CUDA_HOME"
         )
@@ -70,7 +86,8 @@ def build(jobs: int | None = None, quiet: bool = True) -> Path:
     result = subprocess.run(cmd, capture_output=quiet, text=True)
     if result.returncode != 0:
         detail = (result.stdout or "") + (result.stderr or "") if quiet else ""
-        raise RuntimeError(f"shim build failed:\n{detail[-6000:]}")
+        reason = f"the shim did not build: {_first_error(detail)}" if quiet else "the shim did not build (output above)"
+        raise ShimBuildError(reason, detail[-6000:])
     return library_path()
 
 
@@ -83,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         path = build(quiet=False)
-    except RuntimeError as err:
+    except ShimBuildError as err:
         print(err, file=sys.stderr)
         return 1
     print(path)

@@ -5,12 +5,16 @@ named (summary.json "unreadable")."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from test_outputs import T0, TraceFile, gpu_op
-from timewarp_testing import emulate_cli
+from timewarp_testing import REPO, emulate_cli
+
+from shim.build import ShimBuildError, _first_error
 
 
 def one_line_error(proc: subprocess.CompletedProcess, *words: str) -> None:
@@ -68,3 +72,21 @@ def test_report_names_each_damaged_file_and_renders_the_rest(tmp_path: Path) -> 
         proc.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert len(summary["unreadable"]) == 2 and summary["kernels"]["count"] == 1
+
+
+def test_a_shim_that_cannot_build_is_one_line(tmp_path: Path) -> None:
+    """No `make` on PATH: the run stops before the program starts, naming what is missing."""
+    proc = subprocess.run([sys.executable, "-m", "emulator", "--out", str(tmp_path / "run"), "--", "/bin/true"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120, env={**os.environ, "PATH": ""})
+    one_line_error(proc, "building the shim needs `make`")
+
+
+def test_a_compile_error_is_named_by_its_first_error_line() -> None:
+    output = ("cc -O2 -c src/launch.c -o build/launch.o\n"
+              "src/launch.c: In function 'tw_launch':\n"
+              "src/launch.c:12:5: error: unknown type name 'tw_nope'\n"
+              "src/launch.c:40:1: error: expected ';' before '}' token\n"
+              "make: *** [Makefile:30: build/launch.o] Error 1\n")
+    err = ShimBuildError(f"the shim did not build: {_first_error(output)}", output)
+    assert str(err) == "the shim did not build: src/launch.c:12:5: error: unknown type name 'tw_nope'"
+    assert _first_error("make: *** No rule to make target 'x'.  Stop.\n").startswith("make: ***")
