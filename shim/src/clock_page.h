@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "process_alive.h"
 #include "timewarp/records.h"
 
 #define TW_CLOCK_LOCK_TAKEOVER_SPINS 100000
@@ -53,18 +54,13 @@ static inline int64_t tw_clock_page_now(const tw_clock_page *p, tw_host_clock_fn
     }
 }
 
-static inline bool tw_clock_pid_alive(int32_t pid)
-{
-    return pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH);
-}
-
 static inline void tw_clock_page_lock(tw_clock_page *p, int32_t me)
 {
     for (uint32_t spins = 0;; spins++) {
         uint32_t holder = 0;
         if (__atomic_compare_exchange_n(&p->lock, &holder, (uint32_t)me, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
             return;
-        if (spins >= TW_CLOCK_LOCK_TAKEOVER_SPINS && (int32_t)holder != me && !tw_clock_pid_alive((int32_t)holder)) {
+        if (spins >= TW_CLOCK_LOCK_TAKEOVER_SPINS && (int32_t)holder != me && !tw_process_alive((int32_t)holder)) {
             /* the holder died inside the critical section: an odd seq it left is made even by
              * our own write (every field it may have half-written is rewritten below) */
             if (__atomic_compare_exchange_n(&p->lock, &holder, (uint32_t)me, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "actors.h"
+#include "process_alive.h"
 #include "tw_core.h"
 
 #define LOCK_TAKEOVER_SPINS 20000
@@ -104,11 +105,6 @@ static void ensure_page(void)
 
 /* ---- the page lock: held for a few hundred ns; a holder that died is taken over ---- */
 
-static bool pid_alive(int32_t pid)
-{
-    return pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH);
-}
-
 static void page_lock(void)
 {
     for (uint32_t spins = 0;; spins++) {
@@ -116,7 +112,7 @@ static void page_lock(void)
         if (__atomic_compare_exchange_n(&page->lock, &expected, (uint32_t)my_pid, 0, __ATOMIC_ACQUIRE,
                                         __ATOMIC_RELAXED))
             return;
-        if (spins >= LOCK_TAKEOVER_SPINS && (int32_t)expected != my_pid && !pid_alive((int32_t)expected)) {
+        if (spins >= LOCK_TAKEOVER_SPINS && (int32_t)expected != my_pid && !tw_process_alive((int32_t)expected)) {
             TW_WARN("collectives page lock held by pid %u, which is gone: taking it over", expected);
             if (__atomic_compare_exchange_n(&page->lock, &expected, (uint32_t)my_pid, 0, __ATOMIC_ACQUIRE,
                                             __ATOMIC_RELAXED))
@@ -196,7 +192,7 @@ bool tw_coll_any_dirty(void)
         uint32_t dirty = __atomic_load_n(&p->dirty, __ATOMIC_ACQUIRE);
         if (pid == 0 || dirty == __atomic_load_n(&p->serviced, __ATOMIC_ACQUIRE))
             continue;
-        if (pid_alive(pid))
+        if (tw_process_alive(pid))
             return true;
         __atomic_store_n(&p->serviced, dirty, __ATOMIC_RELEASE);   /* a dead process never catches up */
         resume_for(p);
@@ -292,7 +288,7 @@ int tw_coll_comm_join(uint64_t key, int nranks, int rank, int device, char *why,
     if ((int)c->nranks != nranks) {
         snprintf(why, why_len, "rank %d says %d ranks, an earlier rank said %u", rank, nranks, c->nranks);
         status = TW_ERR_INVALID;
-    } else if (c->pid[rank] != 0 && c->pid[rank] != my_pid && pid_alive(c->pid[rank])) {
+    } else if (c->pid[rank] != 0 && c->pid[rank] != my_pid && tw_process_alive(c->pid[rank])) {
         snprintf(why, why_len, "rank %d joined twice (pid %d, then pid %d)", rank, c->pid[rank], my_pid);
         status = TW_ERR_INVALID;
     } else {

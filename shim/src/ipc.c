@@ -28,6 +28,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "process_alive.h"
 #include "tw_core.h"
 
 #define BACKED_ARENA_BYTES (256ULL << 30)  /* address space and sparse memfd size: no RAM until used */
@@ -239,7 +240,7 @@ static void usage_map(void)
 
 static bool alive(int32_t pid)
 {
-    return pid == usage_pid || kill(pid, 0) == 0 || errno != ESRCH;
+    return pid == usage_pid || tw_process_alive(pid);
 }
 
 static void usage_lock(void)
@@ -249,7 +250,7 @@ static void usage_lock(void)
         if (__atomic_compare_exchange_n(&usage_page->lock, &holder, (uint32_t)usage_pid, 0, __ATOMIC_ACQUIRE,
                                         __ATOMIC_RELAXED))
             return;
-        if (spins > 20000 && holder != (uint32_t)usage_pid && !alive((int32_t)holder))
+        if (spins > 20000 && holder != (uint32_t)usage_pid && !tw_process_alive((int32_t)holder))
             __atomic_compare_exchange_n(&usage_page->lock, &holder, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
         if (spins % 64 == 63)
             syscall(SYS_sched_yield);

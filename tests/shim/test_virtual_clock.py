@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,29 @@ def test_a_killed_peer_stops_holding_time_back(emulate) -> None:  # noqa: ANN001
     assert 100.0 <= res["slept_s"] < 100.0 + 2.0, res
     # 0.3 s of the child's work, then noticed within 1 s; the rest is interpreter start-up
     assert run.summary["wall_time_s"] < 0.3 + 1.0 + 3.0, run.summary["wall_time_s"]
+
+
+def test_a_process_killed_holding_the_clock_lock_is_taken_over(emulate, tmp_path: Path) -> None:  # noqa: ANN001
+    """A child takes the clock page's lock, begins a write (seq odd) and is SIGKILLed; its parent
+    does not reap it, so it stays a zombie, which kill(pid, 0) still reports alive: the run hung
+    (every reader and writer spinning) until zombies counted as dead. Now the parent's 1 GiB
+    memset takes the time HBM allows and its 20 ms sleep 20 ms."""
+    from predictors.catalog import get_spec
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    assert cc is not None, "a C compiler is a prerequisite of the tests"
+    exe = tmp_path / "clock_lock_holder_dies"
+    subprocess.run([cc, "-std=gnu11", "-Wall", "-Wextra", "-Werror", f"-I{REPO / 'shim' / 'include'}", "-o", str(exe),
+                    str(REPO / "tests" / "shim" / "cuda" / "clock_lock_holder_dies.c"), "-ldl"], check=True)
+    size = 1 << 30
+    run = emulate([str(exe), str(size), "20000"], timeout=120)
+    assert run.exit_status == 0, run.stderr[-4000:]
+    res = results(run.stdout)
+    assert res["child_signal"] == 9
+    # no faster than the HBM bandwidth, and not the floor or a stall: within 2x of it
+    at_bandwidth_ns = size / get_spec("h100").hbm_bytes_per_s * 1e9
+    assert at_bandwidth_ns <= res["memset_ns"] < 2 * at_bandwidth_ns, res
+    assert 20e6 <= res["sleep_ns"] < 20e6 + 1e6, res
 
 
 def test_blocking_reads_are_waits(emulate) -> None:  # noqa: ANN001
