@@ -553,6 +553,17 @@ int tw_actors_wait_epoch(uint32_t seen_epoch, int64_t host_timeout_ns)
     return futex_call(&table->epoch, FUTEX_WAIT, seen_epoch, &ts) == 0 ? 0 : errno;
 }
 
+void tw_actors_wait_word(uint32_t *word, uint32_t seen, int64_t host_timeout_ns)
+{
+    struct timespec ts = {.tv_sec = host_timeout_ns / 1000000000LL, .tv_nsec = host_timeout_ns % 1000000000LL};
+    futex_call(word, FUTEX_WAIT_PRIVATE, seen, &ts);
+}
+
+void tw_actors_wake_word(uint32_t *word)
+{
+    futex_call(word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+}
+
 /* Wake epoch waiters, and signal the threads in OS waits whose target is at most signal_until. */
 static void wake_waiters(int64_t signal_until)
 {

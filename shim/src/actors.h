@@ -40,6 +40,9 @@ enum tw_jump_result tw_actors_try_jump(void);
 /* Waits on the epoch word for at most host_timeout_ns (a jump or a kick wakes it); 0 or an
  * errno (EINTR when a signal came). */
 int tw_actors_wait_epoch(uint32_t seen_epoch, int64_t host_timeout_ns);
+/* A futex wait and wake on a word of this process (the emulator's own, not the program's) */
+void tw_actors_wait_word(uint32_t *word, uint32_t seen, int64_t host_timeout_ns);
+void tw_actors_wake_word(uint32_t *word);
 uint32_t tw_actors_epoch(void);
 /* Wake every epoch waiter to re-evaluate (a state they wait on changed). */
 void tw_actors_kick(void);

@@ -213,11 +213,15 @@ static void *progress_thread(void *unused)
             futex(&my_proc->dirty, FUTEX_WAIT, dirty, NULL);
             continue;
         }
-        tw_timeline_progress();
+        tw_timeline_progress();   /* wakes each waiter it gives a target (timeline.c) */
         __atomic_store_n(&my_proc->serviced, dirty, __ATOMIC_RELEASE);
         if (__atomic_load_n(&my_proc->dirty, __ATOMIC_ACQUIRE) == dirty)
             resume_for(my_proc);   /* caught up (a completion meanwhile keeps the pause: next round) */
-        tw_actors_kick();   /* waiters whose targets are now known re-evaluate */
+        /* A jump refused while a process caught up was refused for the clock's pause (a dirty
+         * process holds one), whose end wakes the refused (clock.c): kick only once the clock
+         * runs, so that a run of N ranks does not wake every waiter N times per collective. */
+        if (!tw_clock_paused())
+            tw_actors_kick();
     }
     return NULL;
 }

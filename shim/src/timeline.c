@@ -775,7 +775,7 @@ struct gpu_waiter {
     void *object;
     tw_actor *slot;
     int64_t target_ns;
-    int resolved;
+    uint32_t resolved;   /* the futex word its thread sleeps on until a flush resolves it */
     gpu_waiter *next;
 };
 static gpu_waiter *waiters;   /* under tw_timeline_lock */
@@ -808,19 +808,18 @@ static bool target_locked(int kind, void *object, int64_t *target)
     }
 }
 
+/* Each waiter whose target is now known gets it and is woken (it alone: it tries the jump to
+ * its target itself, as every thread that blocks with a target does). */
 static void resolve_waiters_locked(void)
 {
-    bool resolved_any = false;
     for (gpu_waiter *w = waiters; w != NULL; w = w->next) {
         if (w->resolved || !target_locked(w->kind, w->object, &w->target_ns))
             continue;
         if (w->slot != NULL)
             tw_actor_set_target(w->slot, w->target_ns);
         __atomic_store_n(&w->resolved, 1, __ATOMIC_RELEASE);
-        resolved_any = true;
+        tw_actors_wake_word(&w->resolved);   /* under the lock: its thread unregisters under it */
     }
-    if (resolved_any)
-        tw_actors_kick();
 }
 
 /* Flushes and reads the target; when there is none yet, registers `waiter`. */
@@ -853,17 +852,17 @@ static void unregister_waiter(gpu_waiter *waiter)
     pthread_mutex_unlock(&tw_timeline_lock);
 }
 
-/* Blocked with no target until a flush gives this waiter one. */
+/* Blocked with no target until a flush gives this waiter one. It sleeps on its own word, which
+ * only that flush wakes: nothing else can end the wait (a jump cannot: it has no target), and on
+ * the run's epoch every kick of every rank's progress thread woke every waiting rank, O(ranks²)
+ * wakes per collective. The slice bounds the sleep for the deadlock check. */
 static void wait_for_peers(gpu_waiter *waiter)
 {
     if (tw_actor_block("gpu:peers", -1, TW_ACTOR_F_EPOCH) == NULL)
         waiter->slot = NULL;
     while (!__atomic_load_n(&waiter->resolved, __ATOMIC_ACQUIRE)) {
-        uint32_t epoch = tw_actors_epoch();
-        if (__atomic_load_n(&waiter->resolved, __ATOMIC_ACQUIRE))
-            break;
         tw_actors_try_jump();
-        tw_actors_wait_epoch(epoch, waiter->slot != NULL ? TW_SLICE_FOREVER_NS : 1000000LL);
+        tw_actors_wait_word(&waiter->resolved, 0, waiter->slot != NULL ? TW_SLICE_FOREVER_NS : 1000000LL);
         tw_actors_check_deadlock();
     }
     unregister_waiter(waiter);
