@@ -96,6 +96,8 @@ def _print_brief(summary: dict, run_dir: Path) -> None:
     for unmet in summary.get("collectives_not_met") or []:
         print(f"timewarp: pid {unmet['pid']}: {unmet['kernel']} reached no peer's memory: timed alone, not met "
               f"across ranks", file=sys.stderr)
+    for what in summary.get("unreadable") or []:
+        print(f"timewarp: WARNING: skipped {what}", file=sys.stderr)
     ended_by = summary.get("ended_by") or {}
     if ended_by.get("cause"):
         print(f"timewarp: the run was ended early: {ended_by['cause']}", file=sys.stderr)

@@ -75,7 +75,6 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     args = parser.parse_args(argv)
     if not (args.run_dir / "proc").is_dir():
         parser.error(f"{args.run_dir}: not a run directory (no proc/)")
-    logging.getLogger("emulator.outputs.records").setLevel(logging.ERROR)   # damage is reported below
     run = load_run(args.run_dir)
     if not run.processes:
         why = f"damaged run directory, no readable trace ({run.unreadable[0]})" if run.unreadable else \

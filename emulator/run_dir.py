@@ -52,12 +52,13 @@ def _fresh_default(gpu_key: str) -> Path:
     raise RunDirError(f"{MAX_SUFFIX} runs already started at {stamp}: choose a directory with --out")
 
 
-def _holder(lock_path: Path) -> str:
+def _live_run_error(run_dir: Path) -> RunDirError:
     try:
-        pid = lock_path.read_text().strip()
+        pid = (run_dir / LOCK_NAME).read_text().strip()
     except OSError:
-        return "another emulate"
-    return f"emulate pid {pid}" if pid.isdigit() else "another emulate"
+        pid = ""
+    holder = f"emulate pid {pid}" if pid.isdigit() else "another emulate"
+    return RunDirError(f"--out {run_dir}: a live run uses it ({holder}); choose another directory")
 
 
 def _try_lock(lock_path: Path) -> int | None:
@@ -92,8 +93,7 @@ def claim(out: Path | None, gpu_key: str, *, force: bool = False) -> tuple[Path,
             raise RunDirError(f"--out {run_dir}: exists and is not a directory")
         if run_dir.is_dir() and any(run_dir.iterdir()):
             if _is_live(run_dir):
-                raise RunDirError(f"--out {run_dir}: a live run uses it ({_holder(run_dir / LOCK_NAME)}); "
-                                  "choose another directory")
+                raise _live_run_error(run_dir)
             if not force:
                 raise RunDirError(f"--out {run_dir}: the directory holds files (a previous run?); choose an empty "
                                   "or new directory, or pass --force to replace its run")
@@ -107,7 +107,7 @@ def claim(out: Path | None, gpu_key: str, *, force: bool = False) -> tuple[Path,
     except OSError as err:
         raise RunDirError(f"--out {run_dir}: cannot write in it ({err.strerror})") from None
     if fd is None:   # another emulate claimed the same new directory a moment ago
-        raise RunDirError(f"--out {run_dir}: a live run uses it ({_holder(lock_path)}); choose another directory")
+        raise _live_run_error(run_dir)
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return run_dir, RunDirLock(lock_path, fd)

@@ -55,11 +55,8 @@ def governor_path() -> Path:
 
 
 class ShimBuildError(RuntimeError):
-    """The shim did not build: str() is one line naming why; `detail` holds make's output."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(reason)
-        self.detail = detail
+    """The shim did not build: str() is one line naming why (`python -m shim.build` shows make's
+    whole output)."""
 
 
 def _first_error(output: str) -> str:
@@ -86,8 +83,8 @@ def build(jobs: int | None = None, quiet: bool = True) -> Path:
     result = subprocess.run(cmd, capture_output=quiet, text=True)
     if result.returncode != 0:
         detail = (result.stdout or "") + (result.stderr or "") if quiet else ""
-        reason = f"the shim did not build: {_first_error(detail)}" if quiet else "the shim did not build (output above)"
-        raise ShimBuildError(reason, detail[-6000:])
+        raise ShimBuildError(f"the shim did not build: {_first_error(detail)} (all of it: python -m shim.build)"
+                             if quiet else "the shim did not build (output above)")
     return library_path()
 
 

@@ -128,7 +128,8 @@ class RunRecords:
     processes: list[ProcessRecords]
     run_info: dict[str, Any]   # run.json ({} when absent)
     spec: dict[str, str]       # spec.env ({} when absent)
-    unreadable: list[str] = field(default_factory=list)   # "<file>: why" for each file skipped
+    unreadable: list[str] = field(default_factory=list)   # "<file>: why" for each file skipped (the
+                                                          # summary's "unreadable"; the CLI says it)
 
     @property
     def start_virtual_ns(self) -> int:
@@ -225,7 +226,6 @@ def load_run(run_dir: Path) -> RunRecords:
         try:
             processes.append(read_trace(path))
         except ValueError as err:   # read_trace names the file and what is wrong with it
-            log.warning("skipping unreadable trace: %s", err)
             unreadable.append(str(err))
     processes.sort(key=lambda p: (p.start_virtual_ns, p.pid))
     run_json = run_dir / "run.json"
@@ -234,7 +234,6 @@ def load_run(run_dir: Path) -> RunRecords:
         try:
             run_info = json.loads(run_json.read_text())
         except ValueError as err:
-            log.warning("skipping unreadable %s: %s", run_json, err)
             unreadable.append(f"{run_json}: {err}")
     return RunRecords(run_dir=run_dir, processes=processes, run_info=run_info, spec=read_spec(run_dir / "spec.env"),
                       unreadable=unreadable)
