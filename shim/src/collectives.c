@@ -396,8 +396,12 @@ const char *tw_coll_kind_name(int kind)
 
 static void describe_op(char *out, size_t len, const tw_coll_op *op)
 {
-    snprintf(out, len, "%s(count %llu, dtype %u, root %d, redop %u)", tw_coll_kind_name(op->kind),
-             (unsigned long long)op->count, op->dtype, op->root, op->redop);
+    if (op->kind == TW_COLL_KERNEL)   /* kernels meeting through peers' memory (kernel_sync.c) */
+        snprintf(out, len, "kernel %s (name hash %016llx)", op->kernel_name ? op->kernel_name : "of another name",
+                 (unsigned long long)op->count);
+    else
+        snprintf(out, len, "%s(count %llu, dtype %u, root %d, redop %u)", tw_coll_kind_name(op->kind),
+                 (unsigned long long)op->count, op->dtype, op->root, op->redop);
 }
 
 static bool same_op(const tw_coll_entry *e, const tw_coll_op *op)
@@ -415,7 +419,7 @@ static bool same_op(const tw_coll_entry *e, const tw_coll_op *op)
 static void report_mismatch(const tw_coll_entry *e, const tw_coll_op *op, int index)
 {
     tw_coll_op theirs = {.kind = e->kind, .dtype = e->dtype, .count = e->count, .root = e->root, .redop = e->redop};
-    char mine[160], other[160], text[512];
+    char mine[400], other[160], text[700];
     describe_op(mine, sizeof mine, op);
     describe_op(other, sizeof other, &theirs);
     snprintf(text, sizeof text,
@@ -425,7 +429,7 @@ static void report_mismatch(const tw_coll_entry *e, const tw_coll_op *op, int in
              e->created_by_rank, other);
     uint32_t zero = 0;
     if (__atomic_compare_exchange_n(&page->error, &zero, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-        snprintf(page->error_text, sizeof page->error_text, "%s", text);
+        snprintf(page->error_text, sizeof page->error_text, "%.*s", (int)sizeof page->error_text - 1, text);
     page_unlock();
     tw_fatal(text);
 }

@@ -19,9 +19,19 @@
  *       with F = MulFunctor<M>, DivFunctor<M> (floating), CompareEqFunctor<M>{EqOpType op}
  *     CompareFunctor<T>{OpType op} and compare_scalar_kernel<T>'s closure {CompareFunctor; T rhs}
  *     direct_copy_kernel_cuda's lambda(T)              same-type copies
+ *     float16_copy_kernel_cuda's, bfloat16_copy_kernel_cuda's lambda(float)   float to half, bfloat16
+ *   unrolled_elementwise_kernel<direct_copy lambda(T), .., LoadWithCast<1>, StoreWithCast<1>>:
+ *     a casting copy (`.to(dtype)`), the input's and output's types read from the loader's and
+ *     storer's dtype fields, each value cast to T and then to the output's type
  *   reduce_kernel<.., ReduceOp<T, func_wrapper_t<R, F>, unsigned int, R, ..>> (Reduce.cuh) with F
  *     sum_functor, MaxNanFunctor, MinNanFunctor, or_kernel_cuda / and_kernel_cuda (any, all):
- *     each output over its inputs, both placed by the op's OffsetCalculators
+ *     each output over its inputs, both placed by the op's OffsetCalculators;
+ *   reduce_kernel<.., ReduceOp<T, ArgMaxOps<A> / ArgMinOps<A>, unsigned int, long, ..>> (argmax,
+ *     argmin; torch.multinomial's one-sample draw is an argmax): the first index of the largest
+ *     (smallest) value, a NaN winning
+ *   flashinfer::sampling::{SamplingFromLogits,SamplingFromProb,TopKSamplingFromProb,
+ *     TopPSamplingFromProb,MinPSamplingFromProb,TopKTopPSamplingFromProb}Kernel<.., IdType>:
+ *     output[b] for each of the grid's blocks (and valid[b] = true where the kernel has it)
  *   CatArrayBatchedCopy{,_contig,_alignedK_contig,_vectorized}<T, IndexType, Dims, batch, stride_size..>
  *     (Shape.cu)
  *
@@ -31,9 +41,17 @@
  * (the GPU's summation order differs: the last bit may too, unless the partial sums are exact).
  * A launch is evaluated only when every buffer it touches is a host-backed device allocation of
  * this process, its arguments validate against the name's layout, and a computing kernel has at
- * most MAX_COMPUTED elements (host time is the program's virtual time); otherwise nothing is
- * written, as before. Not evaluated: launches captured into graphs (and their replays),
- * strided and casting element-wise kernels, and everything else. */
+ * most MAX_COMPUTED elements (host time is the program's virtual time; a cast, MAX_CAST);
+ * otherwise nothing is written, as before.
+ *
+ * Indices are the exception. An argmax over more than MAX_COMPUTED elements, and every sampling
+ * kernel, writes index 0 into its (host-backed) outputs without reading its inputs: the values
+ * it would rank come from kernels that never ran, so no index is more right than another, but
+ * what the buffer held before (another tensor's bytes) is usually no index at all, and a server
+ * that reads it as a token id stops the request (SGLang ends it as "NaN happened") or fails.
+ * Index 0 is in every vocabulary; a tokenizer whose id 0 is a special token streams no text.
+ * Not evaluated: launches captured into graphs (and their replays), strided element-wise
+ * kernels, and everything else. */
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdlib.h>
@@ -43,6 +61,8 @@
 #include "kernel_shapes.h"
 
 #define MAX_COMPUTED 4096u          /* elements a computing kernel may have (fills, copies: any) */
+#define MAX_CAST 65536u             /* elements a casting copy may have (a cast per element) */
+#define MAX_INDICES (1u << 20)      /* outputs an argmax or sampling kernel writes index 0 into */
 #define MAX_DIMS 25                 /* OffsetCalculator's dimensions (OffsetCalculator.cuh) */
 #define CAT_DIMS 4                  /* CAT_ARRAY_MAX_INPUT_DIMS (Shape.cu) */
 #define CAT_MAX_BATCH 128           /* CAT_ARRAY_BATCH_SIZE: inputs per launch */
@@ -63,9 +83,11 @@ enum op {
     OP_COPY,        /* out = a */
     OP_REDUCE,      /* out[o] = fn over i of in[o, i] */
     OP_CAT,
+    OP_CAST,        /* out = (out type)(T)a, the types read at launch */
+    OP_SAMPLE,      /* out[b] = 0 for each block b */
 };
 
-enum fn { FN_NONE = 0, FN_MUL, FN_DIV, FN_EQ_NE, FN_SUM, FN_MAX, FN_MIN, FN_ANY, FN_ALL };
+enum fn { FN_NONE = 0, FN_MUL, FN_DIV, FN_EQ_NE, FN_SUM, FN_MAX, FN_MIN, FN_ANY, FN_ALL, FN_ARGMAX, FN_ARGMIN };
 
 enum type { T_NONE = 0, T_BOOL, T_U8, T_I8, T_I16, T_I32, T_I64, T_F16, T_BF16, T_F32, T_F64 };
 
@@ -183,6 +205,25 @@ static void store(uint8_t *p, uint8_t t, uint8_t math, num n)
         store_f(p, t, n.f);
     else
         store_i(p, t, n.i);
+}
+
+/* One value from type `from` at src to type `to` at dst, as a C++ static_cast on the GPU: floating
+ * to integer truncates toward zero and saturates (NaN gives 0), integers wrap, to bool is != 0. */
+static void convert(const uint8_t *src, uint8_t from, uint8_t *dst, uint8_t to)
+{
+    if (is_float(to)) {
+        store_f(dst, to, is_float(from) ? load_f(src, from) : (double)load_i(src, from));
+    } else if (to == T_BOOL) {
+        *dst = is_float(from) ? load_f(src, from) != 0.0 : load_i(src, from) != 0;
+    } else if (is_float(from)) {   /* cvt.rzi saturates at the target's range */
+        static const double LO[] = {[T_U8] = 0, [T_I8] = -128, [T_I16] = -32768, [T_I32] = -2147483648.0, [T_I64] = -0x1p63};
+        static const double HI[] = {[T_U8] = 255, [T_I8] = 127, [T_I16] = 32767, [T_I32] = 2147483647.0, [T_I64] = 0x1p63};
+        double f = trunc(load_f(src, from));
+        int64_t i = isnan(f) ? 0 : f <= LO[to] ? (int64_t)LO[to] : f >= HI[to] ? (to == T_I64 ? INT64_MAX : (int64_t)HI[to]) : (int64_t)f;
+        store_i(dst, to, i);
+    } else {
+        store_i(dst, to, load_i(src, from));
+    }
 }
 
 static int64_t wrap_add(int64_t a, int64_t b)
@@ -398,6 +439,14 @@ static bool parse_functor(const char *s, size_t n, tw_kernel_data *out)
         out->in_type = out->out_type = out->math_type = t;
         return t != T_NONE;
     }
+    /* float to half and bfloat16 (Copy.cu's no-cast kernels): lambda(float), static_cast */
+    bool to_half = starts_with(s, n, "at::native::float16_copy_kernel_cuda(");
+    if (to_half || starts_with(s, n, "at::native::bfloat16_copy_kernel_cuda(")) {
+        out->op = OP_COPY;
+        out->in_type = out->math_type = lambda_type(s, n);
+        out->out_type = to_half ? T_F16 : T_BF16;
+        return out->in_type == T_F32;
+    }
     return false;
 }
 
@@ -435,17 +484,23 @@ static void parse_elementwise(const char *text, bool vectorized, tw_kernel_data 
         /* unrolled_elementwise_kernel<func, array, elems, in calc, out calc, loader, storer> */
         if (n != 7 || !starts_with(starts[3], lengths[3], "TrivialOffsetCalculator<") ||
             !starts_with(starts[4], lengths[4], "TrivialOffsetCalculator<") ||
-            !starts_with(starts[5], lengths[5], "at::native::memory::LoadWithoutCast") ||
-            !starts_with(starts[6], lengths[6], "at::native::memory::StoreWithoutCast") ||
             !parse_functor(starts[0], lengths[0], &kd))
             return;
+        bool plain = starts_with(starts[5], lengths[5], "at::native::memory::LoadWithoutCast") &&
+                     starts_with(starts[6], lengths[6], "at::native::memory::StoreWithoutCast");
+        bool cast = kd.op == OP_COPY && starts_with(starts[5], lengths[5], "at::native::memory::LoadWithCast<1>") &&
+                    starts_with(starts[6], lengths[6], "at::native::memory::StoreWithCast<1>");
+        if (!plain && !cast)
+            return;
+        if (cast)
+            kd.op = OP_CAST;   /* in_type and out_type come from the launch; math_type is T */
         kd.operands = array_operands(starts[1], lengths[1]);
     }
     if (kd.operands == expected_operands(kd.op))
         *out = kd;
 }
 
-/* ReduceOp<scalar_t, func_wrapper_t<out, F>, index_t, out_scalar_t, vt0, vec> */
+/* ReduceOp<scalar_t, func_wrapper_t<out, F> | ArgMaxOps<acc> | ArgMinOps<acc>, index_t, out_scalar_t, vt0, vec> */
 static void parse_reduce(const char *text, tw_kernel_data *out)
 {
     const char *op = strstr(text, "at::native::ReduceOp<");
@@ -458,11 +513,21 @@ static void parse_reduce(const char *text, tw_kernel_data *out)
     size_t ops_n = lengths[1];
     const char *inner[2];
     size_t inner_n[2];
+    tw_kernel_data kd = {.op = OP_REDUCE, .in_type = in, .out_type = res};
+    uint8_t arg_acc = template_type(ops, ops_n, "at::native::ArgMaxOps<");
+    kd.fn = arg_acc != T_NONE ? FN_ARGMAX : FN_NONE;
+    if (arg_acc == T_NONE && (arg_acc = template_type(ops, ops_n, "at::native::ArgMinOps<")) != T_NONE)
+        kd.fn = FN_ARGMIN;
+    if (kd.fn != FN_NONE) {   /* the index of the extreme value, compared in the accumulator type */
+        kd.math_type = arg_acc;
+        if (in != T_NONE && res == T_I64 && lengths[2] == 12 && strncmp(starts[2], "unsigned int", 12) == 0)
+            *out = kd;
+        return;
+    }
     if (in == T_NONE || res == T_NONE || lengths[2] != 12 || strncmp(starts[2], "unsigned int", 12) != 0 ||
         !starts_with(ops, ops_n, "at::native::func_wrapper_t<") ||
         split_args(ops + strlen("at::native::func_wrapper_t<"), inner, inner_n, 2) != 2)
         return;
-    tw_kernel_data kd = {.op = OP_REDUCE, .in_type = in, .out_type = res};
     const char *f = inner[1];
     size_t fn_n = inner_n[1];
     if (starts_with(f, fn_n, "at::native::sum_functor<")) {
@@ -516,10 +581,42 @@ static bool prefixed(const char *text, const char *prefix)
     return strncmp(text, prefix, strlen(prefix)) == 0;
 }
 
+/* flashinfer::sampling::<kernel><BLOCK_THREADS, .., DType, IdType>(params): the sampled ids are
+ * output[blockIdx.x], `output` the parameter below (sampling.cuh, FlashInfer 0.2-0.7), checked
+ * against the parameter list's type (IdType*). */
+static void parse_sampling(const char *kernel, tw_kernel_data *out)
+{
+    static const struct { const char *name; uint8_t output; } KERNELS[] = {
+        {"SamplingFromLogitsKernel<", 1}, {"SamplingFromProbKernel<", 1},
+        {"TopKSamplingFromProbKernel<", 1}, {"TopPSamplingFromProbKernel<", 1},
+        {"MinPSamplingFromProbKernel<", 2}, {"TopKTopPSamplingFromProbKernel<", 3},
+    };
+    for (size_t i = 0; i < sizeof KERNELS / sizeof KERNELS[0]; i++) {
+        if (!prefixed(kernel, KERNELS[i].name))
+            continue;
+        const char *targs[8], *params[16];
+        size_t targ_n[8], param_n[16];
+        uint32_t n = split_args(kernel + strlen(KERNELS[i].name), targs, targ_n, 8);
+        if (n < 2 || n > 8)
+            return;
+        uint8_t id = type_named(targs[n - 1], targ_n[n - 1]);
+        const char *list = strchr(targs[n - 1] + targ_n[n - 1], '(');
+        uint32_t np = list != NULL ? split_args(list + 1, params, param_n, 16) : 0;
+        uint8_t k = KERNELS[i].output;
+        const char *pointer = id == T_I32 ? "int*" : "long*";
+        if ((id != T_I32 && id != T_I64) || np <= k || np > 16 || param_n[k] != strlen(pointer) ||
+            strncmp(params[k], pointer, param_n[k]) != 0)
+            return;
+        *out = (tw_kernel_data){.op = OP_SAMPLE, .out_type = id, .out_param = k,
+                                .out_valid = np > k + 1u && param_n[k + 1] == 5 && strncmp(params[k + 1], "bool*", 5) == 0};
+        return;
+    }
+}
+
 /* Words the mangled names of the kernels above hold: most kernels skip the demangler. */
 static bool maybe_evaluated(const char *mangled)
 {
-    static const char *const WORDS[] = {"elementwise_kernel", "reduce_kernel", "CatArrayBatchedCopy"};
+    static const char *const WORDS[] = {"elementwise_kernel", "reduce_kernel", "CatArrayBatchedCopy", "SamplingFrom"};
     for (size_t i = 0; i < sizeof WORDS / sizeof WORDS[0]; i++)
         if (strstr(mangled, WORDS[i]) != NULL)
             return true;
@@ -541,6 +638,8 @@ void tw_kernel_data_init(const char *mangled, tw_kernel_data *out)
         parse_elementwise(text, false, out);
     else if (prefixed(text, "void at::native::reduce_kernel<"))
         parse_reduce(text, out);
+    else if (prefixed(text, "void flashinfer::sampling::"))
+        parse_sampling(text + strlen("void flashinfer::sampling::"), out);
     else if (prefixed(text, cat) && strchr(text, '<') != NULL) {
         const char *variant = text + strlen(cat);
         if (variant[0] == '<' || strncmp(variant, "_contig<", 8) == 0 || strncmp(variant, "_alignedK_contig<", 17) == 0 ||
@@ -640,8 +739,9 @@ static bool elementwise_args(const tw_kernel_data *kd, const tw_param_layout *l,
         return false;
     int32_t n;
     memcpy(&n, args[0], sizeof n);
-    bool computed = kd->op != OP_FILL && kd->op != OP_COPY;
-    if (n <= 0 || (computed && (uint32_t)n > MAX_COMPUTED) || !functor_fields(kd, args[1], l->size[1], e))
+    bool computed = kd->op != OP_FILL && kd->op != OP_COPY, converted = kd->op == OP_COPY && kd->in_type != kd->out_type;
+    if (n <= 0 || (computed && (uint32_t)n > MAX_COMPUTED) || (converted && (uint32_t)n > MAX_CAST) ||
+        !functor_fields(kd, args[1], l->size[1], e))
         return false;
     e->n = (uint32_t)n;
     for (uint32_t k = 0; k < kd->operands; k++) {
@@ -678,8 +778,13 @@ static void run_elementwise(const tw_kernel_data *kd, const tw_param_layout *l, 
         fill(e.data[0], args[1], out_bytes, e.n);
         return;
     }
-    if (kd->op == OP_COPY) {
+    if (kd->op == OP_COPY && kd->in_type == kd->out_type) {
         memmove(e.data[0], e.data[1], (uint64_t)e.n * out_bytes);
+        return;
+    }
+    if (kd->op == OP_COPY) {
+        for (uint64_t i = 0; i < e.n; i++)
+            convert(e.data[1] + i * in_bytes, kd->in_type, e.data[0] + i * out_bytes, kd->out_type);
         return;
     }
     uint8_t m = kd->math_type;
@@ -696,6 +801,65 @@ static void run_elementwise(const tw_kernel_data *kd, const tw_param_layout *l, 
         default: r.i = compare(e.cmp, m, a, b); break;   /* OP_COMPARE, OP_COMPARE_SCALAR */
         }
         store(e.data[0] + (uint64_t)i * out_bytes, kd->out_type, predicate ? T_BOOL : m, r);
+    }
+}
+
+/* c10::ScalarType's codes (ScalarType.h) of the types above */
+static uint8_t scalar_type(uint8_t code)
+{
+    static const uint8_t TYPES[] = {[0] = T_U8, [1] = T_I8, [2] = T_I16, [3] = T_I32, [4] = T_I64, [5] = T_F16,
+                                    [6] = T_F32, [7] = T_F64, [11] = T_BOOL, [15] = T_BF16};
+    return code < sizeof TYPES ? TYPES[code] : T_NONE;
+}
+
+/* (int N, lambda, std::array<char*, 2> {out, in}, in calc, out calc, LoadWithCast<1>
+ * {ScalarType dtypes[1]; uint32_t element_sizes[1]}, StoreWithCast<1> {the same}) */
+static void run_cast(const tw_kernel_data *kd, const tw_param_layout *l, void **args)
+{
+    if (l->count != 7 || l->size[0] != 4 || l->size[2] != 16 || l->size[5] != 8 || l->size[6] != 8 ||
+        args[0] == NULL || args[2] == NULL || args[5] == NULL || args[6] == NULL)
+        return;
+    int32_t n;
+    uint32_t in_size, out_size;
+    const uint8_t *loader = args[5], *storer = args[6];
+    memcpy(&n, args[0], sizeof n);
+    memcpy(&in_size, loader + 4, 4);
+    memcpy(&out_size, storer + 4, 4);
+    uint8_t in = scalar_type(loader[0]), out = scalar_type(storer[0]), via = kd->math_type;
+    if (n <= 0 || (uint32_t)n > MAX_CAST || in == T_NONE || out == T_NONE || type_bytes(in) != in_size ||
+        type_bytes(out) != out_size)
+        return;
+    uint64_t dst, src;
+    memcpy(&dst, args[2], 8);
+    memcpy(&src, (const uint8_t *)args[2] + 8, 8);
+    if (!host_range(dst, (uint64_t)n * out_size) || !host_range(src, (uint64_t)n * in_size))
+        return;
+    settle((const uint8_t *)(uintptr_t)src, (uint64_t)n * in_size);
+    settle((const uint8_t *)(uintptr_t)dst, (uint64_t)n * out_size);
+    for (uint64_t i = 0; i < (uint64_t)n; i++) {
+        uint8_t value[8];
+        convert((const uint8_t *)(uintptr_t)src + i * in_size, in, value, via);
+        convert(value, via, (uint8_t *)(uintptr_t)dst + i * out_size, out);
+    }
+}
+
+/* Index 0 in output[b] (and true in valid[b]) for each block of a FlashInfer sampling kernel. */
+static void run_sample(const tw_kernel_data *kd, const tw_param_layout *l, void **args, tw_dim3 grid)
+{
+    uint32_t k = kd->out_param, id_bytes = type_bytes(kd->out_type);
+    if (k >= l->count || l->size[k] != 8 || args[k] == NULL || grid.y != 1 || grid.z != 1 || grid.x > MAX_INDICES)
+        return;
+    uint64_t output, valid = 0;
+    memcpy(&output, args[k], 8);
+    if (kd->out_valid && k + 1 < l->count && l->size[k + 1] == 8 && args[k + 1] != NULL)
+        memcpy(&valid, args[k + 1], 8);
+    if (host_range(output, (uint64_t)grid.x * id_bytes)) {
+        settle((const uint8_t *)(uintptr_t)output, (uint64_t)grid.x * id_bytes);
+        memset((void *)(uintptr_t)output, 0, (uint64_t)grid.x * id_bytes);
+    }
+    if (host_range(valid, grid.x)) {
+        settle((const uint8_t *)(uintptr_t)valid, grid.x);
+        memset((void *)(uintptr_t)valid, 1, grid.x);
     }
 }
 
@@ -755,7 +919,7 @@ static void calc_offsets(const calc *c, uint32_t nargs, uint64_t index, uint64_t
 typedef struct reduction {
     uint32_t inputs, outputs;   /* per output; outputs */
     calc in, out;
-    const uint8_t *src;
+    const uint8_t *src;         /* NULL: too many inputs to rank here, the outputs get index 0 */
     uint8_t *dst;
 } reduction;
 
@@ -763,7 +927,10 @@ typedef struct reduction {
  * must be the launch's. */
 static bool reduce_args(const tw_kernel_data *kd, const tw_param_layout *l, void **args, tw_dim3 block, reduction *r)
 {
-    uint32_t acc = type_bytes(kd->math_type), at = align_up(2 * acc, 4), size = l->count == 1 ? l->size[0] : 0;
+    bool arg = kd->fn == FN_ARGMAX || kd->fn == FN_ARGMIN;
+    /* ops (empty), then ident: arg_t, or the argument ops' pair<acc, int64_t> at 8 */
+    uint32_t acc = type_bytes(kd->math_type), at = arg ? 8 + 16 : align_up(2 * acc, 4);
+    uint32_t size = l->count == 1 ? l->size[0] : 0;
     const uint8_t *p = args[0];
     uint32_t tail = align_up(at + CONFIG_BYTES + CALC_BYTES(1) + CALC_BYTES(2), 8);
     if (p == NULL || size != tail + REDUCE_TAIL_BYTES)
@@ -771,8 +938,9 @@ static bool reduce_args(const tw_kernel_data *kd, const tw_param_layout *l, void
     int32_t c[14];
     memcpy(c, p + at, sizeof c);
     uint64_t threads = (uint64_t)block.x * block.y * block.z;
+    bool ranked = (uint64_t)c[1] * (uint64_t)c[2] <= MAX_COMPUTED;
     if (c[1] < 1 || c[2] < 1 || c[11] < 1 || c[12] < 1 || c[11] * c[12] != c[13] || (uint64_t)c[13] != threads ||
-        (uint64_t)c[1] * (uint64_t)c[2] > MAX_COMPUTED)
+        (!ranked && (!arg || (uint32_t)c[2] > MAX_INDICES)))
         return false;
     r->inputs = (uint32_t)c[1];
     r->outputs = (uint32_t)c[2];
@@ -787,11 +955,12 @@ static bool reduce_args(const tw_kernel_data *kd, const tw_param_layout *l, void
         return false;
     uint64_t in_bytes = r->out.reach[1] + r->in.reach[0] + type_bytes(kd->in_type);
     uint64_t out_bytes = r->out.reach[0] + type_bytes(kd->out_type);
-    if (!host_range(src, in_bytes) || !host_range(dst, out_bytes))
+    if ((ranked && !host_range(src, in_bytes)) || !host_range(dst, out_bytes))
         return false;
-    r->src = (const uint8_t *)(uintptr_t)src;
+    r->src = ranked ? (const uint8_t *)(uintptr_t)src : NULL;
     r->dst = (uint8_t *)(uintptr_t)dst;
-    settle(r->src, in_bytes);
+    if (ranked)
+        settle(r->src, in_bytes);
     settle(r->dst, out_bytes);
     return true;
 }
@@ -826,14 +995,28 @@ static void run_reduce(const tw_kernel_data *kd, const tw_param_layout *l, void 
     if (!reduce_args(kd, l, args, block, &r))
         return;
     uint8_t m = kd->math_type;
+    bool arg = kd->fn == FN_ARGMAX || kd->fn == FN_ARGMIN;
     for (uint32_t o = 0; o < r.outputs; o++) {
         uint64_t base[2], at[2];
         calc_offsets(&r.out, 2, o, base);
-        num acc = {0, 0};
-        for (uint32_t i = 0; i < r.inputs; i++) {
+        num acc = {0, 0}, index = {0, 0};
+        for (uint32_t i = 0; r.src != NULL && i < r.inputs; i++) {
             calc_offsets(&r.in, 1, i, at);
             num x = load(r.src + base[1] + at[0], kd->in_type, m);
-            acc = i == 0 ? x : combine(kd->fn, m, acc, x);
+            if (!arg) {
+                acc = i == 0 ? x : combine(kd->fn, m, acc, x);
+                continue;
+            }
+            /* GreaterOrNan / LessOrNan: a NaN wins, the first index among equals */
+            num best = combine(kd->fn == FN_ARGMAX ? FN_MAX : FN_MIN, m, acc, x);
+            if (i == 0 || memcmp(&best, &acc, sizeof best) != 0) {
+                acc = x;
+                index.i = i;
+            }
+        }
+        if (arg) {
+            store(r.dst + base[0], kd->out_type, T_I64, index);
+            continue;
         }
         if (m == T_F32)
             acc.f = (float)acc.f;
@@ -1004,6 +1187,8 @@ void tw_kernel_data_run(const tw_kernel_data *kd, const tw_param_layout *l, void
     case OP_NONE: break;
     case OP_REDUCE: run_reduce(kd, l, args, block); break;
     case OP_CAT: run_cat(kd, l, args, grid); break;
+    case OP_CAST: run_cast(kd, l, args); break;
+    case OP_SAMPLE: run_sample(kd, l, args, grid); break;
     default: run_elementwise(kd, l, args); break;
     }
 }

@@ -1,7 +1,9 @@
 /* Host evaluation of a few simple torch kernels whose buffers are all host-backed
- * (kernel_data.c): fills, copies, additions, products, comparisons, concatenations and small
- * reductions, so values a program reads back (`.item()`, sizes that torch.distributed's object
- * collectives compute on the GPU) are right. Every other kernel's outputs keep what they held. */
+ * (kernel_data.c): fills, copies and casts, additions, products, comparisons, concatenations
+ * and small reductions, so values a program reads back (`.item()`, sizes that
+ * torch.distributed's object collectives compute on the GPU) are right; and a valid index (0)
+ * from the argmax/argmin and sampling kernels whose inputs are too large to rank here, so a
+ * sampled token id is always in the vocabulary. Every other kernel's outputs keep what they held. */
 #ifndef TW_KERNEL_DATA_H
 #define TW_KERNEL_DATA_H
 
@@ -22,6 +24,8 @@ typedef struct tw_kernel_data {
     uint8_t vec_elems;     /* cat, _vectorized variant: elements per 16-byte unit it copies (else 0) */
     uint16_t batch;        /* cat: inputs per launch (metadata slots) */
     uint16_t stride_slots; /* cat: size/stride records in the metadata */
+    uint8_t out_param;     /* sampling: the parameter holding the output pointer */
+    uint8_t out_valid;     /* sampling: a `bool* valid` parameter follows it */
 } tw_kernel_data;
 
 /* Parses the (mangled) name; leaves op 0 for anything not evaluated. */

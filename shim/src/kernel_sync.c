@@ -93,7 +93,7 @@ static tw_coll_launch *bind_kernel(const void *coll_template)
     const kernel_template *t = coll_template;
     tw_coll_op op = {.comm_key = t->group->key, .op_key = __atomic_add_fetch(&t->group->next_seq, 1, __ATOMIC_RELAXED),
                      .kind = TW_COLL_KERNEL, .count = t->name_hash, .expected = (uint32_t)t->group->count,
-                     .index = t->group->index};
+                     .index = t->group->index, .kernel_name = tw_name_get(t->desc.name_id)};
     tw_coll_ref ref;
     if (tw_coll_open(&op, &ref) != TW_OK) {
         TW_ERROR("kernel synchronised through peers' memory: the run's table of collectives is full");

@@ -448,7 +448,11 @@ static bool add_peer_owner(uint64_t word, int32_t *pids, uint32_t *count)
  * allocator block. The launch synchronises with their kernels. Runs once per launch shape. */
 static uint32_t peer_owners(const tw_kernel *k, void **args, int32_t *pids)
 {
-    if (k->layout_state != 1 || args == NULL)
+    /* ATen's kernels never wait on peers' flags, and their by-value structs hold words the
+     * launch left unset (ReduceOp's dst[1], acc_buf: the issuing thread's stack, which may
+     * hold a pointer into a peer's buffer from an all-reduce just before). A copy from a peer's
+     * memory is a plain read of it, not a meeting. */
+    if (k->layout_state != 1 || args == NULL || strncmp(k->mangled, "_ZN2at6native", 13) == 0)
         return 0;
     uint32_t count = 0;
     for (uint32_t i = 0; i < k->layout.count; i++) {

@@ -517,6 +517,8 @@ typedef struct tw_coll_op {
     uint32_t expected;            /* participants */
     int index;                    /* this participant's index: its rank; p2p: 0 sender, 1 receiver */
     uint64_t stage_bytes_per_rank;  /* staging to reserve per participant (0 = none) */
+    const char *kernel_name;      /* TW_COLL_KERNEL: the kernel launched (count holds its name's
+                                   * hash), for a mismatch's message */
 } tw_coll_op;
 typedef struct tw_coll_ref {      /* a participant's handle on an entry */
     uint32_t entry;

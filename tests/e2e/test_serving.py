@@ -127,18 +127,25 @@ def test_tpot_matches_the_engines_decode_steps(served: EmulatedRun) -> None:
 
 @pytest.mark.parametrize("endpoint", ["completions", "chat"])
 def test_streamed_responses_reach_curl(served: EmulatedRun, endpoint: str) -> None:
-    """curl in the run reads a streamed response as server-sent events, chunk by chunk as the
-    tokens are made (8, ignore_eos), the usage, then the end marker. The text is empty: sampled
-    ids are whatever the output buffer held (0, a special token), kernels never run."""
+    """curl in the run reads a streamed response as server-sent events: the 32 tokens asked for
+    (ignore_eos) in more than one chunk, the usage, then the end marker. How many chunks is the
+    API process's pace against the engine's, not a property of the emulator: vLLM merges the
+    deltas a request has not streamed yet into one (RequestOutputCollector), and the tiny model's
+    decode step is under 1 ms, about what the API process spends on a chunk, so a real host merges
+    some too. A CI run on a loaded host streamed 8 chat tokens as 5 + 3, the completion's as
+    3 + 1 + 1 + 3. Each token reads "!":
+    the sampled ids are whatever the output buffer held (0), kernels never run."""
     text = (served.run_dir / f"stream-{endpoint}.txt").read_text()
     events = [line[len("data: "):] for line in text.splitlines() if line.startswith("data: ")]
     assert events and events[-1] == "[DONE]", text[-2000:]
     chunks = [json.loads(e) for e in events[:-1]]
     key = "text" if endpoint == "completions" else "delta"
-    # one chunk per engine step that gave this request a token (a late API process merges some)
-    assert len([c for c in chunks if c.get("choices") and key in c["choices"][0]]) >= 4, chunks
+    contents = [c["choices"][0][key] for c in chunks if c.get("choices") and key in c["choices"][0]]
+    texts = [c if isinstance(c, str) else c.get("content") or "" for c in contents]
+    # streamed as made, not buffered to the end: the last tokens come after the first ones
+    assert len([t for t in texts if t]) >= 2, chunks
     assert any(c["choices"][0].get("finish_reason") == "length" for c in chunks if c.get("choices")), chunks[-3:]
-    assert chunks[-1]["usage"]["completion_tokens"] == 8, chunks[-1]
+    assert chunks[-1]["usage"]["completion_tokens"] == 32, chunks[-1]
 
 
 def test_serving_plot_and_speed(served: EmulatedRun) -> None:

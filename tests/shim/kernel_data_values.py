@@ -71,6 +71,20 @@ def cases() -> dict[str, Callable[[str], torch.Tensor]]:
         "max_float_nan": lambda d: t([1.0, math.nan, 3.0], f32, d).max(),
         "any": lambda d: (t([0, 0, 3], long, d) > 2).any(),
         "all": lambda d: (t([0, 0, 3], long, d) >= 0).all(),
+        # argmax and argmin: the first index among equals, a NaN wins; along either dimension
+        "argmax_ties": lambda d: t([3.0, 9.0, -2.0, 9.0], f32, d).argmax(),
+        "argmin_long": lambda d: t([3, 9, -2, -2], long, d).argmin(),
+        "argmax_nan": lambda d: t([1.0, math.nan, 3.0], f32, d).argmax(),
+        "argmax_rows_bf16": lambda d: t([[1, 7, 7], [8, 0, 2]], torch.bfloat16, d).argmax(dim=-1),
+        "argmin_cols": lambda d: t([[1.0, 7.0, 7.0], [0.5, 9.0, 2.0]], f32, d).argmin(dim=0),
+        # casting copies (`.to`): integers wrap, floating to integer truncates toward zero
+        "cast_long_int": lambda d: t([5, -7, 2**33 + 3], long, d).to(torch.int32),
+        "cast_float_long": lambda d: t([-1.75, 2.9, 1e6], f32, d).to(long),
+        "cast_int_float": lambda d: t([3, -4, 2**24 + 1], torch.int32, d).to(f32),
+        "cast_float_half": lambda d: t([1.0 / 3, 65504.0, -2.5e-8], f32, d).to(torch.half),
+        "cast_bf16_float": lambda d: t([1.5, -0.0078125, 3e38], torch.bfloat16, d).to(f32),
+        "cast_float_bool": lambda d: t([0.0, 0.5, -2.0], f32, d).to(torch.bool),
+        "cast_bool_long": lambda d: t([True, False, True], torch.bool, d).to(long),
     }
 
 
@@ -99,6 +113,17 @@ def main() -> None:
         print(f"RESULT {name} {values(gpu)} {values(cpu)}".replace(", ", ","))
     print(f"RESULT object_sizes {object_sizes('cuda')} {object_sizes('cpu')}".replace(", ", ","))
     print(f"RESULT item {torch.zeros(4, device='cuda').add_(3).sum().item()} 12.0")
+    print(f"RESULT sampled {sampled_ids()} in-vocabulary".replace(", ", ","))
+
+
+def sampled_ids() -> list[int]:
+    """A server's sampler: one draw per row from [8, 32000] probabilities (torch.multinomial: an
+    argmax over 256,000 elements, more than the shim ranks on the host) cast to int32, after the
+    caching allocator handed the ids' block to an earlier tensor of 10**9 values."""
+    stale = torch.full((64,), 10**9, dtype=torch.long, device="cuda")
+    del stale
+    logits = torch.randn(8, 64, device="cuda") @ torch.randn(64, 32000, device="cuda")
+    return torch.multinomial(torch.softmax(logits, dim=-1), num_samples=1).view(-1).to(torch.int32).tolist()
 
 
 if __name__ == "__main__":

@@ -92,6 +92,20 @@ def test_data_round_trips_through_device_memory(emulate, build) -> None:  # noqa
     assert_nothing_unimplemented(run)
 
 
+def test_sampling_kernels_leave_an_id_in_the_vocabulary(emulate, build) -> None:  # noqa: ANN001
+    """FlashInfer's sampling kernels (their names and parameter lists) write index 0 for each
+    row, and true into `valid`, over stale bytes (0x7f7f7f7f) that no vocabulary holds; a kernel of
+    another name with the same parameters keeps what its output held (shim/src/kernel_data.c)."""
+    run = emulate([build("app_sampled_ids")])
+    assert_ok(run)
+    rows = [r for r in parse_results(run.stdout) if "row" in r]
+    assert len(rows) == 6
+    stale = 0x7F7F7F7F
+    assert all((r["id"], r["long_id"], r["valid"]) == ("0", "0", "1") for r in rows), rows
+    assert all(int(r["other"]) == stale for r in rows), rows
+    assert_nothing_unimplemented(run)
+
+
 def _kernel_times(stdout: str) -> dict[str, list[dict[str, str]]]:
     by_kernel: dict[str, list[dict[str, str]]] = {}
     for row in parse_results(stdout):

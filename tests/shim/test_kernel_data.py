@@ -34,7 +34,9 @@ def test_small_tensor_kernels_match_the_cpu(emulate) -> None:  # noqa: ANN001
         import kernel_data_values
     finally:
         sys.path.pop(0)
-    assert set(values) == {*kernel_data_values.cases(), "object_sizes", "item"}
+    assert set(values) == {*kernel_data_values.cases(), "object_sizes", "item", "sampled"}
+    # the ids a sampler draws from probabilities no kernel computed: index 0, never the stale 10**9
+    assert values.pop("sampled") == ("[0,0,0,0,0,0,0,0]", "in-vocabulary")
     wrong = {name: pair for name, pair in values.items() if pair[0] != pair[1]}
     assert wrong == {}, wrong
     # the example, and what the object collectives compute: max 57, offsets 31, 88, 132

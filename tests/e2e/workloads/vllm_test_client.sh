@@ -10,6 +10,6 @@ bin=$1 model=$2 port=$3 prompts=$4 input_len=$5 output_len=$6
 "$here/vllm_bench_rates.sh" "$bin" "$model" "$port" "$prompts" "$input_len" "$output_len" 4 inf
 url="http://127.0.0.1:$port/v1"
 curl -sSfN "$url/completions" -H 'Content-Type: application/json' -o "$TIMEWARP_RUN_DIR/stream-completions.txt" \
-    -d "{\"model\": \"$model\", \"prompt\": \"the time warp\", \"max_tokens\": 8, \"ignore_eos\": true, \"stream\": true, \"stream_options\": {\"include_usage\": true}}"
+    -d "{\"model\": \"$model\", \"prompt\": \"the time warp\", \"max_tokens\": 32, \"ignore_eos\": true, \"stream\": true, \"stream_options\": {\"include_usage\": true}}"
 curl -sSfN "$url/chat/completions" -H 'Content-Type: application/json' -o "$TIMEWARP_RUN_DIR/stream-chat.txt" \
-    -d "{\"model\": \"$model\", \"messages\": [{\"role\": \"user\", \"content\": \"the time warp\"}], \"max_tokens\": 8, \"ignore_eos\": true, \"stream\": true, \"stream_options\": {\"include_usage\": true}}"
+    -d "{\"model\": \"$model\", \"messages\": [{\"role\": \"user\", \"content\": \"the time warp\"}], \"max_tokens\": 32, \"ignore_eos\": true, \"stream\": true, \"stream_options\": {\"include_usage\": true}}"

@@ -1,7 +1,8 @@
 // Two processes, one GPU each, sharing memory through CUDA IPC handles (sent over a pipe):
 // the bytes of a small allocation are the same in both, and a kernel that reaches into the
 // peer's memory synchronises with the peer's launch of it (a kernel-level collective, as vLLM's
-// custom all-reduce). Prints `rank R key value` lines.
+// custom all-reduce). A torch kernel whose by-value struct happens to hold a pointer into the
+// peer's memory (an unset field: stack bytes) meets nobody. Prints `rank R key value` lines.
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -25,6 +26,20 @@ __global__ void exchange(int *mine, const int *peer, int rounds)
     for (int i = 0; i < rounds; i++)
         mine[threadIdx.x] = peer[threadIdx.x] + 1;
 }
+
+namespace at {
+namespace native {
+// stands for ATen's reduce_kernel: a by-value ReduceOp whose unused dst[1] holds stack bytes
+struct ReduceArgs {
+    const float *src;
+    float *dst[2];
+};
+__global__ void reduce_kernel(ReduceArgs args)
+{
+    args.dst[0][threadIdx.x] = args.src[threadIdx.x];
+}
+}  // namespace native
+}  // namespace at
 
 static long long now_ns()
 {
@@ -63,6 +78,11 @@ static int run(int to_peer, int from_peer)
     CHECK(cudaMemcpy(&seen, small + 1, sizeof seen, cudaMemcpyDeviceToHost));
     printf("rank %d written_by_peer %d\n", rank, seen);
 
+    // rank 0 alone: an ATen kernel whose unset field points into the peer's buffer
+    if (rank == 0) {
+        at::native::ReduceArgs args = {(const float *)small, {(float *)small + 8, (float *)peer_big}};
+        at::native::reduce_kernel<<<1, 8>>>(args);
+    }
     // rank r arrives r x 10 ms late at a kernel reading the peer's memory
     CHECK(cudaDeviceSynchronize());
     printf("rank %d t0 %lld\n", rank, now_ns());
