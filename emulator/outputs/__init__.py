@@ -40,7 +40,7 @@ def write_outputs(run_dir: Path, run: RunRecords | None = None) -> dict[str, Any
     plot_time_breakdown(summary, ops, run_dir / "time_breakdown.png")
     plot_top_kernels(summary, run_dir / "top_kernels.png")
     if summary.get("serving"):
-        plot_serving(summary, run_dir, run_dir / "serving.png")
+        plot_serving(summary, run, run_dir / "serving.png")
     log.info("outputs of %s: %d records, %d GPU ops, %d trace events in %.2f s", run_dir, run.record_count,
              len(ops), events, time.monotonic() - started)
     return summary

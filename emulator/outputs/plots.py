@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -14,6 +14,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from emulator.outputs.demangle import short_name  # noqa: E402
+
+if TYPE_CHECKING:
+    from emulator.outputs.records import RunRecords
 
 log = logging.getLogger(__name__)
 
@@ -175,12 +178,12 @@ def plot_top_kernels(summary: dict[str, Any], path: Path, count: int = 25) -> No
     plt.close(fig)
 
 
-def plot_serving(summary: dict[str, Any], run_dir: Path, path: Path) -> None:
+def plot_serving(summary: dict[str, Any], run: RunRecords, path: Path) -> None:
     """A serving benchmark: TTFT and TPOT CDFs per benchmark, and each benchmark's request
     timeline (each request from its send to its first token, then to its last)."""
     from emulator.outputs.serving import serving_requests
 
-    benchmarks = [(Path(name).stem, table) for name, table in serving_requests(run_dir)][:4]
+    benchmarks = [(Path(name).stem, table) for name, table in serving_requests(run)][:4]
     fig = plt.figure(figsize=(13, 9), constrained_layout=True)
     grid = fig.add_gridspec(2, max(len(benchmarks), 2), height_ratios=[1.0, 1.3])
     ax_ttft, ax_tpot = fig.add_subplot(grid[0, : grid.ncols // 2]), fig.add_subplot(grid[0, grid.ncols // 2:])

@@ -109,6 +109,33 @@ class ProcessRecords:
     def of_kind(self, kind: str) -> np.ndarray:
         return self.records[self.records["kind"] == rec(kind)]
 
+    def marks(self, prefix: str) -> list[tuple[int, str, int]]:
+        """(virtual ns, the rest of the text, value) of each MARK record whose text starts with
+        prefix, in time order (then file order)."""
+        mark = self.of_kind("MARK")
+        found = [(int(at), self.name(int(name_id)), int(value)) for at, name_id, value in
+                 zip(mark["begin_ns"].tolist(), mark["name_id"].tolist(), mark["value"].tolist(), strict=True)]
+        return sorted(((at, text[len(prefix):], value) for at, text, value in found if text.startswith(prefix)),
+                      key=lambda m: m[0])
+
+    @property
+    def command(self) -> str:
+        """The process's arguments joined by spaces (the shim's "command" mark; cut at 1000
+        bytes), or "" for a trace written before the shim recorded it."""
+        found = self.marks("command ")
+        return found[-1][1] if found else ""
+
+    def http_requests(self) -> list[tuple[int, str]]:
+        """(virtual ns, "METHOD /path") of each HTTP request this process sent on a TCP
+        connection it opened: when its request line was written (shim/src/http_requests.c)."""
+        return [(at, what) for at, what, _ in self.marks("http request ")]
+
+    def http_served(self) -> list[tuple[int, str, int]]:
+        """What this process did as an HTTP server, on the connections it accepted: (virtual ns,
+        "received METHOD /path" | "response STATUS" | "chunk", connection number)."""
+        return [(at, what, conn) for at, what, conn in self.marks("http ")
+                if what.startswith(("received ", "response ", "chunk"))]
+
     @property
     def end_virtual_ns(self) -> int:
         """Exit time, or for a process that never exited cleanly the last time it recorded."""

@@ -57,16 +57,93 @@ def _result_documents(path: Path) -> list[dict[str, Any]]:
     return [d for d in docs if isinstance(d, dict) and {"ttfts", "itls"} <= d.keys()]
 
 
-def client_results(run_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """Every detailed benchmark result the client left in the run directory, in the order the
-    benchmarks ran (their first request's send time)."""
+def _sent_by_the_client(run: RunRecords, path: Path, doc: dict[str, Any]) -> dict[str, Any]:
+    """A result without send times (SGLang's bench_serving keeps none) gets them from the run's
+    records: the process whose command names the file sent the requests, and the shim marked
+    when each request line was written (shim/src/http_requests.c). The benchmark's requests are
+    the last N POSTs to its most used path (a warm-up request comes before them, a GET of the
+    server's state after), in the order they were sent, which is the file's request order (the
+    client starts request i before request i+1). Unchanged when no process matches."""
+    n = len(doc["ttfts"])
+    if doc.get("start_times") or n == 0:
+        return doc
+    def names_the_file(command: str) -> bool:
+        return any(arg == str(path) or arg == path.name or arg.endswith(f"/{path.name}") for arg in command.split())
+
+    # a shell that started the client names the file too, but sends nothing
+    clients = [(p, [(at, what) for at, what in p.http_requests() if what.startswith("POST ")])
+               for p in run.processes if names_the_file(p.command)]
+    clients = [(p, posts) for p, posts in clients if posts]
+    if len(clients) != 1:
+        return doc
+    client, posts = clients[0]
+    paths = [what for _, what in posts]
+    busiest = max(set(paths), key=paths.count)
+    sent = [at / 1e9 for at, what in posts if what == busiest][-n:]
+    if len(sent) < n:
+        return doc
+    return {**doc, "start_times": sent, "sent_from": f"HTTP requests of pid {client.pid} ({busiest})"}
+
+
+def client_results(run: RunRecords) -> list[tuple[Path, dict[str, Any]]]:
+    """Every detailed benchmark result the client left in the run directory (with send times
+    from the run's records where the file has none), in the order the benchmarks ran (their
+    first request's send time)."""
     out = []
-    for path in sorted(run_dir.rglob("*.json*")):
+    for path in sorted(run.run_dir.rglob("*.json*")):
         if path.name in RUN_FILES or path.parent.name in ("proc", "crash"):
             continue
-        out.extend((path, doc) for doc in _result_documents(path))
+        out.extend((path, _sent_by_the_client(run, path, doc)) for doc in _result_documents(path))
     return sorted(out, key=lambda found: min((t for t in found[1].get("start_times") or [] if t is not None),
                                              default=float("inf")))
+
+
+def server_requests(run: RunRecords) -> pd.DataFrame:
+    """One row per HTTP request a process of the run served, from its own records (the shim's
+    marks on the connections it accepted): pid, path ("POST /v1/completions"), arrived_s (its
+    request line read), status, chunks (server-sent events written), first_chunk_s,
+    last_chunk_s. Virtual seconds on the clock the client's times use."""
+    rows: list[dict[str, Any]] = []
+    for proc in run.processes:
+        current: dict[int, dict[str, Any]] = {}   # connection -> the request it carries now
+        for at, what, conn in proc.http_served():
+            if what.startswith("received "):
+                current[conn] = {"pid": proc.pid, "path": what[len("received "):], "arrived_s": at / 1e9,
+                                 "status": None, "chunks": 0, "first_chunk_s": np.nan, "last_chunk_s": np.nan}
+                rows.append(current[conn])
+            elif conn in current and what.startswith("response "):
+                current[conn]["status"] = what[len("response "):]
+            elif conn in current:   # a chunk
+                row = current[conn]
+                row["chunks"] += 1
+                row["first_chunk_s"] = at / 1e9 if row["chunks"] == 1 else row["first_chunk_s"]
+                row["last_chunk_s"] = at / 1e9
+    columns = ["pid", "path", "arrived_s", "status", "chunks", "first_chunk_s", "last_chunk_s"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _served(requests: pd.DataFrame, begin_s: float, end_s: float, client: dict[str, Any]) -> dict[str, Any] | None:
+    """The benchmark's requests as the server saw them: the streamed POSTs that arrived inside
+    its interval, to the path most of them took. A request's server-side TTFT ends when its first
+    event was written, which is before the client reads it, and begins when its request line was
+    read, after the client sent it: per request, and so per percentile, the server's TTFT and E2E
+    are at most the client's (`client_minus_server_ms` >= 0)."""
+    inside = requests[(requests["arrived_s"] >= begin_s) & (requests["arrived_s"] <= end_s) &
+                      requests["path"].str.startswith("POST ") & (requests["chunks"] > 0)]
+    if inside.empty:
+        return None
+    path = inside["path"].value_counts().index[0]
+    mine = inside[inside["path"] == path]
+    ttft = _stats_ms((mine["first_chunk_s"] - mine["arrived_s"]).to_numpy())
+    e2e = _stats_ms((mine["last_chunk_s"] - mine["arrived_s"]).to_numpy())
+    return {
+        "pid": int(mine["pid"].iloc[0]), "path": path, "requests": int(len(mine)),
+        "statuses": {str(k): int(v) for k, v in mine["status"].value_counts(dropna=False).items()},
+        "ttft_ms": ttft, "e2e_ms": e2e,
+        "client_minus_server_ms": {f"{what}.{p}": client[what][p] - ours[p]
+                                   for what, ours in (("ttft_ms", ttft), ("e2e_ms", e2e))
+                                   for p in ("p50", "p90") if client.get(what) and p in client[what]},
+    }
 
 
 def request_table(doc: dict[str, Any]) -> pd.DataFrame:
@@ -133,7 +210,7 @@ def _engine_steps(engine: tuple[int | None, list[Step]], t0_ns: int, lo_ns: int,
 
 
 def benchmark_summary(run: RunRecords, engine: tuple[int | None, list[Step]], path: Path,
-                      doc: dict[str, Any]) -> dict[str, Any]:
+                      doc: dict[str, Any], served: pd.DataFrame) -> dict[str, Any]:
     table = request_table(doc)
     ok = table[table["ok"]]
     tpots = np.asarray([(e - t) / (n - 1) for e, t, n in zip(ok["e2e_s"], ok["ttft_s"], ok["output_len"],
@@ -141,7 +218,9 @@ def benchmark_summary(run: RunRecords, engine: tuple[int | None, list[Step]], pa
     itls = np.asarray([x for row in ok["itls"] for x in row])
     sent = np.sort(table["sent_s"].dropna().to_numpy())
     out: dict[str, Any] = {
-        "file": str(path.relative_to(run.run_dir)), "requests": len(table), "completed": int(len(ok)),
+        "file": str(path.relative_to(run.run_dir)),
+        "sent_from": doc.get("sent_from", "client result file" if doc.get("start_times") else None),
+        "requests": len(table), "completed": int(len(ok)),
         "failed": int(len(table) - len(ok)),
         "output_tokens": int(ok["output_len"].sum()),
         "ttft_ms": _stats_ms(ok["ttft_s"].to_numpy()), "tpot_ms": _stats_ms(tpots), "itl_ms": _stats_ms(itls),
@@ -162,6 +241,7 @@ def benchmark_summary(run: RunRecords, engine: tuple[int | None, list[Step]], pa
             "speed": {"virtual_s": virtual_s, "wall_s": wall_s, "virtual_per_wall": virtual_s / wall_s
                       if wall_s > 0 else None},
             "engine": _engine_steps(engine, run.start_virtual_ns, lo_ns, hi_ns),
+            "server": _served(served, begin_s, end_s, out),
         })
     agreement = {}
     for ours, names in AGREEMENT_KEYS:
@@ -177,20 +257,21 @@ def benchmark_summary(run: RunRecords, engine: tuple[int | None, list[Step]], pa
 
 def serving_summary(run: RunRecords, ops: pd.DataFrame) -> dict[str, Any] | None:
     """The `serving` section, or None when the run directory holds no client result."""
-    found = client_results(run.run_dir)
+    found = client_results(run)
     if not found:
         return None
     pid, _tid, _windows, steps = engine_steps(run, ops)   # all of them: summary `steps` lists 1000
+    served = server_requests(run)
     benchmarks = []
     for path, doc in found:
         try:
-            benchmarks.append(benchmark_summary(run, (pid, steps), path, doc))
+            benchmarks.append(benchmark_summary(run, (pid, steps), path, doc, served))
         except (KeyError, ValueError, TypeError) as err:
             log.warning("serving: %s: not a benchmark result this reader knows (%s)", path, err)
     return {"source": "client result files (per-request times on the run's virtual clock)",
             "benchmarks": benchmarks}
 
 
-def serving_requests(run_dir: Path) -> list[tuple[str, pd.DataFrame]]:
+def serving_requests(run: RunRecords) -> list[tuple[str, pd.DataFrame]]:
     """(file, request table) per benchmark, for the plot."""
-    return [(str(path.relative_to(run_dir)), request_table(doc)) for path, doc in client_results(run_dir)]
+    return [(str(path.relative_to(run.run_dir)), request_table(doc)) for path, doc in client_results(run)]

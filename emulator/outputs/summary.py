@@ -153,7 +153,7 @@ def build_summary(run: RunRecords, ops: pd.DataFrame, ranks: list[Rank] | None =
     for p in run.processes:
         exited = p.exit_virtual_ns != 0
         processes.append({
-            "pid": p.pid, "ppid": p.ppid,
+            "pid": p.pid, "ppid": p.ppid, "command": p.command,
             "exit_status": p.exit_status if exited and not p.exit_signal else None,
             "exit_signal": p.exit_signal or None,
             "virtual_start_s": (p.start_virtual_ns - t0) / 1e9,

@@ -109,10 +109,28 @@ static void trace_open(void)
     mark_process_start();
 }
 
+/* "process start pid N", then "command ARGV" (arguments joined by spaces, cut at 1000 bytes):
+ * what each process of the run was (summary.json's processes; a benchmark client's result file
+ * is found by the path its command names). */
 static void mark_process_start(void)
 {
-    char what[64];
+    char what[1024];
     snprintf(what, sizeof what, "process start pid %d", (int)getpid());
+    tw_trace_mark(what);
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    memcpy(what, "command ", 8);
+    ssize_t n = tw_io_read(fd, what + 8, sizeof what - 9);
+    close(fd);
+    if (n <= 0)
+        return;
+    while (n > 0 && what[8 + n - 1] == '\0')
+        n--;
+    for (ssize_t i = 0; i < n; i++)
+        if (what[8 + i] == '\0' || what[8 + i] == '\n' || what[8 + i] == '\t')
+            what[8 + i] = ' ';
+    what[8 + n] = '\0';
     tw_trace_mark(what);
 }
 
@@ -182,7 +200,7 @@ void tw_trace_api(uint32_t api_name_id, int64_t begin_ns, int64_t end_ns)
     tw_trace_commit(rec, TW_REC_API);
 }
 
-void tw_trace_mark(const char *what)
+void tw_trace_mark_value(const char *what, int64_t value)
 {
     tw_record *rec = tw_trace_claim();
     if (rec == NULL)
@@ -190,7 +208,13 @@ void tw_trace_mark(const char *what)
     rec->tid = tw_thread_id();
     rec->name_id = tw_name_intern(what);
     rec->begin_ns = rec->end_ns = tw_now_ns();
+    rec->value = value;
     tw_trace_commit(rec, TW_REC_MARK);
+}
+
+void tw_trace_mark(const char *what)
+{
+    tw_trace_mark_value(what, 0);
 }
 
 void tw_trace_set_exit(int status, int signal_number)

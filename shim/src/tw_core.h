@@ -278,6 +278,10 @@ tw_record *tw_trace_claim(void);           /* zeroed slot, or NULL when tracing 
 void tw_trace_commit(tw_record *rec, uint16_t kind);
 void tw_trace_api(uint32_t api_name_id, int64_t begin_ns, int64_t end_ns);
 void tw_trace_mark(const char *what);
+void tw_trace_mark_value(const char *what, int64_t value);   /* a mark with a number (value field) */
+/* http_requests.c: a connection this process accepted, and bytes it read from one */
+void tw_http_accepted(int fd);
+void tw_http_received(int fd, const void *buf, ssize_t bytes);
 /* waits_io.c: read and recv that bypass the interposed (waiting) ones: the shim's own I/O */
 ssize_t tw_io_read(int fd, void *buf, size_t count);
 ssize_t tw_io_recv(int fd, void *buf, size_t len, int flags);

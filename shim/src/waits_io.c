@@ -111,7 +111,9 @@ TW_EXPORT ssize_t read(int fd, void *buf, size_t count)
     ensure_real();
     if (!readable_now(fd) && !nonblocking(fd) && !await_readable(fd, "read"))
         return -1;
-    return real.read(fd, buf, count);
+    ssize_t n = real.read(fd, buf, count);
+    tw_http_received(fd, buf, n);
+    return n;
 }
 
 TW_EXPORT ssize_t __read_chk(int fd, void *buf, size_t count, size_t buflen)
@@ -141,20 +143,45 @@ TW_EXPORT ssize_t __read_chk(int fd, void *buf, size_t count, size_t buflen)
         }                                                                              \
     } while (0)
 
-TW_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
+static ssize_t recv_waiting(int fd, void *buf, size_t len, int flags)
 {
     RECV_WITH_WAIT("recv", real.recv(fd, buf, len, flags | MSG_DONTWAIT), real.recv(fd, buf, len, flags));
 }
 
-TW_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr, socklen_t *addrlen)
+static ssize_t recvfrom_waiting(int fd, void *buf, size_t len, int flags, struct sockaddr *addr, socklen_t *addrlen)
 {
     RECV_WITH_WAIT("recvfrom", real.recvfrom(fd, buf, len, flags | MSG_DONTWAIT, addr, addrlen),
                    real.recvfrom(fd, buf, len, flags, addr, addrlen));
 }
 
-TW_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+static ssize_t recvmsg_waiting(int fd, struct msghdr *msg, int flags)
 {
     RECV_WITH_WAIT("recvmsg", real.recvmsg(fd, msg, flags | MSG_DONTWAIT), real.recvmsg(fd, msg, flags));
+}
+
+TW_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+    ssize_t n = recv_waiting(fd, buf, len, flags);
+    if (!(flags & MSG_PEEK))
+        tw_http_received(fd, buf, n);
+    return n;
+}
+
+TW_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr, socklen_t *addrlen)
+{
+    ssize_t n = recvfrom_waiting(fd, buf, len, flags, addr, addrlen);
+    if (!(flags & MSG_PEEK))
+        tw_http_received(fd, buf, n);
+    return n;
+}
+
+TW_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    ssize_t n = recvmsg_waiting(fd, msg, flags);
+    if (n > 0 && !(flags & MSG_PEEK) && msg != NULL && msg->msg_iov != NULL && msg->msg_iovlen > 0)
+        tw_http_received(fd, msg->msg_iov[0].iov_base, n < (ssize_t)msg->msg_iov[0].iov_len ? n
+                                                                                         : (ssize_t)msg->msg_iov[0].iov_len);
+    return n;
 }
 
 TW_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
@@ -162,7 +189,9 @@ TW_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
     ensure_real();
     if (!readable_now(fd) && !nonblocking(fd) && !await_readable(fd, "accept"))
         return -1;
-    return real.accept(fd, addr, addrlen);
+    int conn = real.accept(fd, addr, addrlen);
+    tw_http_accepted(conn);
+    return conn;
 }
 
 TW_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
@@ -170,5 +199,7 @@ TW_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int fla
     ensure_real();
     if (!readable_now(fd) && !nonblocking(fd) && !await_readable(fd, "accept"))
         return -1;
-    return real.accept4(fd, addr, addrlen, flags);
+    int conn = real.accept4(fd, addr, addrlen, flags);
+    tw_http_accepted(conn);
+    return conn;
 }

@@ -83,12 +83,20 @@ def test_every_request_succeeds_and_matches_the_client(served: EmulatedRun) -> N
         assert bench["agreement_max_relative"] is not None and bench["agreement_max_relative"] <= 0.01, \
             bench["agreement"]
         assert 0 < bench["ttft_ms"]["p50"] < bench["e2e_ms"]["p50"]
+        # the API process's own records: every request read, answered 200 and streamed; its
+        # TTFT and E2E (read to first / last event written) at most the client's
+        server = bench["server"]
+        assert (server["path"], server["requests"], server["statuses"]) == ("POST /v1/completions", PROMPTS,
+                                                                            {"200": PROMPTS}), server
+        assert 0 < server["ttft_ms"]["p50"] < server["e2e_ms"]["p50"], server
+        assert min(server["client_minus_server_ms"].values()) >= 0, server
 
 
 def test_ttft_below_e2e_for_every_request(served: EmulatedRun) -> None:
+    from emulator.outputs.records import load_run
     from emulator.outputs.serving import serving_requests
 
-    for name, table in serving_requests(served.run_dir):
+    for name, table in serving_requests(load_run(served.run_dir)):
         assert (table["ttft_s"] > 0).all() and (table["ttft_s"] < table["e2e_s"]).all(), name
 
 

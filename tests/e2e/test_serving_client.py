@@ -16,6 +16,9 @@ import sys
 import pytest
 from timewarp_testing import REPO, EmulatedRun
 
+from emulator.outputs.records import load_run
+from emulator.outputs.serving import server_requests
+
 WORKLOADS = REPO / "tests" / "e2e" / "workloads"
 SERVER = [sys.executable, str(WORKLOADS / "toy_http_server.py")]
 CLIENT = [sys.executable, str(WORKLOADS / "toy_http_client.py")]
@@ -54,6 +57,24 @@ def test_client_runs_once_the_server_answers_and_ends_the_run(emulate) -> None: 
         # processes' real CPU time (generous: a loaded host deschedules them)
         assert 0.010 <= ttft < e2e and 0.080 <= e2e < 0.5, (ttft, e2e)
     assert "stopped cleanly after 4 requests" in run.stdout   # SIGTERM, the server's clean shutdown
+    # the client's requests are in the run's records: its command, and each request line's time
+    client_proc = next(p for p in load_run(run.run_dir).processes if "toy_http_client.py" in p.command)
+    sent = client_proc.http_requests()
+    assert [what for _, what in sent] == ["POST /generate"] * 4, sent
+    # request i's line is written after its start and before its first token: relative to
+    # request 0, the gap between marks differs from the gap between starts by less than the TTFTs
+    for (start, ttft, _e2e, _chunks), (at_ns, _) in zip(requests, sent, strict=True):
+        drift = (at_ns - sent[0][0]) / 1e9 - (start - requests[0][0])
+        assert -requests[0][1] < drift < ttft, (drift, requests)
+    # and as the server saw them: each read after it was sent, 8 events written, the first after
+    # one 10 ms step and before the client read it, the last before the client's end
+    served = server_requests(load_run(run.run_dir))
+    posts = served[served["path"] == "POST /generate"].reset_index()
+    assert len(posts) == 4 and (posts["status"] == "200").all() and (posts["chunks"] == 8).all(), served
+    for (_start, ttft, e2e, _chunks), (at_ns, _), row in zip(requests, sent, posts.itertuples(), strict=True):
+        assert row.arrived_s >= at_ns / 1e9
+        assert 0.010 <= row.first_chunk_s - row.arrived_s <= ttft, (row, ttft)
+        assert 0.080 <= row.last_chunk_s - row.arrived_s <= e2e, (row, e2e)
     client = run_json(run)["client"]
     assert client["exit_status"] == 0 and client["server_exit_status"] == 0 and client["ready_after_wall_s"] >= 0
     assert run.summary["ended_by"] is None and run.summary["client"]["port"] == port

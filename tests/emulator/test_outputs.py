@@ -348,3 +348,49 @@ def test_steps_of_a_run_without_gpu_ops(tmp_path: Path) -> None:
     TraceFile(pid=400, ppid=1, start_ns=T0, exit_ns=T0 + 1_000).write(tmp_path)
     steps = write_outputs(tmp_path)["steps"]
     assert steps["count"] == 0 and steps["pid"] is None and steps["list"] == [] and steps["by_phase"] == {}
+
+
+def test_a_client_result_without_send_times_takes_them_from_its_http_requests(tmp_path: Path) -> None:
+    """SGLang's bench_serving saves no send times: the requests' are the times its process wrote
+    their request lines (the shim's marks), the last N POSTs to its busiest path. A warm-up POST
+    comes before them and a GET of the server's state after; the shell that started the client
+    names the file too but sends nothing."""
+    run_dir = tmp_path / "run"
+    result = run_dir / "bench" / "rate-4.jsonl"
+    result.parent.mkdir(parents=True)
+    shell = TraceFile(pid=300, ppid=1, start_ns=T0, exit_ns=T0 + 9_000_000_000)
+    shell.add("MARK", f"command bash -c python -m sglang.bench_serving --output-file {result} && true", begin_ns=T0)
+    shell.write(run_dir)
+    client = TraceFile(pid=301, ppid=300, start_ns=T0, exit_ns=T0 + 9_000_000_000)
+    client.add("MARK", f"command python -m sglang.bench_serving --request-rate 4 --output-file {result}",
+               begin_ns=T0)
+    sends = [T0 + 2_000_000_000 + k * 250_000_000 for k in range(3)]   # 0.25 s apart
+    for at, what in [(T0 + 100_000_000, "GET /get_model_info"), (T0 + 500_000_000, "POST /generate"),
+                     *[(at, "POST /generate") for at in sends], (T0 + 8_000_000_000, "GET /server_info")]:
+        client.add("MARK", f"http request {what}", begin_ns=at)
+    client.write(run_dir)
+    # the server's side: each request read 1 ms after it was sent, its two events written after
+    # 5 and 9 ms, on connections 7, 8, 9 (a health probe on connection 6 streams nothing)
+    server = TraceFile(pid=302, ppid=1, start_ns=T0, exit_ns=T0 + 9_000_000_000)
+    server.add("MARK", "http received GET /health", begin_ns=T0 + 50_000_000, value=6)
+    for conn, at in enumerate(sends, start=7):
+        server.add("MARK", "http received POST /generate", begin_ns=at + 1_000_000, value=conn)
+        server.add("MARK", "http response 200", begin_ns=at + 2_000_000, value=conn)
+        server.add("MARK", "http chunk", begin_ns=at + 6_000_000, value=conn)
+        server.add("MARK", "http chunk", begin_ns=at + 10_000_000, value=conn)
+    server.write(run_dir)
+    result.write_text(json.dumps({"completed": 3, "ttfts": [0.01, 0.02, 0.01], "itls": [[0.005], [0.005], [0.005]],
+                                  "output_lens": [2, 2, 2], "errors": ["", "", ""]}) + "\n")
+    (run_dir / "run.json").write_text(json.dumps({"command": ["bash"], "exit_status": 0, "gpu": {"key": "h100"}}))
+    bench = write_outputs(run_dir)["serving"]["benchmarks"][0]
+    assert bench["sent_from"] == "HTTP requests of pid 301 (POST /generate)"
+    assert bench["inter_arrival_s"] == {"mean": pytest.approx(0.25), "count": 2}
+    assert bench["begin_s"] == pytest.approx(2.0) and bench["duration_s"] == pytest.approx(0.5 + 0.015)
+    served = bench["server"]
+    assert (served["pid"], served["path"], served["requests"], served["statuses"]) == (302, "POST /generate", 3,
+                                                                                        {"200": 3})
+    assert served["ttft_ms"]["p50"] == pytest.approx(5.0) and served["e2e_ms"]["p50"] == pytest.approx(9.0)
+    # the client's TTFT (10-20 ms from its send) is at least the server's (5 ms from its read)
+    assert served["client_minus_server_ms"]["ttft_ms.p50"] == pytest.approx(10.0 - 5.0)
+    commands = {p["pid"]: p["command"] for p in write_outputs(run_dir)["processes"]}
+    assert commands[301].startswith("python -m sglang.bench_serving --request-rate 4")
