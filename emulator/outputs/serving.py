@@ -126,8 +126,9 @@ def _served(requests: pd.DataFrame, begin_s: float, end_s: float, client: dict[s
     """The benchmark's requests as the server saw them: the streamed POSTs that arrived inside
     its interval, to the path most of them took. A request's server-side TTFT ends when its first
     event was written, which is before the client reads it, and begins when its request line was
-    read, after the client sent it: per request, and so per percentile, the server's TTFT and E2E
-    are at most the client's (`client_minus_server_ms` >= 0)."""
+    read, after the client sent it: per request, and so per percentile over the same requests
+    (every request of the benchmark completed), the server's TTFT and E2E are at most the
+    client's (`client_minus_server_ms` >= 0)."""
     inside = requests[(requests["arrived_s"] >= begin_s) & (requests["arrived_s"] <= end_s) &
                       requests["path"].str.startswith("POST ") & (requests["chunks"] > 0)]
     if inside.empty:

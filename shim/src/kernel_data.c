@@ -477,7 +477,11 @@ static void parse_elementwise(const char *text, bool vectorized, tw_kernel_data 
     uint32_t n = split_args(strchr(text, '<') + 1, starts, lengths, 7);
     tw_kernel_data kd = {0};
     if (vectorized) {
-        if (n != 3 || !parse_functor(starts[1], lengths[1], &kd))
+        /* vectorized_elementwise_kernel<vec_size, func, array> (torch 2.14 adds a bool after the
+         * array; the parameters are the same) */
+        bool flag = n == 4 && ((lengths[3] == 5 && strncmp(starts[3], "false", 5) == 0) ||
+                               (lengths[3] == 4 && strncmp(starts[3], "true", 4) == 0));
+        if ((n != 3 && !flag) || !parse_functor(starts[1], lengths[1], &kd))
             return;
         kd.operands = array_operands(starts[2], lengths[2]);
     } else {

@@ -8,6 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+from e2e.frameworks import SGLANG, VLLM_0_33, Framework, interpreter
 from timewarp_testing import requires_cuda_torch
 
 pytestmark = requires_cuda_torch
@@ -15,8 +17,8 @@ pytestmark = requires_cuda_torch
 PROGRAM = Path(__file__).resolve().parent / "kernel_data_values.py"
 
 
-def run_values(emulate) -> dict[str, tuple[str, str]]:  # noqa: ANN001
-    run = emulate([sys.executable, str(PROGRAM)])
+def run_values(emulate, python: str = sys.executable) -> dict[str, tuple[str, str]]:  # noqa: ANN001
+    run = emulate([python, str(PROGRAM)])
     assert run.exit_status == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
     values = {}
     for line in run.stdout.splitlines():
@@ -27,8 +29,11 @@ def run_values(emulate) -> dict[str, tuple[str, str]]:  # noqa: ANN001
     return values
 
 
-def test_small_tensor_kernels_match_the_cpu(emulate) -> None:  # noqa: ANN001
-    values = run_values(emulate)
+# torch 2.13 (this environment), 2.14.0 (vLLM 0.33's) and 2.14.1 (SGLang's): the kernels' names
+# change between releases (2.14's vectorized_elementwise_kernel has a fourth template argument)
+@pytest.mark.parametrize("torch_of", [None, VLLM_0_33, SGLANG], ids=["torch-2.13", "torch-2.14.0", "torch-2.14.1"])
+def test_small_tensor_kernels_match_the_cpu(emulate, torch_of: Framework | None) -> None:  # noqa: ANN001
+    values = run_values(emulate, sys.executable if torch_of is None else interpreter(torch_of))
     sys.path.insert(0, str(PROGRAM.parent))
     try:
         import kernel_data_values
