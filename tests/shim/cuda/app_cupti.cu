@@ -6,17 +6,10 @@
 #include <cstdlib>
 #include <ctime>
 #include <cuda_runtime.h>
+
+#include "check.h"
 #include <cupti.h>
 
-#define CHECK(call)                                                                        \
-    do {                                                                                   \
-        cudaError_t err_ = (call);                                                         \
-        if (err_ != cudaSuccess) {                                                         \
-            fprintf(stderr, "FAIL %s:%d %s -> %s\n", __FILE__, __LINE__, #call,            \
-                    cudaGetErrorName(err_));                                               \
-            return 1;                                                                      \
-        }                                                                                  \
-    } while (0)
 #define CUPTI_CHECK(call)                                                                  \
     do {                                                                                   \
         CUptiResult r_ = (call);                                                           \

@@ -3,15 +3,7 @@
 #include <cstdio>
 #include <cuda_runtime.h>
 
-#define CHECK(call)                                                                        \
-    do {                                                                                   \
-        cudaError_t err_ = (call);                                                         \
-        if (err_ != cudaSuccess) {                                                         \
-            fprintf(stderr, "FAIL %s:%d %s -> %s\n", __FILE__, __LINE__, #call,            \
-                    cudaGetErrorName(err_));                                               \
-            return 1;                                                                      \
-        }                                                                                  \
-    } while (0)
+#include "check.h"
 
 // y = a * x + y: reads x and y, writes y (12 bytes per element).
 __global__ void scale_add(const float *x, float *y, float a, size_t n) {

@@ -4,15 +4,7 @@
 #include <cstdlib>
 #include <cuda_runtime.h>
 
-#define CHECK(call)                                                                        \
-    do {                                                                                   \
-        cudaError_t err_ = (call);                                                         \
-        if (err_ != cudaSuccess) {                                                         \
-            fprintf(stderr, "FAIL %s:%d %s -> %s\n", __FILE__, __LINE__, #call,            \
-                    cudaGetErrorName(err_));                                               \
-            return 1;                                                                      \
-        }                                                                                  \
-    } while (0)
+#include "check.h"
 
 int main(int argc, char **argv) {
     if (argc != 2) {
