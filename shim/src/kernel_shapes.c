@@ -355,6 +355,16 @@ static void parse_elementwise_name(const char *text, size_t open, tw_kernel_shap
         long k = arg_long(array + 18, strcspn(array + 18, "u>"));
         out->operands = k > 0 && k <= 16 ? (uint8_t)k : 0;
         out->operand_array = out->operands > 0;
+        /* casting copies: float to half/bfloat16 (Copy.cu's no-cast kernels, lambda(float)), and
+         * `.to(dtype)` through a loader and storer that carry both types */
+        const char *head = text + strlen("void at::native::");
+        if (out->operands == 2 && (strstr(head, "float16_copy_kernel_cuda(") != NULL ||
+                                   strstr(head, "bfloat16_copy_kernel_cuda(") != NULL)) {
+            out->array_elem_bytes[0] = 2;
+            out->array_elem_bytes[1] = 4;
+        }
+        const char *load = strstr(text, "LoadWithCast<1>"), *store = strstr(text, "StoreWithCast<1>");
+        out->cast_params = out->operands == 2 && load != NULL && store != NULL && (size_t)(store - text) < open;
         return;
     }
     const char *lambda = NULL;
@@ -1165,11 +1175,18 @@ static bool describe_elementwise(const tw_kernel_shape *shape, const tw_param_la
     uint32_t operands = shape->operands;
     tw_alloc a;
     if (shape->operand_array) { /* the std::array<char*, K> parameter */
+        uint64_t sizes[2] = {shape->array_elem_bytes[0], shape->array_elem_bytes[1]};
+        if (shape->cast_params && l->count == 7 && l->size[5] == 8 && l->size[6] == 8) {
+            /* (N, f, data, in calc, out calc, LoadWithCast {dtype, element size}, StoreWithCast) */
+            sizes[0] = arg_u64(l, args, 6, 0) >> 32;
+            sizes[1] = arg_u64(l, args, 5, 0) >> 32;
+        }
         for (uint32_t i = 1; i < l->count; i++) {
             if (l->size[i] != 8 * operands)
                 continue;
             for (uint32_t k = 0; k < operands; k++) {
-                uint64_t p = arg_u64(l, args, i, 8 * k), want = (uint64_t)n * elem;
+                uint64_t size = k < 2 && sizes[k] >= 1 && sizes[k] <= 16 ? sizes[k] : elem;
+                uint64_t p = arg_u64(l, args, i, 8 * k), want = (uint64_t)n * size;
                 if (device_pointer(p, &a))
                     bytes += want < a.base + a.size - p ? want : a.base + a.size - p;
             }

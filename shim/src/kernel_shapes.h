@@ -38,6 +38,10 @@ typedef struct tw_kernel_shape {
     uint8_t operands;                 /* element-wise: pointers in its std::array, else
                                          (strided kernel) its lambda's arity + 1 */
     bool operand_array;               /* element-wise: operands come as std::array<char*, K> */
+    uint8_t array_elem_bytes[2];      /* element-wise, 2 operands of other sizes: out, in (float to
+                                         half or bfloat16: 2, 4); 0: the kernel's element size */
+    bool cast_params;                 /* element-wise: LoadWithCast<1>/StoreWithCast<1> parameters
+                                         give the operands' element sizes at launch */
     uint8_t pointer_params;           /* top-level parameters that are pointers */
     uint64_t written_params;          /* bit i: parameter i points to non-const data */
     uint64_t int_params;              /* bit i: parameter i is an integer (a possible count) */

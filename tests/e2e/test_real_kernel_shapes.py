@@ -66,6 +66,11 @@ def test_torch_kernels_are_described_by_their_arguments(emulate) -> None:  # noq
         assert float(r["duration_us"]) >= int(r["flops"]) / H100.peak_bf16_flops * 1e6
     assert run.summary["underdescribed"] == [], run.summary["underdescribed"]
 
+    # casting copies: the input's element size read, the output's written (not one size for both)
+    n = 1 << 20
+    copies = sorted((int(r["seq"]), int(r["bytes"])) for r in rows if "copy_kernel_cuda" in r["name"])
+    assert [b for _, b in copies[-3:]] == [n * (4 + 2), n * (2 + 4), n * (8 + 4)], copies[-3:]
+
 
 F32 = 4
 CHUNK = 65536
