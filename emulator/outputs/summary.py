@@ -87,13 +87,7 @@ def clock_summary(run_dir: Path) -> dict[str, Any]:
 
 def _marks(run: RunRecords, prefix: str, key: str) -> list[dict[str, Any]]:
     """The shim's MARK records whose text starts with prefix: [{pid, key: the rest}]."""
-    out = []
-    for p in run.processes:
-        for name_id in p.of_kind("MARK")["name_id"].tolist():
-            name = p.name(name_id)
-            if name.startswith(prefix):
-                out.append({"pid": p.pid, key: name[len(prefix):]})
-    return out
+    return [{"pid": p.pid, key: rest} for p in run.processes for _, rest, _ in p.marks(prefix)]
 
 
 def degraded_causes(run: RunRecords) -> list[dict[str, Any]]:

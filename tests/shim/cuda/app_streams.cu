@@ -2,15 +2,7 @@
 #include <cstdio>
 #include <cuda_runtime.h>
 
-#define CHECK(call)                                                                        \
-    do {                                                                                   \
-        cudaError_t err_ = (call);                                                         \
-        if (err_ != cudaSuccess) {                                                         \
-            fprintf(stderr, "FAIL %s:%d %s -> %s\n", __FILE__, __LINE__, #call,            \
-                    cudaGetErrorName(err_));                                               \
-            return 1;                                                                      \
-        }                                                                                  \
-    } while (0)
+#include "check.h"
 
 __global__ void long_kernel(const float *x, float *y, size_t n) {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
